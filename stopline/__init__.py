@@ -1,0 +1,1 @@
+"""Stopline: the hub of an anti-fraud centre."""

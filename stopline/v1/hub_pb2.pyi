@@ -1,0 +1,185 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from stopline.v1 import common_pb2 as _common_pb2
+from stopline.v1 import envelope_pb2 as _envelope_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CaseStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CASE_STATUS_UNSPECIFIED: _ClassVar[CaseStatus]
+    CASE_STATUS_STOPPING: _ClassVar[CaseStatus]
+    CASE_STATUS_STOPS_ANSWERED: _ClassVar[CaseStatus]
+
+class StopState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STOP_STATE_UNSPECIFIED: _ClassVar[StopState]
+    STOP_STATE_ASKED: _ClassVar[StopState]
+    STOP_STATE_HELD: _ClassVar[StopState]
+    STOP_STATE_PARTIALLY_HELD: _ClassVar[StopState]
+    STOP_STATE_REFUSED: _ClassVar[StopState]
+    STOP_STATE_ANSWER_REJECTED: _ClassVar[StopState]
+    STOP_STATE_FAILED: _ClassVar[StopState]
+CASE_STATUS_UNSPECIFIED: CaseStatus
+CASE_STATUS_STOPPING: CaseStatus
+CASE_STATUS_STOPS_ANSWERED: CaseStatus
+STOP_STATE_UNSPECIFIED: StopState
+STOP_STATE_ASKED: StopState
+STOP_STATE_HELD: StopState
+STOP_STATE_PARTIALLY_HELD: StopState
+STOP_STATE_REFUSED: StopState
+STOP_STATE_ANSWER_REJECTED: StopState
+STOP_STATE_FAILED: StopState
+
+class ReportCaseRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class ReportCaseResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class CaseReport(_message.Message):
+    __slots__ = ("case_id", "reporting_unit", "reported_at", "transfers", "suspect_phone_numbers", "summary")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REPORTING_UNIT_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    SUSPECT_PHONE_NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    reporting_unit: str
+    reported_at: _timestamp_pb2.Timestamp
+    transfers: _containers.RepeatedCompositeFieldContainer[VictimTransfer]
+    suspect_phone_numbers: _containers.RepeatedScalarFieldContainer[str]
+    summary: str
+    def __init__(self, case_id: _Optional[str] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[VictimTransfer, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class VictimTransfer(_message.Message):
+    __slots__ = ("from_account", "to_account", "to_account_holder_name", "amount", "transferred_at")
+    FROM_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_HOLDER_NAME_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERRED_AT_FIELD_NUMBER: _ClassVar[int]
+    from_account: _common_pb2.AccountRef
+    to_account: _common_pb2.AccountRef
+    to_account_holder_name: str
+    amount: _common_pb2.Money
+    transferred_at: _timestamp_pb2.Timestamp
+    def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account_holder_name: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., transferred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CaseReceipt(_message.Message):
+    __slots__ = ("case_id", "workflow_id", "created", "accepted_at")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    workflow_id: str
+    created: bool
+    accepted_at: _timestamp_pb2.Timestamp
+    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., created: _Optional[bool] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AccountStop(_message.Message):
+    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
+    account: _common_pb2.AccountRef
+    requested: _common_pb2.Money
+    state: StopState
+    held: _common_pb2.Money
+    reason: str
+    attempts: int
+    last_error: str
+    hold_id: str
+    hold_expires_at: _timestamp_pb2.Timestamp
+    answered_at: _timestamp_pb2.Timestamp
+    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CaseView(_message.Message):
+    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REPORTING_UNIT_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_REPORTED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_HELD_FIELD_NUMBER: _ClassVar[int]
+    STOPS_FIELD_NUMBER: _ClassVar[int]
+    SUSPECT_PHONE_NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    workflow_id: str
+    status: CaseStatus
+    reporting_unit: str
+    reported_at: _timestamp_pb2.Timestamp
+    total_reported: _common_pb2.Money
+    total_held: _common_pb2.Money
+    stops: _containers.RepeatedCompositeFieldContainer[AccountStop]
+    suspect_phone_numbers: _containers.RepeatedScalarFieldContainer[str]
+    summary: str
+    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class GetCaseRequest(_message.Message):
+    __slots__ = ("case_id",)
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    def __init__(self, case_id: _Optional[str] = ...) -> None: ...
+
+class GetCaseResponse(_message.Message):
+    __slots__ = ("case",)
+    CASE_FIELD_NUMBER: _ClassVar[int]
+    case: CaseView
+    def __init__(self, case: _Optional[_Union[CaseView, _Mapping]] = ...) -> None: ...
+
+class ListCasesRequest(_message.Message):
+    __slots__ = ("status", "page_size", "page_token")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    status: CaseStatus
+    page_size: int
+    page_token: bytes
+    def __init__(self, status: _Optional[_Union[CaseStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[bytes] = ...) -> None: ...
+
+class CaseSummary(_message.Message):
+    __slots__ = ("case_id", "workflow_id", "status", "total_reported", "started_at")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_REPORTED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    workflow_id: str
+    status: CaseStatus
+    total_reported: _common_pb2.Money
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListCasesResponse(_message.Message):
+    __slots__ = ("cases", "next_page_token")
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    cases: _containers.RepeatedCompositeFieldContainer[CaseSummary]
+    next_page_token: bytes
+    def __init__(self, cases: _Optional[_Iterable[_Union[CaseSummary, _Mapping]]] = ..., next_page_token: _Optional[bytes] = ...) -> None: ...
