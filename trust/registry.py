@@ -1,0 +1,233 @@
+"""The institution registry: who exists, what kind of institution it is, where it listens and
+which Ed25519 keys it signs with (and when each key was valid).
+
+Stored as one JSON file that operators edit; it is validated as a whole on load and a bad file is
+refused with the entry and field named, so a typo never half-applies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from trust.errors import KeyNotValid, RegistryError, UnknownSigner
+from trust.keys import public_key_b64, public_key_from_b64
+
+REGISTRY_VERSION = 1
+
+
+class InstitutionKind(StrEnum):
+    HUB = "hub"
+    POLICE_UNIT = "police_unit"
+    BANK = "bank"
+    PAYMENT_COMPANY = "payment_company"
+    CARRIER = "carrier"
+    TELECOM_REGULATOR = "telecom_regulator"
+    CENTRAL_BANK_CHANNEL = "central_bank_channel"
+    BANK_REGULATOR = "bank_regulator"
+    AUDITOR = "auditor"
+
+
+# Institutions that keep accounts and so can be asked to stop a payment.
+ACCOUNT_KEEPERS = frozenset({InstitutionKind.BANK, InstitutionKind.PAYMENT_COMPANY})
+
+
+def _parse_time(value: str | None, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise RegistryError(f"{where}: {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise RegistryError(f"{where}: {value!r} has no UTC offset")
+    return parsed
+
+
+@dataclass(frozen=True)
+class RegisteredKey:
+    key_id: str
+    public_key_b64: str
+    valid_from: datetime
+    valid_until: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return public_key_from_b64(self.public_key_b64)
+
+    def valid_at(self, at: datetime) -> bool:
+        if at < self.valid_from:
+            return False
+        if self.valid_until is not None and at >= self.valid_until:
+            return False
+        return not (self.revoked_at is not None and at >= self.revoked_at)
+
+
+@dataclass(frozen=True)
+class Institution:
+    id: str
+    name: str
+    kind: InstitutionKind
+    endpoint: str | None = None
+    keys: tuple[RegisteredKey, ...] = field(default_factory=tuple)
+
+    @property
+    def keeps_accounts(self) -> bool:
+        return self.kind in ACCOUNT_KEEPERS
+
+
+class Registry:
+    def __init__(self, institutions: list[Institution]):
+        self._by_id: dict[str, Institution] = {}
+        for inst in institutions:
+            if inst.id in self._by_id:
+                raise RegistryError(f"institution {inst.id!r} is listed twice")
+            self._by_id[inst.id] = inst
+        key_owner: dict[str, str] = {}
+        for inst in institutions:
+            for key in inst.keys:
+                if key.key_id in key_owner:
+                    raise RegistryError(
+                        f"key id {key.key_id!r} belongs to both {key_owner[key.key_id]!r} and {inst.id!r}"
+                    )
+                key_owner[key.key_id] = inst.id
+
+    def __contains__(self, institution_id: str) -> bool:
+        return institution_id in self._by_id
+
+    def __iter__(self):
+        return iter(self._by_id.values())
+
+    def get(self, institution_id: str) -> Institution | None:
+        return self._by_id.get(institution_id)
+
+    def institution(self, institution_id: str) -> Institution:
+        inst = self._by_id.get(institution_id)
+        if inst is None:
+            raise UnknownSigner(f"institution {institution_id!r} is not in the registry")
+        return inst
+
+    def endpoint(self, institution_id: str) -> str:
+        inst = self.institution(institution_id)
+        if not inst.endpoint:
+            raise RegistryError(f"institution {institution_id!r} has no endpoint in the registry")
+        return inst.endpoint
+
+    def verification_key(self, signer: str, key_id: str, *, at: datetime) -> Ed25519PublicKey:
+        inst = self._by_id.get(signer)
+        if inst is None:
+            raise UnknownSigner(f"signer {signer!r} is not in the registry")
+        for key in inst.keys:
+            if key.key_id == key_id:
+                if not key.valid_at(at):
+                    raise KeyNotValid(f"key {key_id!r} of {signer!r} was not valid at {at.isoformat()}")
+                return key.public_key
+        raise UnknownSigner(f"key {key_id!r} is not registered for {signer!r}")
+
+    # --- file form -------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Registry:
+        if not isinstance(data, dict) or data.get("version") != REGISTRY_VERSION:
+            raise RegistryError(f"registry: 'version' must be {REGISTRY_VERSION}")
+        entries = data.get("institutions")
+        if not isinstance(entries, list):
+            raise RegistryError("registry: 'institutions' must be a list")
+        institutions = []
+        for i, entry in enumerate(entries):
+            where = f"institutions[{i}]"
+            if not isinstance(entry, dict):
+                raise RegistryError(f"{where}: must be an object")
+            inst_id = entry.get("id")
+            if not isinstance(inst_id, str) or not inst_id:
+                raise RegistryError(f"{where}.id: must be a non-empty string")
+            where = f"institutions[{i}] ({inst_id})"
+            try:
+                kind = InstitutionKind(entry.get("kind"))
+            except ValueError:
+                kinds = ", ".join(k.value for k in InstitutionKind)
+                raise RegistryError(f"{where}.kind: {entry.get('kind')!r} is not one of {kinds}") from None
+            keys = []
+            for j, k in enumerate(entry.get("keys", [])):
+                kwhere = f"{where}.keys[{j}]"
+                try:
+                    public_key_from_b64(k["public_key"])
+                except (KeyError, TypeError, ValueError) as e:
+                    raise RegistryError(f"{kwhere}.public_key: not a base64 Ed25519 public key ({e})") from None
+                if not isinstance(k.get("key_id"), str) or not k["key_id"]:
+                    raise RegistryError(f"{kwhere}.key_id: must be a non-empty string")
+                valid_from = _parse_time(k.get("valid_from"), f"{kwhere}.valid_from")
+                if valid_from is None:
+                    raise RegistryError(f"{kwhere}.valid_from: required")
+                keys.append(
+                    RegisteredKey(
+                        key_id=k["key_id"],
+                        public_key_b64=k["public_key"],
+                        valid_from=valid_from,
+                        valid_until=_parse_time(k.get("valid_until"), f"{kwhere}.valid_until"),
+                        revoked_at=_parse_time(k.get("revoked_at"), f"{kwhere}.revoked_at"),
+                    )
+                )
+            endpoint = entry.get("endpoint")
+            if endpoint is not None and (not isinstance(endpoint, str) or ":" not in endpoint):
+                raise RegistryError(f"{where}.endpoint: {endpoint!r} is not host:port")
+            institutions.append(
+                Institution(
+                    id=inst_id,
+                    name=str(entry.get("name", inst_id)),
+                    kind=kind,
+                    endpoint=endpoint,
+                    keys=tuple(keys),
+                )
+            )
+        return cls(institutions)
+
+    def to_dict(self) -> dict:
+        def key_dict(k: RegisteredKey) -> dict:
+            d = asdict(k)
+            d["public_key"] = d.pop("public_key_b64")
+            for name in ("valid_from", "valid_until", "revoked_at"):
+                d[name] = d[name].isoformat() if d[name] else None
+            return d
+
+        return {
+            "version": REGISTRY_VERSION,
+            "institutions": [
+                {
+                    "id": inst.id,
+                    "name": inst.name,
+                    "kind": inst.kind.value,
+                    "endpoint": inst.endpoint,
+                    "keys": [key_dict(k) for k in inst.keys],
+                }
+                for inst in self._by_id.values()
+            ],
+        }
+
+    @classmethod
+    def load(cls, path: Path) -> Registry:
+        try:
+            data = json.loads(Path(path).read_text("utf-8"))
+        except FileNotFoundError:
+            raise RegistryError(f"no registry at {path}: run `stopline init`") from None
+        except json.JSONDecodeError as e:
+            raise RegistryError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(data)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", "utf-8")
+        os.replace(tmp, path)
+
+
+def registered_key(public_key: Ed25519PublicKey, key_id: str, valid_from: datetime) -> RegisteredKey:
+    return RegisteredKey(key_id=key_id, public_key_b64=public_key_b64(public_key), valid_from=valid_from)
