@@ -1,0 +1,134 @@
+"""request_stop_payment: send one signed stop-payment order to the institution that keeps the
+account, verify its signed answer, and hand the workflow only what verified."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.convert import account_of, account_pb, amount_of, duration_pb, money_pb, time_of, timestamp_pb
+from adapters.bank import BankClient
+from adapters.errors import InstitutionError
+from stopline.domain import (
+    ERR_ANSWER_REJECTED,
+    ERR_REQUEST_REJECTED,
+    REQUEST_STOP_PAYMENT,
+    Amount,
+    StopOutcome,
+    StopPaymentInput,
+    StopPaymentResult,
+)
+from stopline.v1 import bank_pb2
+from trust.envelope import open_envelope, seal
+from trust.errors import TrustError
+from trust.keys import SigningKey
+from trust.registry import Registry
+
+log = structlog.get_logger("activities.stop_payment")
+
+_OUTCOMES = {
+    bank_pb2.STOP_PAYMENT_OUTCOME_HELD: StopOutcome.HELD,
+    bank_pb2.STOP_PAYMENT_OUTCOME_PARTIALLY_HELD: StopOutcome.PARTIALLY_HELD,
+    bank_pb2.STOP_PAYMENT_OUTCOME_REFUSED: StopOutcome.REFUSED,
+}
+
+
+def _short_reason(value: int) -> str:
+    """REFUSAL_REASON_UNKNOWN_ACCOUNT -> "unknown account"."""
+    name = bank_pb2.RefusalReason.Name(value) if value in bank_pb2.RefusalReason.values() else str(value)
+    return name.removeprefix("REFUSAL_REASON_").replace("_", " ").lower()
+
+
+class StopPaymentActivities:
+    def __init__(self, hub_key: SigningKey, registry: Callable[[], Registry], banks: BankClient):
+        self._hub_key = hub_key
+        self._registry = registry
+        self._banks = banks
+
+    @activity.defn(name=REQUEST_STOP_PAYMENT)
+    async def request_stop_payment(self, req: StopPaymentInput) -> StopPaymentResult:
+        info = activity.info()
+        institution = req.account.institution
+        bound = log.bind(
+            case_id=req.case_id,
+            workflow_id=info.workflow_id,
+            institution=institution,
+            step=info.activity_id,
+            attempt=info.attempt,
+        )
+        order = bank_pb2.StopPaymentOrder(
+            idempotency_key=req.idempotency_key,
+            case_id=req.case_id,
+            account=account_pb(req.account),
+            account_holder_name=req.holder_name,
+            amount=money_pb(req.amount),
+            transfer_time=timestamp_pb(req.transfer_time),
+            requested_by=req.requested_by,
+            hold_duration=duration_pb(timedelta(seconds=req.hold_seconds)),
+        )
+        try:
+            answer_envelope = await self._banks.stop_payment(institution, seal(order, self._hub_key))
+        except InstitutionError as err:
+            bound.warning("stop-payment call failed", code=err.code.name if err.code else None, error=err.message)
+            if err.retryable:
+                raise  # Temporal retries with the workflow's policy
+            raise ApplicationError(str(err), type=ERR_REQUEST_REJECTED, non_retryable=True) from None
+
+        # The answer counts only if the institution that keeps the account signed it, about
+        # this very order. Anything else is refused and not acted on.
+        try:
+            answer = open_envelope(
+                answer_envelope, bank_pb2.StopPaymentAnswer, self._registry(), expected_signer=institution
+            )
+            result = _check_answer(req, answer, attempt=info.attempt)
+        except (TrustError, ValueError) as err:
+            bound.error("stop-payment answer refused", reason=str(err))
+            raise ApplicationError(
+                f"answer from {institution} refused: {err}", type=ERR_ANSWER_REJECTED, non_retryable=True
+            ) from None
+        bound.info(
+            "stop-payment answered",
+            outcome=result.outcome.value,
+            held_minor=result.held.minor_units,
+            currency=result.held.currency,
+            hold_id=result.hold_id,
+        )
+        return result
+
+
+def _check_answer(req: StopPaymentInput, answer: bank_pb2.StopPaymentAnswer, *, attempt: int) -> StopPaymentResult:
+    """Refuse an answer that does not fit the order (ValueError says how)."""
+    if answer.idempotency_key != req.idempotency_key:
+        raise ValueError(f"answer is for request {answer.idempotency_key!r}, not {req.idempotency_key!r}")
+    if account_of(answer.account) != req.account:
+        raise ValueError(f"answer is about account {account_of(answer.account)}, not {req.account}")
+    outcome = _OUTCOMES.get(answer.outcome)
+    if outcome is None:
+        raise ValueError(f"answer has no valid outcome ({answer.outcome})")
+    held = amount_of(answer.held)
+    if not held.currency and held.minor_units == 0:
+        held = Amount.zero(req.amount.currency)  # an unset Money: nothing held
+    if held.currency != req.amount.currency:
+        raise ValueError(f"answer holds {held.currency}, the order was in {req.amount.currency}")
+    if not 0 <= held.minor_units <= req.amount.minor_units:
+        raise ValueError(f"answer holds {held.minor_units}, outside 0..{req.amount.minor_units}")
+    if outcome is StopOutcome.HELD and held.minor_units != req.amount.minor_units:
+        raise ValueError("answer says held but holds less than ordered")
+    if outcome is StopOutcome.PARTIALLY_HELD and not 0 < held.minor_units < req.amount.minor_units:
+        raise ValueError("answer says partially held but the held amount is not a part")
+    if outcome is StopOutcome.REFUSED and held.minor_units != 0:
+        raise ValueError("answer says refused but holds money")
+    return StopPaymentResult(
+        outcome=outcome,
+        held=held,
+        refusal_reason=_short_reason(answer.refusal_reason) if outcome is StopOutcome.REFUSED else "",
+        detail=answer.detail,
+        hold_id=answer.hold_id,
+        answered_at=time_of(answer.held_at),
+        hold_expires_at=time_of(answer.hold_expires_at),
+        attempts=attempt,
+    )

@@ -1,0 +1,63 @@
+"""The hub's CaseView dataclass as the wire's CaseView message."""
+
+from __future__ import annotations
+
+from activities.convert import account_pb, money_pb, timestamp_pb
+from stopline.domain import AccountStop, Amount, CaseStatus, CaseView, StopState, stop_step_id
+from stopline.v1 import hub_pb2
+
+CASE_STATUS_PB = {
+    CaseStatus.STOPPING: hub_pb2.CASE_STATUS_STOPPING,
+    CaseStatus.STOPS_ANSWERED: hub_pb2.CASE_STATUS_STOPS_ANSWERED,
+}
+CASE_STATUS_OF_PB = {v: k for k, v in CASE_STATUS_PB.items()}
+
+STOP_STATE_PB = {
+    StopState.ASKED: hub_pb2.STOP_STATE_ASKED,
+    StopState.HELD: hub_pb2.STOP_STATE_HELD,
+    StopState.PARTIALLY_HELD: hub_pb2.STOP_STATE_PARTIALLY_HELD,
+    StopState.REFUSED: hub_pb2.STOP_STATE_REFUSED,
+    StopState.ANSWER_REJECTED: hub_pb2.STOP_STATE_ANSWER_REJECTED,
+    StopState.FAILED: hub_pb2.STOP_STATE_FAILED,
+}
+
+
+def account_stop_pb(stop: AccountStop, attempts: int = 0, last_error: str = "") -> hub_pb2.AccountStop:
+    msg = hub_pb2.AccountStop(
+        account=account_pb(stop.account),
+        requested=money_pb(stop.requested),
+        state=STOP_STATE_PB[stop.state],
+        held=money_pb(stop.held or Amount.zero(stop.requested.currency)),
+        reason=stop.reason,
+        attempts=attempts,
+        last_error=last_error,
+        hold_id=stop.hold_id,
+    )
+    if stop.hold_expires_at is not None:
+        msg.hold_expires_at.CopyFrom(timestamp_pb(stop.hold_expires_at))
+    if stop.answered_at is not None:
+        msg.answered_at.CopyFrom(timestamp_pb(stop.answered_at))
+    return msg
+
+
+def case_view_pb(view: CaseView, pending: dict[str, tuple[int, str]] | None = None) -> hub_pb2.CaseView:
+    """`pending` maps a stop's activity id to (attempts so far, last error) for unanswered stops."""
+    pending = pending or {}
+    stops = []
+    for stop in view.stops:
+        attempts, last_error = stop.attempts, ""
+        if stop.state is StopState.ASKED:
+            attempts, last_error = pending.get(stop_step_id(stop.account), (0, ""))
+        stops.append(account_stop_pb(stop, attempts, last_error))
+    return hub_pb2.CaseView(
+        case_id=view.case_id,
+        workflow_id=view.workflow_id,
+        status=CASE_STATUS_PB[view.status],
+        reporting_unit=view.reporting_unit,
+        reported_at=timestamp_pb(view.reported_at),
+        total_reported=money_pb(view.total_reported),
+        total_held=money_pb(view.total_held),
+        stops=stops,
+        suspect_phone_numbers=view.suspect_phone_numbers,
+        summary=view.summary,
+    )

@@ -1,0 +1,50 @@
+"""Starting the gateway: HubService plus health checking and server reflection on grpc.aio."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from temporalio.client import Client
+
+from gateway.service import HubServicer
+from stopline.v1 import hub_pb2, hub_pb2_grpc
+from trust.keys import SigningKey
+from trust.registry import Registry
+
+HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
+# Larger than any valid report (validation caps a report at 256 KiB and says so by field); a
+# request past this is cut off by gRPC itself with RESOURCE_EXHAUSTED.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+async def start_gateway(
+    address: str,
+    client: Client,
+    registry: Callable[[], Registry],
+    hub_key: SigningKey,
+    task_queue: str,
+) -> tuple[grpc.aio.Server, int]:
+    """Start serving on `address` ("host:port", port 0 = OS picks); return the server and port."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    hub_pb2_grpc.add_HubServiceServicer_to_server(HubServicer(client, registry, hub_key, task_queue), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (HUB_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(address)  # issue #3: mutual TLS
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    for service in ("", HUB_SERVICE):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return server, port

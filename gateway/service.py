@@ -1,0 +1,219 @@
+"""HubService: the hub's front door for police units and operators."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import grpc
+import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.convert import money_pb
+from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, case_view_pb
+from gateway.validation import CASE_ID_PATTERN, MAX_REPORT_BYTES, InvalidReport, validate_report
+from stopline.domain import (
+    CASE_WORKFLOW,
+    SA_AMOUNT_MINOR,
+    SA_CASE_ID,
+    SA_CURRENCY,
+    SA_STATUS,
+    Amount,
+    CaseInput,
+    CaseStatus,
+    CaseView,
+    case_workflow_id,
+    stop_targets,
+)
+from stopline.money import format_amount
+from stopline.v1 import hub_pb2, hub_pb2_grpc
+from trust.envelope import open_envelope, seal
+from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
+from trust.keys import SigningKey
+from trust.registry import InstitutionKind, Registry
+
+log = structlog.get_logger("gateway")
+
+MEMO_REPORT_SHA256 = "report_sha256"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+
+
+def report_fingerprint(case: CaseInput) -> str:
+    """SHA-256 of the validated report's canonical JSON: the same case re-signed (a new envelope,
+    even re-serialised) has the same fingerprint; any changed fact changes it."""
+    canonical = json.dumps(dataclasses.asdict(case), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class HubServicer(hub_pb2_grpc.HubServiceServicer):
+    def __init__(
+        self,
+        client: Client,
+        registry: Callable[[], Registry],
+        hub_key: SigningKey,
+        task_queue: str,
+    ):
+        self._client = client
+        self._registry = registry
+        self._hub_key = hub_key
+        self._task_queue = task_queue
+
+    # --- ReportCase ---------------------------------------------------------------------------
+
+    async def ReportCase(self, request, context: grpc.aio.ServicerContext):
+        if not request.HasField("envelope"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: required")
+        envelope = request.envelope
+        if len(envelope.payload) > MAX_REPORT_BYTES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"envelope.payload: {len(envelope.payload)} bytes, a report is at most {MAX_REPORT_BYTES}",
+            )
+        registry = self._registry()
+
+        def is_police_unit(signer: str) -> bool:
+            inst = registry.get(signer)
+            return inst is not None and inst.kind is InstitutionKind.POLICE_UNIT
+
+        try:
+            report = open_envelope(envelope, hub_pb2.CaseReport, registry, expected_signer=is_police_unit)
+        except EnvelopeRejected as e:
+            log.warning("report refused", signer=envelope.signer, reason=str(e))
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        except WrongSigner:
+            log.warning("report refused", signer=envelope.signer, reason="not a police unit")
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, f"{envelope.signer!r} is not a police unit; only police units report cases"
+            )
+        except (WrongPayloadType, MalformedPayload) as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
+        try:
+            case = validate_report(report, registry, signer=envelope.signer)
+        except InvalidReport as e:
+            log.info("report invalid", signer=envelope.signer, case_id=report.case_id, problem=str(e))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
+        workflow_id = case_workflow_id(case.case_id)
+        fingerprint = report_fingerprint(case)
+        bound = log.bind(case_id=case.case_id, workflow_id=workflow_id, reporting_unit=case.reporting_unit)
+        created = True
+        try:
+            await self._client.start_workflow(
+                CASE_WORKFLOW,
+                case,
+                id=workflow_id,
+                task_queue=self._task_queue,
+                # One case, one workflow, ever: a repeated report must never start the work twice.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                memo={MEMO_REPORT_SHA256: fingerprint},
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SA_CASE_ID.value_set(case.case_id),
+                        SA_STATUS.value_set(CaseStatus.STOPPING.value),
+                        SA_AMOUNT_MINOR.value_set(case.total.minor_units),
+                        SA_CURRENCY.value_set(case.currency),
+                    ]
+                ),
+                static_summary=(
+                    f"case {case.case_id}: {format_amount(case.total)} to "
+                    f"{len(stop_targets(case))} accounts"
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            created = False
+            existing = await self._client.get_workflow_handle(workflow_id).describe()
+            if await existing.memo_value(MEMO_REPORT_SHA256, default=None) != fingerprint:
+                bound.warning("report conflicts with the existing case")
+                await context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"case {case.case_id} was already reported with different content; report changes as a new case id",
+                )
+            bound.info("repeated report: case exists, nothing started")
+        else:
+            bound.info("case opened", total_minor=case.total.minor_units, currency=case.currency)
+
+        accepted_at = Timestamp()
+        accepted_at.FromDatetime(datetime.now(UTC))
+        receipt = hub_pb2.CaseReceipt(
+            case_id=case.case_id, workflow_id=workflow_id, created=created, accepted_at=accepted_at
+        )
+        return hub_pb2.ReportCaseResponse(envelope=seal(receipt, self._hub_key))
+
+    # --- GetCase ------------------------------------------------------------------------------
+
+    async def GetCase(self, request, context: grpc.aio.ServicerContext):
+        if not CASE_ID_PATTERN.match(request.case_id):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"case_id: {request.case_id!r} is not a valid case id"
+            )
+        handle = self._client.get_workflow_handle(case_workflow_id(request.case_id))
+        try:
+            description = await handle.describe()
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no case {request.case_id!r}")
+            raise
+        try:
+            if description.status == WorkflowExecutionStatus.COMPLETED:
+                # A finished case answers from its result: no worker needed to replay it.
+                view = await handle.result(result_type=CaseView)
+            else:
+                view = await handle.query("status", result_type=CaseView)
+        except (RPCError, WorkflowFailureError) as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"case {request.case_id!r} cannot be read now: {e}")
+        pending = {
+            p.activity_id: (p.attempt, p.last_failure.message if p.HasField("last_failure") else "")
+            for p in description.raw_description.pending_activities
+        }
+        return hub_pb2.GetCaseResponse(case=case_view_pb(view, pending))
+
+    # --- ListCases ----------------------------------------------------------------------------
+
+    async def ListCases(self, request, context: grpc.aio.ServicerContext):
+        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"page_size: {request.page_size} is not within 0..{MAX_PAGE_SIZE}"
+            )
+        query = f"WorkflowType = '{CASE_WORKFLOW}'"
+        if request.status != hub_pb2.CASE_STATUS_UNSPECIFIED:
+            status = CASE_STATUS_OF_PB.get(request.status)
+            if status is None:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status: unknown value {request.status}")
+            query += f" AND {SA_STATUS.name} = '{status.value}'"
+        page = self._client.list_workflows(
+            query, page_size=request.page_size or DEFAULT_PAGE_SIZE, next_page_token=request.page_token or None
+        )
+        try:
+            await page.fetch_next_page()
+        except RPCError as e:
+            if e.status == RPCStatusCode.INVALID_ARGUMENT:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_token: {e.message}")
+            raise
+        cases = []
+        for execution in page.current_page or []:
+            attrs = execution.typed_search_attributes
+            case_id = attrs.get(SA_CASE_ID) or execution.id.removeprefix("case-")
+            status_value = attrs.get(SA_STATUS)
+            summary = hub_pb2.CaseSummary(
+                case_id=case_id,
+                workflow_id=execution.id,
+                status=CASE_STATUS_PB.get(CaseStatus(status_value), 0) if status_value else 0,
+                total_reported=money_pb(Amount(attrs.get(SA_AMOUNT_MINOR) or 0, attrs.get(SA_CURRENCY) or "")),
+            )
+            summary.started_at.FromDatetime(execution.start_time)
+            cases.append(summary)
+        return hub_pb2.ListCasesResponse(cases=cases, next_page_token=page.next_page_token or b"")

@@ -1,0 +1,328 @@
+"""`stopline`: run the hub (up, demo, worker, gateway, sandbox) and talk to it (report, case, cases).
+
+    stopline up             the whole stack on embedded defaults, until Ctrl-C
+    stopline demo           the whole stack, one demo case reported and followed, then stop
+    stopline init           make keys and the registry in the data folder
+    stopline worker|gateway|sandbox     one part alone
+    stopline report FILE    report a case (JSON) as the police unit named in it
+    stopline case ID        one case, per account
+    stopline cases          every case, newest first
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from rich.console import Console
+
+from stopline import logs
+from stopline.casefile import CaseFileError, load_case_file, report_from_dict
+from stopline.config import ConfigError, Settings, load
+from stopline.hubclient import HubClient
+from stopline.render import case_table, cases_table, money, stop_line
+from stopline.setup import HUB_ID
+from stopline.v1 import hub_pb2
+from trust.errors import TrustError
+from trust.keys import SigningKey
+from trust.registry import RegistryFile
+
+console = Console()
+DEMO_WAIT_SECONDS = 60.0
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+async def wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def print_addresses(addresses: dict[str, str]) -> None:
+    width = max(len(k) for k in addresses)
+    for name, value in addresses.items():
+        console.print(f"  {name.ljust(width)}  {value}", highlight=False)
+
+
+def unit_key(settings: Settings, unit: str) -> SigningKey:
+    path = settings.key_path(unit)
+    if not path.exists():
+        raise CommandError(f"no key for {unit!r} at {path}: run `stopline init` (or pass --as UNIT)")
+    return SigningKey.load(unit, path)
+
+
+def registry(settings: Settings) -> RegistryFile:
+    try:
+        return RegistryFile(settings.registry_path)
+    except TrustError as e:
+        raise CommandError(str(e)) from None
+
+
+# --- running the hub ----------------------------------------------------------------------------
+
+
+async def cmd_up(settings: Settings, args) -> int:
+    from stopline.stack import Stack
+
+    async with Stack(settings) as stack:
+        console.print("[bold]Stopline is up[/bold] (Ctrl-C stops everything):")
+        print_addresses(stack.addresses())
+        console.print(f"  report a case:  stopline report FILE   (example: {example_case_hint()})", highlight=False)
+        await wait_for_stop_signal()
+        console.print("stopping ...")
+    return 0
+
+
+def example_case_hint() -> str:
+    return "stopline demo reports the scenario's case"
+
+
+def reset_sandbox_ledgers(settings: Settings) -> None:
+    """The demo starts the sandbox banks from the scenario's balances every time, so it can be
+    run again and again with the same outcome. Only sandbox ledgers are touched."""
+    for ledger in (settings.data_dir / "sandbox").glob("*.db*"):
+        ledger.unlink()
+
+
+def demo_report(scenario_case: dict, now: datetime) -> hub_pb2.CaseReport:
+    """The scenario's case, moved to now (same gaps between transfers and report) under a case id
+    unique to this run, so every demo is a new case in Temporal's history."""
+    report = report_from_dict(scenario_case)
+    shift = now - report.reported_at.ToDatetime(tzinfo=UTC)
+    report.case_id = f"{report.case_id}-{now.strftime('%H%M%S')}"
+    report.reported_at.FromDatetime(now)
+    for t in report.transfers:
+        t.transferred_at.FromDatetime(t.transferred_at.ToDatetime(tzinfo=UTC) + shift)
+    return report
+
+
+async def cmd_demo(settings: Settings, args) -> int:
+    from stopline.stack import Stack
+
+    reset_sandbox_ledgers(settings)
+    console.print("[bold]Stopline demo[/bold]: starting the hub on embedded defaults ...")
+    async with Stack(settings) as stack:
+        print_addresses(stack.addresses())
+        report = demo_report(stack.scenario.case, datetime.now(UTC))
+        unit = report.reporting_unit
+        console.print(
+            f"\n[bold]{unit}[/bold] reports case {report.case_id}: {report.summary}\n"
+            f"  {len(report.transfers)} transfers, suspects {', '.join(report.suspect_phone_numbers) or '-'}",
+            highlight=False,
+        )
+        async with HubClient(stack.gateway_address, registry(settings)) as hub:
+            started = time.perf_counter()
+            receipt = await hub.report_case(report, stack.keys[unit])
+            console.print(f"  hub accepted it: workflow {receipt.workflow_id}", highlight=False)
+            case = await follow_case(hub, report.case_id, started)
+        elapsed = time.perf_counter() - started
+        console.print()
+        console.print(case_table(case))
+        outcome_ok = case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED
+        console.print(
+            f"{money(case.total_held)} of {money(case.total_reported)} held at "
+            f"{len({s.account.institution for s in case.stops})} institutions, every answer signed and verified, "
+            f"in {elapsed:.2f} s.",
+            highlight=False,
+        )
+        if stack.dev_server is not None:
+            console.print(
+                f"Temporal Web UI: {stack.dev_server.ui_url}/namespaces/{settings.temporal_namespace}"
+                f"/workflows/{receipt.workflow_id}  (run `make up` to keep it open)",
+                highlight=False,
+            )
+        console.print("stopping ...")
+    return 0 if outcome_ok else 1
+
+
+async def follow_case(hub: HubClient, case_id: str, started: float) -> hub_pb2.CaseView:
+    """Print each account's change as it happens, until every institution has answered."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + DEMO_WAIT_SECONDS
+    while True:
+        case = await hub.get_case(case_id)
+        for stop in case.stops:
+            key = f"{stop.account.institution}/{stop.account.account_number}"
+            line = stop_line(stop)
+            if seen.get(key) != line:
+                seen[key] = line
+                console.print(f"  [{time.perf_counter() - started:6.3f} s] {line}", highlight=False)
+        if case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED or time.monotonic() > deadline:
+            return case
+        await asyncio.sleep(0.05)
+
+
+async def cmd_init(settings: Settings, args) -> int:
+    from stopline.stack import load_scenario_and_keys
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _, keys = load_scenario_and_keys(settings)
+    console.print(f"data folder {settings.data_dir.resolve()}", highlight=False)
+    console.print(f"  registry  {settings.registry_path}", highlight=False)
+    for inst_id, key in sorted(keys.items()):
+        console.print(f"  key       {inst_id}: {key.key_id}", highlight=False)
+    return 0
+
+
+async def cmd_worker(settings: Settings, args) -> int:
+    from adapters.channels import ChannelPool
+    from stopline.stack import connect, registry_file
+    from worker import build_worker
+
+    client = await connect(settings)
+    channels = ChannelPool()
+    worker = build_worker(
+        client, settings.task_queue, hub_key=unit_key(settings, HUB_ID), registry=registry_file(settings),
+        channels=channels,
+    )  # fmt: skip
+    task = asyncio.create_task(worker.run())
+    console.print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address}", highlight=False)
+    waiter = asyncio.create_task(wait_for_stop_signal())
+    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task not in done:
+        await worker.shutdown()
+    await task
+    await channels.close()
+    return 0
+
+
+async def cmd_gateway(settings: Settings, args) -> int:
+    from gateway.server import start_gateway
+    from stopline.stack import connect, registry_file
+
+    client = await connect(settings)
+    server, port = await start_gateway(
+        settings.gateway_address, client, registry_file(settings), unit_key(settings, HUB_ID), settings.task_queue
+    )
+    console.print(f"HubService on port {port}", highlight=False)
+    await wait_for_stop_signal()
+    await server.stop(2)
+    return 0
+
+
+async def cmd_sandbox(settings: Settings, args) -> int:
+    from stopline.stack import Stack
+
+    async with Stack(settings, temporal=False, worker=False, gateway=False) as stack:
+        console.print("sandbox institutions up (Ctrl-C stops them):")
+        print_addresses(stack.addresses())
+        await wait_for_stop_signal()
+    return 0
+
+
+# --- talking to the hub -------------------------------------------------------------------------
+
+
+async def cmd_report(settings: Settings, args) -> int:
+    try:
+        report = load_case_file(Path(args.file))
+    except CaseFileError as e:
+        raise CommandError(str(e)) from None
+    unit = args.as_unit or report.reporting_unit
+    async with HubClient(settings.gateway_address, registry(settings)) as hub:
+        receipt = await hub.report_case(report, unit_key(settings, unit))
+    if receipt.created:
+        console.print(f"case {receipt.case_id} opened: workflow {receipt.workflow_id}", highlight=False)
+    else:
+        console.print(f"case {receipt.case_id} was already open: nothing new started", highlight=False)
+    return 0
+
+
+async def cmd_case(settings: Settings, args) -> int:
+    async with HubClient(settings.gateway_address, registry(settings)) as hub:
+        case = await hub.get_case(args.case_id)
+    console.print(case_table(case))
+    return 0
+
+
+async def cmd_cases(settings: Settings, args) -> int:
+    status = {"all": 0, "stopping": hub_pb2.CASE_STATUS_STOPPING, "answered": hub_pb2.CASE_STATUS_STOPS_ANSWERED}
+    async with HubClient(settings.gateway_address, registry(settings)) as hub:
+        response = await hub.list_cases(status=status[args.status], page_size=args.limit)
+    console.print(cases_table(list(response.cases)))
+    return 0
+
+
+COMMANDS = {
+    "up": (cmd_up, "start the whole stack on embedded defaults and keep it running until Ctrl-C"),
+    "demo": (cmd_demo, "start the stack, report the demo case, show what was held where, stop"),
+    "init": (cmd_init, "make keys and the registry in the data folder (done by up and demo too)"),
+    "worker": (cmd_worker, "run a worker against the configured Temporal"),
+    "gateway": (cmd_gateway, "run the HubService gateway"),
+    "sandbox": (cmd_sandbox, "run the sandbox institutions of the scenario"),
+    "report": (cmd_report, "report a case from a JSON file"),
+    "case": (cmd_case, "show one case"),
+    "cases": (cmd_cases, "list cases"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stopline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, help="TOML settings file (default: $STOPLINE_CONFIG or ./stopline.toml)")
+    p.add_argument("--data-dir", type=Path, help="data folder (default .stopline)")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "report":
+            sp.add_argument("file", help="the case as JSON (see stopline/casefile.py)")
+            sp.add_argument("--as", dest="as_unit", help="sign as this police unit (default: the file's reporting_unit)")
+        elif name == "case":
+            sp.add_argument("case_id")
+        elif name == "cases":
+            sp.add_argument("--status", choices=["all", "stopping", "answered"], default="all")
+            sp.add_argument("--limit", type=int, default=100)
+    return p
+
+
+async def _run(settings: Settings, args) -> int:
+    handler, _ = COMMANDS[args.command]
+    try:
+        return await handler(settings, args)
+    except CommandError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        return 2
+    except grpc.aio.AioRpcError as e:
+        console.print(f"[red]refused:[/red] {e.code().name}: {e.details()}", highlight=False)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        settings = load(args.config, data_dir=args.data_dir)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    json_logs = {"auto": None, "json": True, "console": False}[settings.log_format]
+    logs.configure(json=json_logs, level=settings.log_level)
+    code = 1
+    try:
+        code = asyncio.run(_run(settings, args))
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        # Everything was shut down above; exiting without running interpreter finalisation
+        # avoids a known crash of the Temporal client's Rust bridge threads at teardown
+        # ("PyGILState_Release ... finalizing", exit 134/139 about one run in 16).
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

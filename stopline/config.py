@@ -1,0 +1,111 @@
+"""Configuration: one TOML file plus environment overrides, with defaults that need nothing.
+
+Lookup order for each setting: environment variable STOPLINE_<NAME> (e.g.
+STOPLINE_TEMPORAL_ADDRESS), then the file (STOPLINE_CONFIG, else ./stopline.toml if present),
+then the default below. The defaults are the embedded city-centre set-up: a dev Temporal server on
+a SQLite file in the data folder, one worker, one gateway, the sandbox institutions.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import get_type_hints
+
+from stopline.domain import TASK_QUEUE_DEFAULT
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where keys, the registry, the Temporal database and the sandbox ledgers live.
+    data_dir: Path = Path(".stopline")
+    # Temporal frontend. `stopline up` starts an embedded dev server here when embedded_temporal.
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    embedded_temporal: bool = True
+    task_queue: str = TASK_QUEUE_DEFAULT
+    # HubService listens here.
+    gateway_address: str = "127.0.0.1:50051"
+    # The sandbox scenario: a name shipped in sandbox/scenarios or a path to a JSON file.
+    scenario: str = "boxing"
+    # Logs: "auto" (JSON unless a terminal), "json" or "console".
+    log_format: str = "auto"
+    log_level: str = "INFO"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "registry.json"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def temporal_db(self) -> Path:
+        return self.data_dir / "temporal.db"
+
+    def key_path(self, institution_id: str) -> Path:
+        return self.keys_dir / f"{institution_id}.pem"
+
+
+def _coerce(name: str, kind: type, value, source: str):
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is Path:
+            return Path(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {name} = {value!r} is not a valid {kind.__name__}") from None
+
+
+def load(path: Path | None = None, env: dict[str, str] | None = None, **overrides) -> Settings:
+    env = os.environ if env is None else env
+    if path is None:
+        if env.get("STOPLINE_CONFIG"):
+            path = Path(env["STOPLINE_CONFIG"])
+        elif Path("stopline.toml").exists():
+            path = Path("stopline.toml")
+    values: dict = {}
+    hints = get_type_hints(Settings)
+    types = {f.name: hints[f.name] for f in fields(Settings)}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text("utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        for name, value in data.items():
+            if name not in types:
+                raise ConfigError(f"{path}: unknown setting {name!r} (known: {', '.join(sorted(types))})")
+            values[name] = _coerce(name, types[name], value, str(path))
+    for name, kind in types.items():
+        env_name = f"STOPLINE_{name.upper()}"
+        if env_name in env:
+            values[name] = _coerce(name, kind, env[env_name], env_name)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = _coerce(name, types[name], value, "command line")
+    settings = replace(Settings(), **values)
+    if settings.log_format not in {"auto", "json", "console"}:
+        raise ConfigError(f"log_format = {settings.log_format!r}: use auto, json or console")
+    return settings

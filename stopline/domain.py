@@ -1,0 +1,230 @@
+"""The hub's own data types: what workflows decide over and what activities carry.
+
+Pure dataclasses (Temporal's JSON converter round-trips them), no I/O, safe to import inside the
+workflow sandbox. Money is integer minor units plus an ISO 4217 code; times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from temporalio.common import SearchAttributeKey
+
+# --- names shared by the workflow side and the activity side ----------------------------------
+
+TASK_QUEUE_DEFAULT = "stopline-cases"
+REQUEST_STOP_PAYMENT = "request_stop_payment"
+CASE_WORKFLOW = "CaseWorkflow"
+
+# Emergency stop-payments hold money for 48 hours (see ../shared/DESIGN.md, "emergency stop-payment").
+STOP_PAYMENT_HOLD = timedelta(hours=48)
+
+# Search attributes: what operators filter on in `temporal workflow list --query` and the Web UI.
+# No personal data goes here (no names, no account numbers): only ids, status and amounts.
+SA_CASE_ID = SearchAttributeKey.for_keyword("StoplineCaseId")
+SA_STATUS = SearchAttributeKey.for_keyword("StoplineStatus")
+SA_AMOUNT_MINOR = SearchAttributeKey.for_int("StoplineAmountMinor")
+SA_CURRENCY = SearchAttributeKey.for_keyword("StoplineCurrency")
+SEARCH_ATTRIBUTES = (SA_CASE_ID, SA_STATUS, SA_AMOUNT_MINOR, SA_CURRENCY)
+
+
+def stop_step_id(account: Account) -> str:
+    """The stop-payment step for one account: its activity id (stable, so operators' views can
+    match pending attempts to accounts) and part of its idempotency key."""
+    return f"stop/{account.institution}/{account.number}"
+
+
+def case_workflow_id(case_id: str) -> str:
+    """One workflow per case: a repeated report can never start the work twice."""
+    return f"case-{case_id}"
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Account:
+    institution: str
+    number: str
+
+    def __str__(self) -> str:
+        return f"{self.institution}/{self.number}"
+
+
+@dataclass(frozen=True)
+class Amount:
+    minor_units: int
+    currency: str
+
+    def __add__(self, other: Amount) -> Amount:
+        if other.currency != self.currency:
+            raise ValueError(f"cannot add {other.currency} to {self.currency}")
+        return Amount(self.minor_units + other.minor_units, self.currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Amount:
+        return cls(0, currency)
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportedTransfer:
+    from_account: Account
+    to_account: Account
+    amount: Amount
+    transferred_at: datetime
+    to_holder_name: str = ""
+
+
+@dataclass(frozen=True)
+class CaseInput:
+    """A validated report: the workflow's input."""
+
+    case_id: str
+    reporting_unit: str
+    reported_at: datetime
+    transfers: list[ReportedTransfer]
+    suspect_phone_numbers: list[str] = field(default_factory=list)
+    summary: str = ""
+
+    @property
+    def currency(self) -> str:
+        return self.transfers[0].amount.currency
+
+    @property
+    def total(self) -> Amount:
+        return Amount(sum(t.amount.minor_units for t in self.transfers), self.currency)
+
+
+@dataclass(frozen=True)
+class StopTarget:
+    """One receiving account and the defrauded amount that reached it."""
+
+    account: Account
+    amount: Amount
+    last_transfer_at: datetime
+    holder_name: str = ""
+
+
+def stop_targets(case: CaseInput) -> list[StopTarget]:
+    """One stop per receiving account (never two for one case), summing every transfer to it.
+
+    Order follows first appearance in the report so operators see accounts as reported.
+    """
+    order: list[Account] = []
+    sums: dict[Account, int] = {}
+    last: dict[Account, datetime] = {}
+    names: dict[Account, set[str]] = {}
+    for t in case.transfers:
+        acct = t.to_account
+        if acct not in sums:
+            order.append(acct)
+            sums[acct] = 0
+            last[acct] = t.transferred_at
+            names[acct] = set()
+        sums[acct] += t.amount.minor_units
+        last[acct] = max(last[acct], t.transferred_at)
+        if t.to_holder_name:
+            names[acct].add(t.to_holder_name)
+    return [
+        StopTarget(
+            account=a,
+            amount=Amount(sums[a], case.currency),
+            last_transfer_at=last[a],
+            # Only ask the bank to check a name when the victim saw one consistent name.
+            holder_name=next(iter(names[a])) if len(names[a]) == 1 else "",
+        )
+        for a in order
+    ]
+
+
+# --- stop-payment request and answer ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StopPaymentInput:
+    idempotency_key: str
+    case_id: str
+    requested_by: str
+    account: Account
+    amount: Amount
+    transfer_time: datetime
+    holder_name: str = ""
+    hold_seconds: int = int(STOP_PAYMENT_HOLD.total_seconds())
+
+
+class StopOutcome(StrEnum):
+    HELD = "held"
+    PARTIALLY_HELD = "partially_held"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class StopPaymentResult:
+    """A verified answer from the institution."""
+
+    outcome: StopOutcome
+    held: Amount
+    refusal_reason: str = ""
+    detail: str = ""
+    hold_id: str = ""
+    answered_at: datetime | None = None
+    hold_expires_at: datetime | None = None
+    attempts: int = 1  # calls it took to get this answer
+
+
+# Error types the activities raise (ApplicationError.type) and the workflow tells apart.
+ERR_ANSWER_REJECTED = "AnswerRejected"  # the institution's answer failed verification
+ERR_REQUEST_REJECTED = "RequestRejected"  # the institution refused the request itself
+
+
+# --- what operators see -----------------------------------------------------------------------
+
+
+class StopState(StrEnum):
+    ASKED = "asked"
+    HELD = "held"
+    PARTIALLY_HELD = "partially_held"
+    REFUSED = "refused"
+    ANSWER_REJECTED = "answer_rejected"
+    FAILED = "failed"
+
+    @property
+    def answered(self) -> bool:
+        return self is not StopState.ASKED
+
+
+class CaseStatus(StrEnum):
+    STOPPING = "stopping"
+    STOPS_ANSWERED = "stops_answered"
+
+
+@dataclass
+class AccountStop:
+    account: Account
+    requested: Amount
+    state: StopState = StopState.ASKED
+    held: Amount | None = None
+    attempts: int = 0
+    reason: str = ""
+    hold_id: str = ""
+    answered_at: datetime | None = None
+    hold_expires_at: datetime | None = None
+
+
+@dataclass
+class CaseView:
+    case_id: str
+    workflow_id: str
+    status: CaseStatus
+    reporting_unit: str
+    reported_at: datetime
+    total_reported: Amount
+    total_held: Amount
+    stops: list[AccountStop]
+    suspect_phone_numbers: list[str] = field(default_factory=list)
+    summary: str = ""

@@ -1,0 +1,85 @@
+"""What operators read in the terminal: tables of cases and stops, times in Asia/Shanghai."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from rich.table import Table
+
+from activities.convert import time_of
+from stopline.domain import Amount
+from stopline.money import format_amount
+from stopline.v1 import common_pb2, hub_pb2
+
+OPERATOR_TZ = ZoneInfo("Asia/Shanghai")
+
+STATE_LABEL = {
+    hub_pb2.STOP_STATE_ASKED: "asked, not answered yet",
+    hub_pb2.STOP_STATE_HELD: "held",
+    hub_pb2.STOP_STATE_PARTIALLY_HELD: "partly held",
+    hub_pb2.STOP_STATE_REFUSED: "refused",
+    hub_pb2.STOP_STATE_ANSWER_REJECTED: "answer rejected",
+    hub_pb2.STOP_STATE_FAILED: "failed",
+}
+CASE_LABEL = {
+    hub_pb2.CASE_STATUS_STOPPING: "stopping",
+    hub_pb2.CASE_STATUS_STOPS_ANSWERED: "all stops answered",
+}
+
+
+def money(m: common_pb2.Money) -> str:
+    return format_amount(Amount(m.minor_units, m.currency)) if m.currency else "-"
+
+
+def local_time(ts) -> str:
+    when = time_of(ts)
+    return when.astimezone(OPERATOR_TZ).strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+
+
+def stop_line(stop: hub_pb2.AccountStop) -> str:
+    account = f"{stop.account.institution}/{stop.account.account_number}"
+    label = STATE_LABEL.get(stop.state, "?")
+    if stop.state in (hub_pb2.STOP_STATE_HELD, hub_pb2.STOP_STATE_PARTIALLY_HELD):
+        text = f"{account}: {label} {money(stop.held)} of {money(stop.requested)}"
+    else:
+        text = f"{account}: {label}"
+    if stop.reason:
+        text += f" ({stop.reason})"
+    if stop.state == hub_pb2.STOP_STATE_ASKED and stop.last_error:
+        text += f" [attempt {stop.attempts}: {stop.last_error}]"
+    return text
+
+
+def case_table(case: hub_pb2.CaseView) -> Table:
+    table = Table(
+        title=(
+            f"Case {case.case_id} ({CASE_LABEL.get(case.status, '?')}): "
+            f"{money(case.total_held)} held of {money(case.total_reported)} reported"
+        ),
+        caption=f"workflow {case.workflow_id}; times Asia/Shanghai",
+    )
+    for column in ("institution", "account", "asked for", "state", "held", "hold expires", "why"):
+        table.add_column(column, justify="right" if column in ("asked for", "held") else "left")
+    for stop in case.stops:
+        why = stop.reason
+        if stop.state == hub_pb2.STOP_STATE_ASKED and stop.last_error:
+            why = f"attempt {stop.attempts}: {stop.last_error}"
+        table.add_row(
+            stop.account.institution,
+            stop.account.account_number,
+            money(stop.requested),
+            STATE_LABEL.get(stop.state, "?"),
+            money(stop.held),
+            local_time(stop.hold_expires_at),
+            why,
+        )
+    return table
+
+
+def cases_table(cases: list[hub_pb2.CaseSummary]) -> Table:
+    table = Table(title=f"{len(cases)} case(s), newest first", caption="times Asia/Shanghai")
+    for column in ("case", "status", "reported", "started", "workflow"):
+        table.add_column(column, justify="right" if column == "reported" else "left")
+    for c in cases:
+        table.add_row(c.case_id, CASE_LABEL.get(c.status, "?"), money(c.total_reported), local_time(c.started_at), c.workflow_id)
+    return table

@@ -1,0 +1,151 @@
+"""The whole hub on one machine (embedded defaults): Temporal dev server, sandbox institutions,
+worker and gateway, started in order and stopped in reverse. `stopline up` and `stopline demo`
+run it; each part also runs alone (`stopline worker|gateway|sandbox`)."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from importlib import resources
+from pathlib import Path
+
+import structlog
+from temporalio.client import Client
+
+from adapters.channels import ChannelPool
+from gateway.server import start_gateway
+from stopline.config import Settings
+from stopline.embedded import DevServer
+from stopline.setup import HUB_ID, initialise
+from trust.keys import SigningKey
+from trust.registry import RegistryFile
+from worker import build_worker
+
+log = structlog.get_logger("stack")
+
+
+def scenario_path(name_or_path: str) -> Path:
+    """A scenario shipped in sandbox/scenarios by name ("boxing"), or a JSON file's path."""
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        return path
+    return Path(str(resources.files("sandbox") / "scenarios" / f"{name_or_path}.json"))
+
+
+def load_scenario_and_keys(settings: Settings):
+    from sandbox.server import load_scenario  # the sandbox's public API only
+
+    scenario = load_scenario(scenario_path(settings.scenario))
+    return scenario, initialise(settings, scenario)
+
+
+def registry_file(settings: Settings) -> RegistryFile:
+    return RegistryFile(
+        settings.registry_path,
+        on_error=lambda e: log.error("registry edit refused; the last good registry stays in force", error=str(e)),
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+
+
+class Stack:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        temporal: bool = True,
+        sandbox: bool = True,
+        worker: bool = True,
+        gateway: bool = True,
+    ):
+        self.settings = settings
+        self._want = {"temporal": temporal and settings.embedded_temporal, "sandbox": sandbox,
+                      "worker": worker, "gateway": gateway}  # fmt: skip
+        self._exit = AsyncExitStack()
+        self.dev_server: DevServer | None = None
+        self.sandbox = None
+        self.client: Client | None = None
+        self.gateway_port: int | None = None
+        self.scenario = None
+        self.keys: dict[str, SigningKey] = {}
+
+    @property
+    def gateway_address(self) -> str:
+        host = self.settings.gateway_address.rsplit(":", 1)[0]
+        return f"{host}:{self.gateway_port}"
+
+    def addresses(self) -> dict[str, str]:
+        out = {"Temporal frontend": self.settings.temporal_address}
+        if self.dev_server is not None:
+            out["Temporal Web UI"] = self.dev_server.ui_url
+        if self.gateway_port is not None:
+            out["HubService (gateway)"] = self.gateway_address
+        if self.sandbox is not None:
+            for inst_id, inst in self.sandbox.institutions.items():
+                out[f"sandbox {inst_id}"] = inst.endpoint
+        out["data folder"] = str(self.settings.data_dir.resolve())
+        return out
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self._start()
+        except BaseException:
+            await self._exit.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._exit.aclose()
+
+    async def _start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.scenario, self.keys = load_scenario_and_keys(s)
+        registry = registry_file(s)
+
+        if self._want["temporal"]:
+            self.dev_server = DevServer(
+                address=s.temporal_address, ui_port=s.temporal_ui_port,
+                db_file=s.temporal_db, log_file=s.data_dir / "temporal.log",
+            )  # fmt: skip
+            await self.dev_server.start(s.temporal_namespace)
+            self._exit.push_async_callback(self.dev_server.stop)
+            log.info("temporal dev server up", address=s.temporal_address, ui=self.dev_server.ui_url)
+
+        if self._want["sandbox"]:
+            from sandbox.server import Sandbox
+
+            self.sandbox = Sandbox(
+                self.scenario, s.data_dir, registry,
+                {i.id: self.keys[i.id] for i in self.scenario.institutions},
+                use_scenario_ports=True,
+            )  # fmt: skip
+            await self.sandbox.start()
+            self._exit.push_async_callback(self.sandbox.stop)
+
+        if self._want["worker"] or self._want["gateway"]:
+            self.client = await connect(s)
+
+        if self._want["worker"]:
+            channels = ChannelPool()
+            self._exit.push_async_callback(channels.close)
+            worker = build_worker(
+                self.client, s.task_queue, hub_key=self.keys[HUB_ID], registry=registry, channels=channels
+            )
+            task = asyncio.create_task(worker.run())
+
+            async def stop_worker() -> None:
+                await worker.shutdown()
+                await task
+
+            self._exit.push_async_callback(stop_worker)
+            log.info("worker running", task_queue=s.task_queue)
+
+        if self._want["gateway"]:
+            server, self.gateway_port = await start_gateway(
+                s.gateway_address, self.client, registry, self.keys[HUB_ID], s.task_queue
+            )
+            self._exit.push_async_callback(server.stop, 2)
+            log.info("gateway listening", address=self.gateway_address)

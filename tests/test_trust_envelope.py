@@ -1,0 +1,140 @@
+"""The signed envelope: a forged, tampered, stale or misattributed message is refused before
+its payload is ever parsed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stopline.v1 import bank_pb2, common_pb2, hub_pb2
+from trust.envelope import open_envelope, seal, signature_input
+from trust.errors import BadSignature, KeyNotValid, StaleEnvelope, UnknownSigner, WrongPayloadType, WrongSigner
+from trust.keys import SigningKey
+from trust.registry import Institution, InstitutionKind, RegisteredKey, Registry, registered_key
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_registry(*entries: tuple[SigningKey, InstitutionKind], revoked_at=None) -> Registry:
+    return Registry(
+        [
+            Institution(
+                id=key.institution_id,
+                name=key.institution_id,
+                kind=kind,
+                keys=(
+                    RegisteredKey(
+                        key_id=key.key_id,
+                        public_key_b64=registered_key(key.public_key, key.key_id, EPOCH).public_key_b64,
+                        valid_from=EPOCH,
+                        revoked_at=revoked_at,
+                    ),
+                ),
+            )
+            for key, kind in entries
+        ]
+    )
+
+
+@pytest.fixture
+def hub() -> SigningKey:
+    return SigningKey.generate("hub")
+
+
+@pytest.fixture
+def bank() -> SigningKey:
+    return SigningKey.generate("qilu-bank")
+
+
+@pytest.fixture
+def registry(hub, bank) -> Registry:
+    return make_registry((hub, InstitutionKind.HUB), (bank, InstitutionKind.BANK))
+
+
+def order() -> bank_pb2.StopPaymentOrder:
+    return bank_pb2.StopPaymentOrder(
+        idempotency_key="case-X/stop/qilu-bank/1/1",
+        case_id="X",
+        account=common_pb2.AccountRef(institution="qilu-bank", account_number="6222000011112222"),
+        amount=common_pb2.Money(minor_units=80_000_000, currency="CNY"),
+    )
+
+
+def test_sealed_message_opens_to_the_same_message(hub, registry):
+    envelope = seal(order(), hub)
+    assert envelope.payload_type == "stopline.v1.StopPaymentOrder"
+    assert open_envelope(envelope, bank_pb2.StopPaymentOrder, registry, expected_signer="hub") == order()
+
+
+def test_one_flipped_payload_bit_is_refused(hub, registry):
+    envelope = seal(order(), hub)
+    tampered = bytearray(envelope.payload)
+    tampered[-1] ^= 0x01
+    envelope.payload = bytes(tampered)
+    with pytest.raises(BadSignature):
+        open_envelope(envelope, bank_pb2.StopPaymentOrder, registry)
+
+
+def test_payload_is_never_parsed_before_verification(hub, registry):
+    envelope = seal(order(), hub)
+    envelope.payload = b"\xff\xff not protobuf"  # would fail to parse; must fail on signature first
+    with pytest.raises(BadSignature):
+        open_envelope(envelope, bank_pb2.StopPaymentOrder, registry)
+
+
+def test_signature_by_an_unregistered_key_claiming_a_registered_id_is_refused(hub, registry):
+    impostor = SigningKey("hub", hub.key_id, SigningKey.generate("hub").private_key)
+    with pytest.raises(BadSignature):
+        open_envelope(seal(order(), impostor), bank_pb2.StopPaymentOrder, registry)
+
+
+def test_unknown_signer_is_refused(registry):
+    with pytest.raises(UnknownSigner):
+        open_envelope(seal(order(), SigningKey.generate("nobody")), bank_pb2.StopPaymentOrder, registry)
+
+
+def test_payload_type_is_covered_by_the_signature(hub, registry):
+    envelope = seal(order(), hub)
+    envelope.payload_type = "stopline.v1.CaseReport"
+    with pytest.raises(BadSignature):
+        open_envelope(envelope, hub_pb2.CaseReport, registry)
+
+
+def test_wrong_message_type_is_refused_after_verification(hub, registry):
+    with pytest.raises(WrongPayloadType):
+        open_envelope(seal(order(), hub), hub_pb2.CaseReport, registry)
+
+
+def test_valid_signature_from_the_wrong_institution_is_refused(bank, registry):
+    with pytest.raises(WrongSigner):
+        open_envelope(seal(order(), bank), bank_pb2.StopPaymentOrder, registry, expected_signer="hub")
+
+
+def test_stale_envelope_is_refused(hub, registry):
+    envelope = seal(order(), hub, now=datetime.now(UTC) - timedelta(hours=1))
+    with pytest.raises(StaleEnvelope):
+        open_envelope(envelope, bank_pb2.StopPaymentOrder, registry)
+
+
+def test_revoked_key_is_refused_for_messages_signed_after_revocation(hub, bank):
+    registry = make_registry((hub, InstitutionKind.HUB), revoked_at=datetime.now(UTC) - timedelta(minutes=1))
+    with pytest.raises(KeyNotValid):
+        open_envelope(seal(order(), hub), bank_pb2.StopPaymentOrder, registry)
+
+
+def test_signature_input_is_unambiguous():
+    """Moving a byte from one field to the next must change what is signed."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ts = Timestamp(seconds=1, nanos=2)
+    a = signature_input("ab", "c", "k", ts, b"\x00" * 16, b"p")
+    b = signature_input("a", "bc", "k", ts, b"\x00" * 16, b"p")
+    assert a != b
+
+
+def test_registry_round_trips_through_its_file(tmp_path, hub, bank, registry):
+    registry.save(tmp_path / "registry.json")
+    loaded = Registry.load(tmp_path / "registry.json")
+    assert loaded.to_dict() == registry.to_dict()
+    assert open_envelope(seal(order(), hub), bank_pb2.StopPaymentOrder, loaded) == order()

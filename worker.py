@@ -1,0 +1,50 @@
+"""The Stopline worker: runs CaseWorkflow and the activities that call institutions.
+
+Run it alone with `stopline worker` (as many as needed against one Temporal cluster: they share
+the task queue), or inside `stopline up`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.stop_payment import StopPaymentActivities
+from adapters.bank import BankClient
+from adapters.channels import ChannelPool
+from trust.keys import SigningKey
+from trust.registry import Registry
+from workflows.case import CaseWorkflow
+
+WORKFLOWS = [CaseWorkflow]
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    *,
+    hub_key: SigningKey,
+    registry: Callable[[], Registry],
+    channels: ChannelPool,
+    bank_timeout_seconds: float | None = None,
+) -> Worker:
+    banks = (
+        BankClient(channels, registry)
+        if bank_timeout_seconds is None
+        else BankClient(channels, registry, timeout_seconds=bank_timeout_seconds)
+    )
+    stops = StopPaymentActivities(hub_key, registry, banks)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[stops.request_stop_payment],
+    )
+
+
+if __name__ == "__main__":
+    from stopline.cli import main
+
+    main(["worker"])
