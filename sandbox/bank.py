@@ -1,0 +1,205 @@
+"""BankService as one sandbox institution runs it: verify the hub's envelope, validate the order,
+apply it to the ledger at most once, answer with a signed envelope.
+
+Protocol problems are gRPC errors (the status names what was wrong); business refusals are signed
+answers. The servicer imports only the contract and the trust code, as a real bank's would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf.message import Message
+
+from sandbox.faults import Faults
+from sandbox.ledger import IdempotencyConflict, Ledger
+from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2
+from trust.envelope import open_envelope, seal, seal_bytes
+from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
+from trust.keys import SigningKey
+from trust.registry import Registry
+
+HUB_ID = "hub"
+# A stop lasts 48 h and a freeze at most a year: anything longer is a malformed order (and would
+# overflow the expiry time for absurd values).
+MAX_HOLD_DURATION = timedelta(days=366)
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+log = structlog.get_logger("sandbox")
+
+_CHANNELS = {
+    "transfer": bank_pb2.TRANSFER_CHANNEL_TRANSFER,
+    "cash": bank_pb2.TRANSFER_CHANNEL_CASH,
+    "abroad": bank_pb2.TRANSFER_CHANNEL_ABROAD,
+}
+
+
+class BankServicer(bank_pb2_grpc.BankServiceServicer):
+    def __init__(
+        self,
+        institution_id: str,
+        signing_key: SigningKey,
+        registry: Callable[[], Registry],
+        ledger: Ledger,
+        faults: Faults,
+        on_request: Callable[[], None] = lambda: None,
+    ):
+        if signing_key.institution_id != institution_id:
+            raise ValueError(f"signing key belongs to {signing_key.institution_id!r}, not {institution_id!r}")
+        self.institution_id = institution_id
+        self._key = signing_key
+        self._registry = registry
+        self._ledger = ledger
+        self.faults = faults
+        self._on_request = on_request
+        self._forged_key: SigningKey | None = None
+
+    # --- RPCs ----------------------------------------------------------------------------
+
+    async def StopPayment(self, request: bank_pb2.StopPaymentRequest, context) -> bank_pb2.StopPaymentResponse:
+        await self._before(context)
+        order = await self._open(request, bank_pb2.StopPaymentOrder, context)
+        bound = log.bind(
+            institution=self.institution_id, case_id=order.case_id, idempotency_key=order.idempotency_key
+        )
+        await self._validate_order(order, context)
+        try:
+            result = await asyncio.to_thread(self._ledger.apply_stop, order, datetime.now(UTC))
+        except IdempotencyConflict as e:
+            bound.warning("stop_payment.idempotency_conflict")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        answer = result.answer
+        bound.info(
+            "stop_payment.answered",
+            outcome=bank_pb2.StopPaymentOutcome.Name(answer.outcome),
+            refusal_reason=bank_pb2.RefusalReason.Name(answer.refusal_reason),
+            held_minor=answer.held.minor_units,
+            requested_minor=answer.requested.minor_units,
+            currency=answer.requested.currency,
+            hold_id=answer.hold_id,
+            replayed=result.replayed,
+        )
+        if self.faults.fail_after_apply > 0:
+            # Checked and decremented with no await in between: concurrent requests each take
+            # one unit of the count.
+            self.faults.fail_after_apply -= 1
+            bound.warning("fault.answer_lost", remaining=self.faults.fail_after_apply)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "answer lost after apply (sandbox fault)")
+        # Re-seal the stored bytes: a fresh envelope (time, nonce) around the same payload.
+        envelope = seal_bytes(result.answer_payload, answer.DESCRIPTOR.full_name, self._answer_key())
+        return bank_pb2.StopPaymentResponse(envelope=envelope)
+
+    async def QueryAccount(self, request: bank_pb2.QueryAccountRequest, context) -> bank_pb2.QueryAccountResponse:
+        await self._before(context)
+        query = await self._open(request, bank_pb2.AccountQuery, context)
+        bound = log.bind(
+            institution=self.institution_id, case_id=query.case_id, idempotency_key=query.idempotency_key
+        )
+        await self._require(context, "idempotency_key", bool(query.idempotency_key), "must not be empty")
+        await self._require(context, "case_id", bool(query.case_id), "must not be empty")
+        await self._validate_account(query.account, context)
+        since = query.transfers_since.ToDatetime(tzinfo=UTC) if query.HasField("transfers_since") else None
+        account, transfers = await asyncio.to_thread(
+            self._ledger.account_report, query.account.account_number, since
+        )
+        report = bank_pb2.AccountReport(
+            idempotency_key=query.idempotency_key, account=query.account, found=account is not None
+        )
+        if account is not None:
+            report.holder_name = account.holder_name
+            report.balance.CopyFrom(common_pb2.Money(minor_units=account.balance_minor, currency=account.currency))
+            report.held.CopyFrom(common_pb2.Money(minor_units=account.held_minor, currency=account.currency))
+            for t in transfers:
+                out = report.transfers.add(
+                    amount=common_pb2.Money(minor_units=t.amount_minor, currency=t.currency),
+                    channel=_CHANNELS.get(t.channel, bank_pb2.TRANSFER_CHANNEL_UNSPECIFIED),
+                )
+                if t.to_account:
+                    out.to_account.CopyFrom(
+                        common_pb2.AccountRef(institution=t.to_institution, account_number=t.to_account)
+                    )
+                out.transferred_at.FromDatetime(t.transferred_at)
+        bound.info("query_account.answered", found=report.found, transfers=len(report.transfers))
+        return bank_pb2.QueryAccountResponse(envelope=seal(report, self._answer_key()))
+
+    # --- steps shared by both RPCs -------------------------------------------------------
+
+    async def _before(self, context) -> None:
+        """Count the request, then play the configured faults (slow first, then refusing)."""
+        self._on_request()
+        if self.faults.delay_seconds > 0:
+            await asyncio.sleep(self.faults.delay_seconds)
+        code = self.faults.refuse_all_with
+        if code is not None:
+            log.warning("fault.refuse_all", institution=self.institution_id, code=code.name)
+            await context.abort(code, f"sandbox fault: {self.institution_id} refuses every request with {code.name}")
+
+    async def _open(self, request, message_type: type[Message], context):
+        """Verify the hub's signature over the bytes received, and only then parse them."""
+        if not request.HasField("envelope"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: missing")
+        try:
+            return open_envelope(request.envelope, message_type, self._registry(), expected_signer=HUB_ID)
+        except EnvelopeRejected as e:
+            code, what = grpc.StatusCode.UNAUTHENTICATED, e
+        except WrongSigner as e:
+            code, what = grpc.StatusCode.PERMISSION_DENIED, e
+        except (WrongPayloadType, MalformedPayload) as e:
+            code, what = grpc.StatusCode.INVALID_ARGUMENT, e
+        # The signer is logged as claimed: for UNAUTHENTICATED it is not proven, which the code says.
+        log.warning(
+            "request.refused",
+            institution=self.institution_id,
+            code=code.name,
+            reason=type(what).__name__,
+            signer=request.envelope.signer,
+        )
+        await context.abort(code, f"request envelope refused: {what}")
+
+    async def _validate_order(self, order: bank_pb2.StopPaymentOrder, context) -> None:
+        await self._require(context, "idempotency_key", bool(order.idempotency_key), "must not be empty")
+        await self._require(context, "case_id", bool(order.case_id), "must not be empty")
+        await self._validate_account(order.account, context)
+        await self._require(
+            context, "amount.minor_units", order.amount.minor_units > 0,
+            f"must be positive, got {order.amount.minor_units}",
+        )
+        await self._require(
+            context, "amount.currency", bool(_CURRENCY.fullmatch(order.amount.currency)),
+            f"must be an ISO 4217 code (3 upper-case letters), got {order.amount.currency!r}",
+        )
+        if order.HasField("hold_duration"):
+            duration = order.hold_duration.ToTimedelta()
+            await self._require(
+                context, "hold_duration", timedelta(0) < duration <= MAX_HOLD_DURATION,
+                f"must be positive and at most {MAX_HOLD_DURATION.days} days when set, got {duration}",
+            )
+
+    async def _validate_account(self, account: common_pb2.AccountRef, context) -> None:
+        if account.institution != self.institution_id:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"account.institution: order is for institution {account.institution!r}, "
+                f"this is {self.institution_id!r}",
+            )
+        await self._require(context, "account.account_number", bool(account.account_number), "must not be empty")
+
+    @staticmethod
+    async def _require(context, field: str, ok: bool, problem: str) -> None:
+        if not ok:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {problem}")
+
+    def _answer_key(self) -> SigningKey:
+        """The institution's key, or under forge_answers a key nobody registered that claims the
+        real key id (so only the signature gives it away)."""
+        if not self.faults.forge_answers:
+            return self._key
+        if self._forged_key is None:
+            self._forged_key = SigningKey(self._key.institution_id, self._key.key_id, Ed25519PrivateKey.generate())
+        return self._forged_key

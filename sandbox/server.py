@@ -1,0 +1,170 @@
+"""Running sandbox institutions: one grpc.aio server per institution, each with its own ledger,
+health checking and server reflection; and `Sandbox`, which runs every institution of a scenario.
+
+A test takes an institution down with stop() and brings it back with restart() on the same port
+and the same ledger file, as a bank's maintenance window would look to the hub.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sandbox.bank import BankServicer
+from sandbox.faults import Faults
+from sandbox.ledger import Ledger
+from sandbox.scenario import Scenario, load_scenario
+from stopline.v1 import bank_pb2, bank_pb2_grpc
+from trust.keys import SigningKey
+from trust.registry import Registry
+
+BANK_SERVICE = bank_pb2.DESCRIPTOR.services_by_name["BankService"].full_name
+
+log = structlog.get_logger("sandbox")
+
+RegistrySource = Registry | Callable[[], Registry]
+
+__all__ = ["BANK_SERVICE", "Sandbox", "SandboxInstitution", "load_scenario"]
+
+
+class SandboxInstitution:
+    def __init__(
+        self,
+        institution_id: str,
+        signing_key: SigningKey,
+        registry: RegistrySource,
+        ledger_path: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        faults: Faults | None = None,
+        server_credentials: grpc.ServerCredentials | None = None,
+    ):
+        self.institution_id = institution_id
+        self.host = host
+        self.port = port  # 0 until start() when the OS picks
+        self.faults = faults if faults is not None else Faults()
+        self.ledger = Ledger(ledger_path, institution_id)
+        self.requests_received = 0
+        # A callable is asked on every request, so a reloaded registry (new or revoked keys) is
+        # picked up without a restart.
+        self._registry: Callable[[], Registry] = registry if callable(registry) else (lambda: registry)
+        self._signing_key = signing_key
+        self._credentials = server_credentials  # None: plaintext on loopback (mTLS comes with issue 3)
+        self._server: grpc.aio.Server | None = None
+        self._servicer = BankServicer(
+            institution_id, signing_key, self._registry, self.ledger, self.faults, on_request=self._count
+        )
+
+    def _count(self) -> None:
+        self.requests_received += 1
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError(f"{self.institution_id} is already running on {self.endpoint}")
+        # The servicer reads faults through this attribute, so replacing `.faults` wholesale works too.
+        self._servicer.faults = self.faults
+        # so_reuseport off: a second server on a taken port must fail, not silently share it.
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        bank_pb2_grpc.add_BankServiceServicer_to_server(self._servicer, server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (BANK_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        address = f"{self.host}:{self.port}"
+        try:
+            port = (
+                server.add_secure_port(address, self._credentials)
+                if self._credentials
+                else server.add_insecure_port(address)
+            )
+        except RuntimeError as e:
+            raise OSError(f"{self.institution_id}: cannot listen on {address}: {e}") from None
+        if port == 0:  # older gRPC reports a failed bind this way
+            raise OSError(f"{self.institution_id}: cannot listen on {address}")
+        await server.start()
+        for service in ("", BANK_SERVICE):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self.port = port
+        self._server = server
+        log.info("institution.started", institution=self.institution_id, endpoint=self.endpoint)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop serving (in-flight calls get `grace` seconds) and close the ledger file. The
+        ledger reopens on next use, so it can still be inspected after stop()."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+            log.info("institution.stopped", institution=self.institution_id, endpoint=self.endpoint)
+        self.ledger.close()
+
+    async def restart(self) -> None:
+        """Come back on the same port with the same ledger (port stays as picked at first start)."""
+        await self.stop()
+        await self.start()
+
+
+class Sandbox:
+    """Every institution of a scenario, each on its own server and ledger file."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        data_dir: Path,
+        registry_provider: RegistrySource,
+        signing_keys: dict[str, SigningKey],
+        host: str = "127.0.0.1",
+        use_scenario_ports: bool = True,
+    ):
+        missing = [i.id for i in scenario.institutions if i.id not in signing_keys]
+        if missing:
+            raise ValueError(f"no signing key for sandbox institution(s): {', '.join(missing)}")
+        self.scenario = scenario
+        self.institutions: dict[str, SandboxInstitution] = {}
+        for inst in scenario.institutions:
+            sandbox_inst = SandboxInstitution(
+                inst.id,
+                signing_keys[inst.id],
+                registry_provider,
+                Path(data_dir) / "sandbox" / f"{inst.id}.db",
+                host=host,
+                port=(inst.port or 0) if use_scenario_ports else 0,
+                faults=dataclasses.replace(inst.faults),  # a copy: tests mutate it per run
+            )
+            sandbox_inst.ledger.seed(inst.accounts, inst.transfers_out)
+            self.institutions[inst.id] = sandbox_inst
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Institution id -> "host:port" (ports are known after start())."""
+        return {i: inst.endpoint for i, inst in self.institutions.items()}
+
+    async def start(self) -> None:
+        started: list[SandboxInstitution] = []
+        try:
+            for inst in self.institutions.values():
+                await inst.start()
+                started.append(inst)
+        except BaseException:
+            for inst in started:  # all or nothing: never leave half a sandbox listening
+                await inst.stop()
+            raise
+
+    async def stop(self, grace: float | None = None) -> None:
+        for inst in self.institutions.values():
+            await inst.stop(grace)
