@@ -13,6 +13,7 @@ import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import (
+    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -122,10 +123,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 memo={MEMO_REPORT_SHA256: fingerprint},
                 search_attributes=TypedSearchAttributes(
                     [
-                        SA_CASE_ID.value_set(case.case_id),
-                        SA_STATUS.value_set(CaseStatus.STOPPING.value),
-                        SA_AMOUNT_MINOR.value_set(case.total.minor_units),
-                        SA_CURRENCY.value_set(case.currency),
+                        SearchAttributePair(SA_CASE_ID, case.case_id),
+                        SearchAttributePair(SA_STATUS, CaseStatus.STOPPING.value),
+                        SearchAttributePair(SA_AMOUNT_MINOR, case.total.minor_units),
+                        SearchAttributePair(SA_CURRENCY, case.currency),
                     ]
                 ),
                 static_summary=(
@@ -160,7 +161,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"case_id: {request.case_id!r} is not a valid case id"
             )
-        handle = self._client.get_workflow_handle(case_workflow_id(request.case_id))
+        handle = self._client.get_workflow_handle(case_workflow_id(request.case_id), result_type=CaseView)
         try:
             description = await handle.describe()
         except RPCError as e:
@@ -170,7 +171,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         try:
             if description.status == WorkflowExecutionStatus.COMPLETED:
                 # A finished case answers from its result: no worker needed to replay it.
-                view = await handle.result(result_type=CaseView)
+                view = await handle.result()
             else:
                 view = await handle.query("status", result_type=CaseView)
         except (RPCError, WorkflowFailureError) as e:

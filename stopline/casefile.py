@@ -109,3 +109,16 @@ def load_case_file(path: Path) -> hub_pb2.CaseReport:
     except json.JSONDecodeError as e:
         raise CaseFileError(f"{path}: not valid JSON ({e})") from None
     return report_from_dict(data)
+
+
+def rebase_report(report: hub_pb2.CaseReport, now: datetime, case_id: str) -> hub_pb2.CaseReport:
+    """A copy of `report` as if reported `now` under `case_id`: every transfer keeps its distance
+    to the report time. Used to replay a scenario's case (the demo, tests) as a fresh case."""
+    rebased = hub_pb2.CaseReport()
+    rebased.CopyFrom(report)
+    shift = now - report.reported_at.ToDatetime(tzinfo=UTC)
+    rebased.case_id = case_id
+    rebased.reported_at.FromDatetime(now)
+    for t in rebased.transfers:
+        t.transferred_at.FromDatetime(t.transferred_at.ToDatetime(tzinfo=UTC) + shift)
+    return rebased

@@ -25,7 +25,7 @@ import grpc
 from rich.console import Console
 
 from stopline import logs
-from stopline.casefile import CaseFileError, load_case_file, report_from_dict
+from stopline.casefile import CaseFileError, load_case_file, rebase_report, report_from_dict
 from stopline.config import ConfigError, Settings, load
 from stopline.hubclient import HubClient
 from stopline.render import case_table, cases_table, money, stop_line
@@ -35,7 +35,8 @@ from trust.errors import TrustError
 from trust.keys import SigningKey
 from trust.registry import RegistryFile
 
-console = Console()
+# Wide enough for the case table when output goes to a file or a pipe (rich assumes 80 there).
+console = Console() if sys.stdout.isatty() else Console(width=150)
 DEMO_WAIT_SECONDS = 60.0
 
 
@@ -55,6 +56,10 @@ def print_addresses(addresses: dict[str, str]) -> None:
     width = max(len(k) for k in addresses)
     for name, value in addresses.items():
         console.print(f"  {name.ljust(width)}  {value}", highlight=False)
+
+
+def log_file(settings: Settings) -> Path:
+    return settings.data_dir / "stopline.log"
 
 
 def unit_key(settings: Settings, unit: str) -> SigningKey:
@@ -97,18 +102,6 @@ def reset_sandbox_ledgers(settings: Settings) -> None:
         ledger.unlink()
 
 
-def demo_report(scenario_case: dict, now: datetime) -> hub_pb2.CaseReport:
-    """The scenario's case, moved to now (same gaps between transfers and report) under a case id
-    unique to this run, so every demo is a new case in Temporal's history."""
-    report = report_from_dict(scenario_case)
-    shift = now - report.reported_at.ToDatetime(tzinfo=UTC)
-    report.case_id = f"{report.case_id}-{now.strftime('%H%M%S')}"
-    report.reported_at.FromDatetime(now)
-    for t in report.transfers:
-        t.transferred_at.FromDatetime(t.transferred_at.ToDatetime(tzinfo=UTC) + shift)
-    return report
-
-
 async def cmd_demo(settings: Settings, args) -> int:
     from stopline.stack import Stack
 
@@ -116,7 +109,9 @@ async def cmd_demo(settings: Settings, args) -> int:
     console.print("[bold]Stopline demo[/bold]: starting the hub on embedded defaults ...")
     async with Stack(settings) as stack:
         print_addresses(stack.addresses())
-        report = demo_report(stack.scenario.case, datetime.now(UTC))
+        now = datetime.now(UTC)
+        # A case id unique to this run: every demo is a new case in Temporal's history.
+        report = rebase_report(report_from_dict(stack.scenario.case), now, f"{stack.scenario.case['case_id']}-{now:%H%M%S}")
         unit = report.reporting_unit
         console.print(
             f"\n[bold]{unit}[/bold] reports case {report.case_id}: {report.summary}\n"
@@ -308,7 +303,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     json_logs = {"auto": None, "json": True, "console": False}[settings.log_format]
-    logs.configure(json=json_logs, level=settings.log_level)
+    if args.command in ("up", "demo"):
+        # The terminal tells the story; the services' JSON logs go to a file beside the data.
+        logs.configure(json=json_logs is not False, level=settings.log_level, file=log_file(settings))
+    else:
+        logs.configure(json=json_logs, level=settings.log_level)
     code = 1
     try:
         code = asyncio.run(_run(settings, args))

@@ -127,3 +127,20 @@ class DevServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             await asyncio.to_thread(self.process.wait)
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register Stopline's search attributes on a server that was not started with them (the
+    time-skipping test server, or a cluster an operator set up). Already-registered ones are fine."""
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    request = AddSearchAttributesRequest(
+        namespace=client.namespace,
+        search_attributes={key.name: int(key.indexed_value_type) for key in SEARCH_ATTRIBUTES},
+    )
+    try:
+        await client.operator_service.add_search_attributes(request)
+    except RPCError as e:
+        if e.status != RPCStatusCode.ALREADY_EXISTS:
+            raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import structlog
 
@@ -22,11 +23,14 @@ def redact(_logger, _method, event_dict):
     return event_dict
 
 
-def configure(*, json: bool | None = None, level: str = "INFO", stream=None) -> None:
+def configure(*, json: bool | None = None, level: str = "INFO", stream=None, file: Path | None = None) -> None:
     """Configure structlog and the stdlib root logger (gRPC and Temporal log through it).
 
     json=None picks JSON unless the stream is a terminal.
     """
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(file, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
     stream = stream or sys.stderr
     if json is None:
         json = not stream.isatty()

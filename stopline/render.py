@@ -33,7 +33,7 @@ def money(m: common_pb2.Money) -> str:
 
 def local_time(ts) -> str:
     when = time_of(ts)
-    return when.astimezone(OPERATOR_TZ).strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+    return when.astimezone(OPERATOR_TZ).strftime("%Y-%m-%d %H:%M") if when else "-"
 
 
 def stop_line(stop: hub_pb2.AccountStop) -> str:

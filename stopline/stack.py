@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
-from importlib import resources
-from pathlib import Path
 
 import structlog
 from temporalio.client import Client
@@ -24,18 +22,10 @@ from worker import build_worker
 log = structlog.get_logger("stack")
 
 
-def scenario_path(name_or_path: str) -> Path:
-    """A scenario shipped in sandbox/scenarios by name ("boxing"), or a JSON file's path."""
-    path = Path(name_or_path)
-    if path.suffix == ".json" or path.exists():
-        return path
-    return Path(str(resources.files("sandbox") / "scenarios" / f"{name_or_path}.json"))
-
-
 def load_scenario_and_keys(settings: Settings):
     from sandbox.server import load_scenario  # the sandbox's public API only
 
-    scenario = load_scenario(scenario_path(settings.scenario))
+    scenario = load_scenario(settings.scenario)  # a shipped name ("boxing") or a JSON file
     return scenario, initialise(settings, scenario)
 
 
@@ -86,6 +76,7 @@ class Stack:
             for inst_id, inst in self.sandbox.institutions.items():
                 out[f"sandbox {inst_id}"] = inst.endpoint
         out["data folder"] = str(self.settings.data_dir.resolve())
+        out["logs (JSON)"] = str((self.settings.data_dir / "stopline.log").resolve())
         return out
 
     async def __aenter__(self) -> Stack:

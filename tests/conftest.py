@@ -20,7 +20,13 @@ from temporalio.worker import Worker
 
 from stopline import logs
 from stopline.domain import SEARCH_ATTRIBUTES
-from stopline.embedded import FAST_SQLITE_ARGS, search_attribute_args, temporal_cli, test_server_binary
+from stopline.embedded import (
+    FAST_SQLITE_ARGS,
+    register_search_attributes,
+    search_attribute_args,
+    temporal_cli,
+    test_server_binary,
+)
 
 
 def pytest_addoption(parser):
@@ -65,7 +71,9 @@ async def start_env(kind: str) -> WorkflowEnvironment:
             dev_server_extra_args=list(FAST_SQLITE_ARGS),
         )
     if kind == "time-skipping":
-        return await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_binary())
+        environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_binary())
+        await register_search_attributes(environment.client)
+        return environment
     client = await Client.connect(kind)
     return WorkflowEnvironment.from_client(client)
 

@@ -9,7 +9,14 @@ import pytest
 
 from stopline.v1 import bank_pb2, common_pb2, hub_pb2
 from trust.envelope import open_envelope, seal, signature_input
-from trust.errors import BadSignature, KeyNotValid, StaleEnvelope, UnknownSigner, WrongPayloadType, WrongSigner
+from trust.errors import (
+    BadSignature,
+    KeyNotValid,
+    StaleEnvelope,
+    UnknownSigner,
+    WrongPayloadType,
+    WrongSigner,
+)
 from trust.keys import SigningKey
 from trust.registry import Institution, InstitutionKind, RegisteredKey, Registry, registered_key
 

@@ -108,7 +108,9 @@ def verify(
         raise StaleEnvelope(
             f"envelope signed at {signed_at.isoformat()} is outside the {max_skew} clock-skew window"
         )
-    public_key = registry.verification_key(envelope.signer, envelope.key_id, at=signed_at)
+    # Valid when signed, and not revoked by now: a stolen key cannot sign "a minute ago" past
+    # its revocation.
+    public_key = registry.verification_key(envelope.signer, envelope.key_id, at=signed_at, now=now)
     tbs = signature_input(
         envelope.payload_type,
         envelope.signer,
@@ -137,13 +139,14 @@ def open_envelope(
     """Verify, then parse. `expected_signer` (an id, or a predicate on the id) is checked after
     the signature, so the refusal names an authenticated signer."""
     verify(envelope, registry, now=now, max_skew=max_skew)
-    expected_type = message_type.DESCRIPTOR.full_name
-    if envelope.payload_type != expected_type:
-        raise WrongPayloadType(f"envelope carries {envelope.payload_type!r}, expected {expected_type!r}")
+    # Who may send it comes before what was sent: a stranger learns nothing about our types.
     if expected_signer is not None:
         ok = expected_signer(envelope.signer) if callable(expected_signer) else envelope.signer == expected_signer
         if not ok:
             raise WrongSigner(f"envelope is signed by {envelope.signer!r}, which may not send this message")
+    expected_type = message_type.DESCRIPTOR.full_name
+    if envelope.payload_type != expected_type:
+        raise WrongPayloadType(f"envelope carries {envelope.payload_type!r}, expected {expected_type!r}")
     message = message_type()
     try:
         message.ParseFromString(envelope.payload)

@@ -120,7 +120,12 @@ class Registry:
             raise RegistryError(f"institution {institution_id!r} has no endpoint in the registry")
         return inst.endpoint
 
-    def verification_key(self, signer: str, key_id: str, *, at: datetime) -> Ed25519PublicKey:
+    def verification_key(
+        self, signer: str, key_id: str, *, at: datetime, now: datetime | None = None
+    ) -> Ed25519PublicKey:
+        """The public key `signer` signed with at time `at`. With `now` (live traffic), a key
+        revoked by now is refused even for messages claiming an earlier signing time; without it
+        (an auditor checking history), only validity at `at` counts."""
         inst = self._by_id.get(signer)
         if inst is None:
             raise UnknownSigner(f"signer {signer!r} is not in the registry")
@@ -128,6 +133,8 @@ class Registry:
             if key.key_id == key_id:
                 if not key.valid_at(at):
                     raise KeyNotValid(f"key {key_id!r} of {signer!r} was not valid at {at.isoformat()}")
+                if now is not None and key.revoked_at is not None and now >= key.revoked_at:
+                    raise KeyNotValid(f"key {key_id!r} of {signer!r} was revoked at {key.revoked_at.isoformat()}")
                 return key.public_key
         raise UnknownSigner(f"key {key_id!r} is not registered for {signer!r}")
 
@@ -225,9 +232,43 @@ class Registry:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", "utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(self.to_dict(), indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())  # never replace a good registry with a half-written one
         os.replace(tmp, path)
 
 
 def registered_key(public_key: Ed25519PublicKey, key_id: str, valid_from: datetime) -> RegisteredKey:
     return RegisteredKey(key_id=key_id, public_key_b64=public_key_b64(public_key), valid_from=valid_from)
+
+
+class RegistryFile:
+    """The registry as a zero-argument callable that follows the file: an operator's edit takes
+    effect on the next call, without a restart. An edit that does not validate is refused (and
+    reported through `on_error`) and the last good registry stays in force, so a typo can never
+    leave the hub without a registry."""
+
+    def __init__(self, path: Path, on_error=None):
+        self._path = Path(path)
+        self._on_error = on_error
+        self._stamp = self._stat()
+        self._registry = Registry.load(self._path)
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def __call__(self) -> Registry:
+        stamp = self._stat()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._registry = Registry.load(self._path)
+            except RegistryError as e:
+                if self._on_error is not None:
+                    self._on_error(e)
+        return self._registry

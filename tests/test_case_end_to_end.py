@@ -1,0 +1,356 @@
+"""A police unit reports a case through HubService and the money is held at the right
+institutions: real Temporal, real gRPC servers with their own ledgers, real signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from datetime import timedelta
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.convert import time_of
+from stopline.embedded import temporal_cli
+from stopline.v1 import hub_pb2
+from tests.world import POLICE, hub_world
+from trust.envelope import seal
+from trust.keys import SigningKey
+
+MULE_1 = "6229110000800001"  # qilu-bank, covers 800,000.00
+MULE_2 = "6229110000375002"  # qilu-bank, only 126,400.00 left of 375,000.00
+MULE_3 = "HXP-8800-3000-0003"  # huaxia-pay, covers 300,000.00
+
+
+def by_account(case: hub_pb2.CaseView) -> dict[str, hub_pb2.AccountStop]:
+    return {s.account.account_number: s for s in case.stops}
+
+
+async def test_boxing_case_holds_the_money_at_both_institutions(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        receipt = await w.hub.report_case(w.report("BX-E2E-1"), w.keys[POLICE])
+        assert receipt.created and receipt.workflow_id == "case-BX-E2E-1"
+
+        case = await w.answered("BX-E2E-1")
+        stops = by_account(case)
+        assert stops[MULE_1].state == hub_pb2.STOP_STATE_HELD
+        assert stops[MULE_1].held.minor_units == 80_000_000
+        assert stops[MULE_2].state == hub_pb2.STOP_STATE_PARTIALLY_HELD
+        assert stops[MULE_2].held.minor_units == 12_640_000
+        assert "126,400.00" in stops[MULE_2].reason
+        assert stops[MULE_3].state == hub_pb2.STOP_STATE_HELD
+        assert stops[MULE_3].held.minor_units == 30_000_000
+        assert case.total_reported.minor_units == 147_500_000
+        assert case.total_held.minor_units == 122_640_000
+        assert case.total_held.currency == "CNY"
+
+        # The money is held where the hub says it is, once.
+        qilu, huaxia = w.institutions["qilu-bank"].ledger, w.institutions["huaxia-pay"].ledger
+        assert qilu.account(MULE_1).held_minor == 80_000_000
+        assert qilu.account(MULE_2).held_minor == 12_640_000
+        assert huaxia.account(MULE_3).held_minor == 30_000_000
+        assert len(qilu.holds()) == 2 and len(huaxia.holds()) == 1
+        # An emergency stop lasts 48 hours.
+        for stop in case.stops:
+            assert time_of(stop.hold_expires_at) - time_of(stop.answered_at) == timedelta(hours=48)
+            assert stop.hold_id
+
+
+async def test_unknown_account_is_refused_with_the_reason(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        report = w.report("BX-UNKNOWN")
+        report.transfers[0].to_account.account_number = "6229110000000000"
+        await w.hub.report_case(report, w.keys[POLICE])
+        case = await w.answered("BX-UNKNOWN")
+        stop = by_account(case)["6229110000000000"]
+        assert stop.state == hub_pb2.STOP_STATE_REFUSED
+        assert "unknown account" in stop.reason
+        assert stop.held.minor_units == 0
+        assert case.total_held.minor_units == 12_640_000 + 30_000_000
+
+
+async def test_repeated_report_returns_the_case_and_starts_nothing(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        report = w.report("BX-TWICE")
+        first = await w.hub.report_case(report, w.keys[POLICE])
+        await w.answered("BX-TWICE")
+        run_id = (await client.get_workflow_handle("case-BX-TWICE").describe()).run_id
+        asked = {i: inst.requests_received for i, inst in w.institutions.items()}
+
+        again = await w.hub.report_case(report, w.keys[POLICE])  # a new envelope, same report
+        assert first.created and not again.created
+        assert again.workflow_id == first.workflow_id
+        assert (await client.get_workflow_handle("case-BX-TWICE").describe()).run_id == run_id
+        assert {i: inst.requests_received for i, inst in w.institutions.items()} == asked
+
+        changed = w.report("BX-TWICE")
+        changed.transfers[0].amount.minor_units += 1
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.report_case(changed, w.keys[POLICE])
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert "BX-TWICE" in err.value.details()
+
+
+async def test_concurrent_identical_reports_start_one_case(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        report = w.report("BX-RACE")
+        receipts = await asyncio.gather(*(w.hub.report_case(report, w.keys[POLICE]) for _ in range(5)))
+        assert sum(r.created for r in receipts) == 1
+        await w.answered("BX-RACE")
+        assert len(w.institutions["qilu-bank"].ledger.holds()) == 2
+
+
+async def test_bank_down_for_a_while_then_back_completes_and_holds_once(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        qilu = w.institutions["qilu-bank"]
+        await qilu.stop()
+        await w.hub.report_case(w.report("BX-OUTAGE"), w.keys[POLICE])
+
+        def qilu_retrying(case):
+            stops = by_account(case)
+            return stops[MULE_1].attempts >= 2 and stops[MULE_3].state == hub_pb2.STOP_STATE_HELD
+
+        case = await w.wait_for_case("BX-OUTAGE", qilu_retrying)
+        assert case.status == hub_pb2.CASE_STATUS_STOPPING
+        assert by_account(case)[MULE_1].state == hub_pb2.STOP_STATE_ASKED
+        assert "UNAVAILABLE" in by_account(case)[MULE_1].last_error
+
+        await qilu.restart()
+        case = await w.answered("BX-OUTAGE")
+        assert by_account(case)[MULE_1].state == hub_pb2.STOP_STATE_HELD
+        assert by_account(case)[MULE_1].attempts >= 2
+        assert sorted(h.account for h in qilu.ledger.holds()) == [MULE_2, MULE_1]
+        assert qilu.ledger.account(MULE_1).held_minor == 80_000_000
+
+
+async def test_answer_lost_after_the_bank_applied_it_is_not_applied_twice(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        qilu = w.institutions["qilu-bank"]
+        qilu.faults.fail_after_apply = 3  # the bank holds, but its answer never reaches the hub
+        await w.hub.report_case(w.report("BX-LOST"), w.keys[POLICE])
+        case = await w.answered("BX-LOST")
+        stops = by_account(case)
+        assert stops[MULE_1].held.minor_units == 80_000_000
+        assert stops[MULE_2].held.minor_units == 12_640_000
+        assert stops[MULE_1].attempts + stops[MULE_2].attempts == 2 + 3
+        # Retried five times in all, held exactly once per account.
+        assert len(qilu.ledger.holds()) == 2
+        assert qilu.ledger.account(MULE_1).held_minor == 80_000_000
+        assert qilu.ledger.account(MULE_2).held_minor == 12_640_000
+
+
+async def test_slow_bank_past_the_deadline_is_retried_without_holding_twice(client, tmp_path):
+    async with hub_world(client, tmp_path, bank_timeout_seconds=0.5) as w:
+        huaxia = w.institutions["huaxia-pay"]
+        huaxia.faults.delay_seconds = 0.8
+        await w.hub.report_case(w.report("BX-SLOW"), w.keys[POLICE])
+        await w.wait_for_case("BX-SLOW", lambda c: by_account(c)[MULE_3].attempts >= 2)
+        huaxia.faults.delay_seconds = 0
+        case = await w.answered("BX-SLOW")
+        assert by_account(case)[MULE_3].held.minor_units == 30_000_000
+        assert len(huaxia.ledger.holds()) == 1
+
+
+async def test_forged_bank_answer_is_refused_and_not_acted_on(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        w.institutions["huaxia-pay"].faults.forge_answers = True
+        await w.hub.report_case(w.report("BX-FORGED"), w.keys[POLICE])
+        case = await w.answered("BX-FORGED")
+        stop = by_account(case)[MULE_3]
+        assert stop.state == hub_pb2.STOP_STATE_ANSWER_REJECTED
+        assert "does not verify" in stop.reason
+        assert stop.held.minor_units == 0
+        # The hub counts only what verified answers say is held.
+        assert case.total_held.minor_units == 80_000_000 + 12_640_000
+
+
+async def test_institution_rejecting_the_request_fails_the_stop_without_retrying(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        huaxia = w.institutions["huaxia-pay"]
+        huaxia.faults.refuse_all_with = grpc.StatusCode.PERMISSION_DENIED
+        await w.hub.report_case(w.report("BX-DENIED"), w.keys[POLICE])
+        case = await w.answered("BX-DENIED")
+        stop = by_account(case)[MULE_3]
+        assert stop.state == hub_pb2.STOP_STATE_FAILED
+        assert "PERMISSION_DENIED" in stop.reason
+        assert huaxia.requests_received == 1
+
+
+# --- bad input: a clear error, and nothing changes ---------------------------------------------
+
+
+def _set(path: str, value):
+    def mutate(report: hub_pb2.CaseReport):
+        target = report
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else getattr(target, part)
+        setattr(target, last, value)
+
+    return mutate
+
+
+def _clear_transfers(report):
+    del report.transfers[:]
+
+
+def _add_phone(number):
+    def mutate(report):
+        report.suspect_phone_numbers.append(number)
+
+    return mutate
+
+
+def _too_many_transfers(report):
+    for _ in range(1001 - len(report.transfers)):
+        report.transfers.add().CopyFrom(report.transfers[0])
+
+
+BAD_REPORTS = {
+    "unknown institution": (_set("transfers.0.to_account.institution", "no-such-bank"), "transfers[0].to_account.institution"),
+    "police unit as bank": (_set("transfers.1.to_account.institution", POLICE), "transfers[1].to_account.institution"),
+    "zero amount": (_set("transfers.0.amount.minor_units", 0), "transfers[0].amount.minor_units"),
+    "negative amount": (_set("transfers.2.amount.minor_units", -5), "transfers[2].amount.minor_units"),
+    "bad currency": (_set("transfers.0.amount.currency", "RMB"), "transfers[0].amount.currency"),
+    "mixed currency": (_set("transfers.1.amount.currency", "EUR"), "transfers[1].amount.currency"),
+    "bad phone number": (_add_phone("13800138000"), "suspect_phone_numbers[1]"),
+    "invalid phone number": (_add_phone("+861"), "suspect_phone_numbers[1]"),
+    "empty transfers": (_clear_transfers, "transfers"),
+    "too many transfers": (_too_many_transfers, "transfers"),
+    "bad case id": (_set("case_id", "BX 1/2"), "case_id"),
+    "empty account number": (_set("transfers.0.to_account.account_number", ""), "transfers[0].to_account.account_number"),
+    "oversize request": (_set("summary", "x" * 300_000), "envelope.payload"),
+    "reporting unit not the signer": (_set("reporting_unit", "police-elsewhere"), "reporting_unit"),
+}
+
+
+@pytest.mark.parametrize("mutate,field", BAD_REPORTS.values(), ids=BAD_REPORTS.keys())
+async def test_bad_report_is_refused_naming_the_field_and_starts_nothing(client, tmp_path, mutate, field):
+    async with hub_world(client, tmp_path) as w:
+        report = w.report("BX-BAD")
+        mutate(report)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.report_case(report, w.keys[POLICE])
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith(field), err.value.details()
+        await _assert_nothing_started(w, "BX-BAD")
+
+
+async def _assert_nothing_started(w, case_id):
+    with pytest.raises(RPCError) as err:
+        await w.client.get_workflow_handle(f"case-{case_id}").describe()
+    assert err.value.status == RPCStatusCode.NOT_FOUND
+    assert all(inst.requests_received == 0 for inst in w.institutions.values())
+
+
+async def test_request_past_the_message_limit_is_cut_off_by_grpc(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.report_case(w.report("BX-HUGE", summary="x" * 2_000_000), w.keys[POLICE])
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        await _assert_nothing_started(w, "BX-HUGE")
+
+
+async def test_report_signed_by_an_unregistered_key_is_unauthenticated(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        impostor = SigningKey(POLICE, w.keys[POLICE].key_id, SigningKey.generate(POLICE).private_key)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.report_case(w.report("BX-FORGED-REPORT"), impostor)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        await _assert_nothing_started(w, "BX-FORGED-REPORT")
+
+
+async def test_tampered_report_is_unauthenticated(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        envelope = seal(w.report("BX-TAMPERED"), w.keys[POLICE])
+        envelope.payload = envelope.payload.replace(b"6229110000800001", b"6229110000800009")
+        stub = hub_pb2_grpc_stub(w.gateway_address)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ReportCase(hub_pb2.ReportCaseRequest(envelope=envelope), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        await _assert_nothing_started(w, "BX-TAMPERED")
+
+
+async def test_report_from_a_bank_is_permission_denied(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        report = w.report("BX-BANK", reporting_unit="qilu-bank")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.report_case(report, w.keys["qilu-bank"])
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        await _assert_nothing_started(w, "BX-BANK")
+
+
+async def test_unknown_case_is_not_found_and_bad_id_invalid(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.get_case("NO-SUCH-CASE")
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.get_case("../etc")
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def hub_pb2_grpc_stub(address):
+    from stopline.v1 import hub_pb2_grpc
+
+    return hub_pb2_grpc.HubServiceStub(grpc.aio.insecure_channel(address))
+
+
+async def test_gateway_serves_health_and_reflection(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        async with grpc.aio.insecure_channel(w.gateway_address) as channel:
+            health = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="stopline.v1.HubService"), timeout=5
+            )
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+            )
+            services = [s.name async for r in stream for s in r.list_services_response.service]
+            assert "stopline.v1.HubService" in services
+
+
+# --- operators find cases ------------------------------------------------------------------------
+
+
+async def test_operators_find_cases_by_status_and_with_the_temporal_cli(local_env, tmp_path):
+    async with hub_world(local_env.client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-LIST"), w.keys[POLICE])
+        await w.answered("BX-LIST")
+
+        async def listed(status):
+            for _ in range(100):  # visibility is eventually consistent
+                response = await w.hub.list_cases(status=status)
+                found = [c for c in response.cases if c.case_id == "BX-LIST"]
+                if found:
+                    return found[0]
+                await asyncio.sleep(0.1)
+            return None
+
+        summary = await listed(hub_pb2.CASE_STATUS_STOPS_ANSWERED)
+        assert summary is not None
+        assert summary.total_reported.minor_units == 147_500_000
+        assert summary.workflow_id == "case-BX-LIST"
+        response = await w.hub.list_cases(status=hub_pb2.CASE_STATUS_STOPPING)
+        assert "BX-LIST" not in [c.case_id for c in response.cases]
+
+        address = local_env.client.service_client.config.target_host
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [temporal_cli(), "workflow", "list", "--address", address, "--output", "json",
+             "--query", "StoplineCaseId = 'BX-LIST' AND StoplineStatus = 'stops_answered'"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        assert [wf["execution"]["workflowId"] for wf in json.loads(out.stdout or "[]")] == ["case-BX-LIST"]
+
+
+async def test_list_cases_rejects_a_bad_page_size(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.list_cases(page_size=10_000)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith("page_size")

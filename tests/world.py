@@ -1,0 +1,130 @@
+"""A whole hub on real parts for one test: the Boxing scenario's sandbox institutions on
+OS-picked loopback ports with their own SQLite ledgers, real Ed25519 keys, a registry, a worker on
+a fresh task queue and the gateway, reached through HubClient over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from temporalio.client import Client
+
+from adapters.channels import ChannelPool
+from gateway.server import start_gateway
+from sandbox import SandboxInstitution, load_scenario
+from stopline.casefile import rebase_report, report_from_dict
+from stopline.hubclient import HubClient
+from stopline.v1 import hub_pb2
+from tests.conftest import new_task_queue
+from trust.keys import SigningKey
+from trust.registry import Institution, InstitutionKind, Registry, registered_key
+from worker import build_worker
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+POLICE = "police-boxing"
+
+
+@dataclass
+class World:
+    client: Client
+    task_queue: str
+    keys: dict[str, SigningKey]
+    institutions: dict[str, SandboxInstitution]
+    hub: HubClient
+    gateway_address: str
+    scenario: object
+    _registry: list[Registry] = field(default_factory=list)
+
+    def registry(self) -> Registry:
+        return self._registry[0]
+
+    def report(self, case_id: str, **changes) -> hub_pb2.CaseReport:
+        """The scenario's case as if reported now, under `case_id`."""
+        report = rebase_report(report_from_dict(self.scenario.case), datetime.now(UTC), case_id)
+        for name, value in changes.items():
+            setattr(report, name, value)
+        return report
+
+    async def wait_for_case(self, case_id: str, until, within: float = 20.0) -> hub_pb2.CaseView:
+        """Poll GetCase until `until(case)` holds (real time: these are real servers)."""
+        deadline = time.monotonic() + within
+        while True:
+            case = await self.hub.get_case(case_id)
+            if until(case):
+                return case
+            if time.monotonic() > deadline:
+                raise AssertionError(f"case {case_id} never reached the expected state; last: {case}")
+            await asyncio.sleep(0.05)
+
+    async def answered(self, case_id: str, within: float = 20.0) -> hub_pb2.CaseView:
+        return await self.wait_for_case(
+            case_id, lambda c: c.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED, within
+        )
+
+
+def _registry(keys: dict[str, SigningKey], kinds: dict[str, InstitutionKind], endpoints: dict[str, str]) -> Registry:
+    return Registry(
+        [
+            Institution(
+                id=inst_id,
+                name=inst_id,
+                kind=kinds[inst_id],
+                endpoint=endpoints.get(inst_id),
+                keys=(registered_key(key.public_key, key.key_id, EPOCH),),
+            )
+            for inst_id, key in keys.items()
+        ]
+    )
+
+
+@asynccontextmanager
+async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: float | None = None) -> AsyncIterator[World]:
+    scenario = load_scenario("boxing")
+    kinds = {"hub": InstitutionKind.HUB, POLICE: InstitutionKind.POLICE_UNIT}
+    kinds |= {i.id: InstitutionKind(i.kind) for i in scenario.institutions}
+    keys = {inst_id: SigningKey.generate(inst_id) for inst_id in kinds}
+    holder: list[Registry] = [_registry(keys, kinds, {})]
+
+    institutions: dict[str, SandboxInstitution] = {}
+    for spec in scenario.institutions:
+        inst = SandboxInstitution(spec.id, keys[spec.id], lambda: holder[0], tmp_path / f"{spec.id}.db")
+        inst.ledger.seed(spec.accounts, spec.transfers_out)
+        await inst.start()
+        institutions[spec.id] = inst
+    holder[0] = _registry(keys, kinds, {i: inst.endpoint for i, inst in institutions.items()})
+
+    task_queue = new_task_queue()
+    channels = ChannelPool()
+    worker = build_worker(
+        client, task_queue, hub_key=keys["hub"], registry=lambda: holder[0], channels=channels,
+        bank_timeout_seconds=bank_timeout_seconds,
+    )  # fmt: skip
+    server = None
+    hub = None
+    try:
+        async with worker:
+            server, port = await start_gateway("127.0.0.1:0", client, lambda: holder[0], keys["hub"], task_queue)
+            hub = HubClient(f"127.0.0.1:{port}", lambda: holder[0])
+            yield World(
+                client=client,
+                task_queue=task_queue,
+                keys=keys,
+                institutions=institutions,
+                hub=hub,
+                gateway_address=f"127.0.0.1:{port}",
+                scenario=scenario,
+                _registry=holder,
+            )
+    finally:
+        if hub is not None:
+            await hub.close()
+        if server is not None:
+            await server.stop(None)
+        await channels.close()
+        for inst in institutions.values():
+            await inst.stop()
