@@ -1,0 +1,137 @@
+"""The command line as operators and police units use it: `stopline demo`, `stopline up` with
+`report`, `case` and `cases` against it, and clear errors for bad files and settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.scenario import load_scenario
+from stopline.casefile import CaseFileError, report_from_dict
+from stopline.config import ConfigError, load
+
+STOPLINE = str(Path(sys.prefix) / "bin" / "stopline")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def stack_env(tmp_path) -> dict[str, str]:
+    """Settings for a private stack: its own data folder and free ports for Temporal and the
+    gateway (the sandbox institutions keep the scenario's ports)."""
+    return os.environ | {
+        "STOPLINE_DATA_DIR": str(tmp_path / "data"),
+        "STOPLINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "STOPLINE_TEMPORAL_UI_PORT": str(free_port()),
+        "STOPLINE_GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+
+
+def run(args, env, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([STOPLINE, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
+    for _ in range(2):  # the demo starts from the scenario's balances every time
+        done = run(["demo"], stack_env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        out = done.stdout
+        assert "1,226,400.00 CNY of 1,475,000.00 CNY held at 2 institutions" in out
+        assert "qilu-bank/6229110000375002: partly held 126,400.00 CNY of 375,000.00 CNY" in out
+        assert "huaxia-pay/HXP-8800-3000-0003: held 300,000.00 CNY" in out
+        assert "Temporal Web UI" in out
+    log = Path(stack_env["STOPLINE_DATA_DIR"]) / "stopline.log"
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    case_lines = [entry for entry in lines if entry.get("event") == "stop-payment answered"]
+    assert case_lines and all(entry["case_id"] and entry["workflow_id"] for entry in case_lines)
+
+
+def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
+    up = subprocess.Popen([STOPLINE, "up"], env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while run(["cases"], stack_env, timeout=30).returncode != 0:
+            assert up.poll() is None, up.communicate()
+            assert time.monotonic() < deadline, "stopline up never answered"
+            time.sleep(0.3)
+
+        case = load_scenario("boxing").case | {"case_id": "BX-CLI-1"}
+        case_file = tmp_path / "case.json"
+        case_file.write_text(json.dumps(case))
+        reported = run(["report", str(case_file)], stack_env)
+        assert reported.returncode == 0, reported.stdout + reported.stderr
+        assert "case BX-CLI-1 opened: workflow case-BX-CLI-1" in reported.stdout
+        again = run(["report", str(case_file)], stack_env)
+        assert "already open: nothing new started" in again.stdout
+
+        for _ in range(100):
+            shown = run(["case", "BX-CLI-1"], stack_env)
+            if "all stops answered" in shown.stdout:
+                break
+            time.sleep(0.1)
+        assert "1,226,400.00 CNY held of 1,475,000.00 CNY reported" in shown.stdout, shown.stdout
+        for _ in range(50):
+            listed = run(["cases", "--status", "answered"], stack_env)
+            if "BX-CLI-1" in listed.stdout:
+                break
+            time.sleep(0.2)
+        assert "BX-CLI-1" in listed.stdout
+
+        missing = run(["case", "NOPE"], stack_env)
+        assert missing.returncode == 1 and "NOT_FOUND" in missing.stdout
+    finally:
+        up.send_signal(signal.SIGINT)
+        out, err = up.communicate(timeout=60)
+    assert up.returncode == 0, out + err
+    assert "Temporal Web UI" in out and "HubService (gateway)" in out
+
+
+def test_report_file_with_a_fractional_amount_names_the_field(stack_env, tmp_path):
+    case = load_scenario("boxing").case
+    case["transfers"][1]["amount"]["minor_units"] = 12.5
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(case))
+    done = run(["report", str(path)], stack_env, timeout=30)
+    assert done.returncode == 2
+    assert "transfers[1].amount.minor_units: must be a whole number, got 12.5" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "change,problem",
+    [
+        (lambda c: c.pop("case_id"), "case_id: required"),
+        (lambda c: c["transfers"][0].__setitem__("transferred_at", "2026-11-25 00:41"), "has no UTC offset"),
+        (lambda c: c["transfers"][0]["amount"].__setitem__("minor_units", True), "must be a whole number"),
+        (lambda c: c.__setitem__("suspect_phone_numbers", [8617012345678]), "suspect_phone_numbers[0]: must be a string"),
+    ],
+)
+def test_case_file_shape_errors_name_the_field(change, problem):
+    case = load_scenario("boxing").case
+    change(case)
+    with pytest.raises(CaseFileError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        report_from_dict(case)
+
+
+def test_settings_come_from_file_then_environment(tmp_path):
+    path = tmp_path / "stopline.toml"
+    path.write_text('temporal_address = "temporal.example:7233"\ntask_queue = "from-file"\n')
+    settings = load(path, env={"STOPLINE_TASK_QUEUE": "from-env"})
+    assert settings.temporal_address == "temporal.example:7233"
+    assert settings.task_queue == "from-env"
+    with pytest.raises(ConfigError, match="temporal_ui_port"):
+        load(None, env={"STOPLINE_TEMPORAL_UI_PORT": "eighty"})
+    path.write_text("no_such_setting = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting 'no_such_setting'"):
+        load(path, env={})
