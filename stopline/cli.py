@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -85,14 +86,12 @@ async def cmd_up(settings: Settings, args) -> int:
     async with Stack(settings) as stack:
         console.print("[bold]Stopline is up[/bold] (Ctrl-C stops everything):")
         print_addresses(stack.addresses())
-        console.print(f"  report a case:  stopline report FILE   (example: {example_case_hint()})", highlight=False)
+        example = settings.data_dir / "example-case.json"
+        example.write_text(json.dumps(stack.scenario.case, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        console.print(f"  report a case   .venv/bin/stopline report {example}", highlight=False)
         await wait_for_stop_signal()
         console.print("stopping ...")
     return 0
-
-
-def example_case_hint() -> str:
-    return "stopline demo reports the scenario's case"
 
 
 def reset_sandbox_ledgers(settings: Settings) -> None:

@@ -135,3 +135,38 @@ def test_settings_come_from_file_then_environment(tmp_path):
     path.write_text("no_such_setting = 1\n")
     with pytest.raises(ConfigError, match="unknown setting 'no_such_setting'"):
         load(path, env={})
+
+
+def test_parts_run_as_separate_processes_against_one_temporal(local_env, stack_env, tmp_path):
+    """A deployment's shape: Temporal elsewhere, two workers, a gateway and the institutions,
+    each its own process, sharing only the task queue and the registry."""
+    env = stack_env | {
+        "STOPLINE_EMBEDDED_TEMPORAL": "false",
+        "STOPLINE_TEMPORAL_ADDRESS": local_env.client.service_client.config.target_host,
+        "STOPLINE_TASK_QUEUE": f"split-{time.monotonic_ns()}",
+    }
+    assert run(["init"], env).returncode == 0
+    parts = {
+        name: subprocess.Popen([STOPLINE, *cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, cmd in {"sandbox": ["sandbox"], "worker-1": ["worker"], "worker-2": ["worker"], "gateway": ["gateway"]}.items()
+    }
+    try:
+        deadline = time.monotonic() + 60
+        while run(["cases"], env, timeout=30).returncode != 0:
+            assert all(p.poll() is None for p in parts.values()), {n: p.poll() for n, p in parts.items()}
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        case_file = tmp_path / "case.json"
+        case_file.write_text(json.dumps(load_scenario("boxing").case | {"case_id": "BX-SPLIT"}))
+        assert run(["report", str(case_file)], env).returncode == 0
+        for _ in range(100):
+            shown = run(["case", "BX-SPLIT"], env)
+            if "all stops answered" in shown.stdout:
+                break
+            time.sleep(0.1)
+        assert "1,226,400.00 CNY held of 1,475,000.00 CNY reported" in shown.stdout, shown.stdout
+    finally:
+        for p in parts.values():
+            p.send_signal(signal.SIGTERM)
+        codes = {name: p.wait(timeout=60) for name, p in parts.items()}
+    assert codes == dict.fromkeys(parts, 0), {n: p.stderr.read()[-2000:] for n, p in parts.items()}
