@@ -35,22 +35,18 @@ class BankClient:
             raise InstitutionError(institution, grpc.StatusCode.UNAVAILABLE, str(e)) from None
         return bank_pb2_grpc.BankServiceStub(self._channels.get(endpoint))
 
-    async def stop_payment(self, institution: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
-        """Send a signed StopPaymentOrder; return the institution's signed answer, unopened."""
+    async def _call(self, institution: str, method: str, request):
+        """One BankService call with the deadline; the signed envelope of the answer, unopened."""
         try:
-            response = await self._stub(institution).StopPayment(
-                bank_pb2.StopPaymentRequest(envelope=order), timeout=self._timeout
-            )
+            response = await getattr(self._stub(institution), method)(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(institution, err) from None
         return response.envelope
 
+    async def stop_payment(self, institution: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+        """Send a signed StopPaymentOrder; return the institution's signed answer, unopened."""
+        return await self._call(institution, "StopPayment", bank_pb2.StopPaymentRequest(envelope=order))
+
     async def query_account(self, institution: str, query: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
         """Send a signed AccountQuery; return the institution's signed AccountReport, unopened."""
-        try:
-            response = await self._stub(institution).QueryAccount(
-                bank_pb2.QueryAccountRequest(envelope=query), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(institution, err) from None
-        return response.envelope
+        return await self._call(institution, "QueryAccount", bank_pb2.QueryAccountRequest(envelope=query))

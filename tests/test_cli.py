@@ -43,6 +43,16 @@ def run(args, env, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([STOPLINE, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_until(args, env, text: str, attempts: int = 100) -> subprocess.CompletedProcess:
+    """Run a read command until its output shows `text` (the case is still moving), or give up."""
+    for _ in range(attempts):
+        done = run(args, env, timeout=30)
+        if text in done.stdout:
+            break
+        time.sleep(0.1)
+    return done
+
+
 def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
     for _ in range(2):  # the demo starts from the scenario's balances every time
         done = run(["demo"], stack_env)
@@ -76,17 +86,9 @@ def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
         again = run(["report", str(case_file)], stack_env)
         assert "already open: nothing new started" in again.stdout
 
-        for _ in range(100):
-            shown = run(["case", "BX-CLI-1"], stack_env)
-            if "all stops answered" in shown.stdout:
-                break
-            time.sleep(0.1)
+        shown = run_until(["case", "BX-CLI-1"], stack_env, "all stops answered")
         assert "1,226,400.00 CNY held of 1,475,000.00 CNY reported" in shown.stdout, shown.stdout
-        for _ in range(50):
-            listed = run(["cases", "--status", "answered"], stack_env)
-            if "BX-CLI-1" in listed.stdout:
-                break
-            time.sleep(0.2)
+        listed = run_until(["cases", "--status", "answered"], stack_env, "BX-CLI-1")
         assert "BX-CLI-1" in listed.stdout
 
         missing = run(["case", "NOPE"], stack_env)
@@ -159,11 +161,7 @@ def test_parts_run_as_separate_processes_against_one_temporal(local_env, stack_e
         case_file = tmp_path / "case.json"
         case_file.write_text(json.dumps(load_scenario("boxing").case | {"case_id": "BX-SPLIT"}))
         assert run(["report", str(case_file)], env).returncode == 0
-        for _ in range(100):
-            shown = run(["case", "BX-SPLIT"], env)
-            if "all stops answered" in shown.stdout:
-                break
-            time.sleep(0.1)
+        shown = run_until(["case", "BX-SPLIT"], env, "all stops answered")
         assert "1,226,400.00 CNY held of 1,475,000.00 CNY reported" in shown.stdout, shown.stdout
     finally:
         for p in parts.values():
