@@ -110,7 +110,7 @@ async def cmd_demo(settings: Settings, args) -> int:
         print_addresses(stack.addresses())
         now = datetime.now(UTC)
         # A case id unique to this run: every demo is a new case in Temporal's history.
-        report = rebase_report(report_from_dict(stack.scenario.case), now, f"{stack.scenario.case['case_id']}-{now:%H%M%S}")
+        report = rebase_report(report_from_dict(stack.scenario.case), now, f"{stack.scenario.case['case_id']}-{now:%Y%m%d-%H%M%S}")
         unit = report.reporting_unit
         console.print(
             f"\n[bold]{unit}[/bold] reports case {report.case_id}: {report.summary}\n"
