@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import grpc
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -15,6 +16,7 @@ from adapters.bank import BankClient
 from adapters.errors import InstitutionError
 from stopline.domain import (
     ERR_ANSWER_REJECTED,
+    ERR_ANSWER_UNVERIFIED,
     ERR_REQUEST_REJECTED,
     REQUEST_STOP_PAYMENT,
     Amount,
@@ -24,11 +26,16 @@ from stopline.domain import (
 )
 from stopline.v1 import bank_pb2
 from trust.envelope import open_envelope, seal
-from trust.errors import TrustError
+from trust.errors import KeyNotValid, StaleEnvelope, TrustError, UnknownSigner
 from trust.keys import SigningKey
 from trust.registry import Registry
 
 log = structlog.get_logger("activities.stop_payment")
+
+# Failures that can heal by themselves: one side's registry lags a key rotation, or clocks have
+# drifted. A retry is safe (the bank replays its stored answer), but not for ever: after this
+# many calls the stop is marked for an operator.
+HEALABLE_ATTEMPTS = 10
 
 _OUTCOMES = {
     bank_pb2.STOP_PAYMENT_OUTCOME_HELD: StopOutcome.HELD,
@@ -70,13 +77,14 @@ class StopPaymentActivities:
             requested_by=req.requested_by,
             hold_duration=duration_pb(timedelta(seconds=req.hold_seconds)),
         )
+        healable = info.attempt < HEALABLE_ATTEMPTS
         try:
             answer_envelope = await self._banks.stop_payment(institution, seal(order, self._hub_key))
         except InstitutionError as err:
             bound.warning("stop-payment call failed", code=err.code.name if err.code else None, error=err.message)
-            if err.retryable:
+            if err.retryable or (err.code == grpc.StatusCode.UNAUTHENTICATED and healable):
                 raise  # Temporal retries with the workflow's policy
-            raise ApplicationError(str(err), type=ERR_REQUEST_REJECTED, non_retryable=True) from None
+            raise _final(str(err), ERR_REQUEST_REJECTED, info.attempt) from None
 
         # The answer counts only if the institution that keeps the account signed it, about
         # this very order. Anything else is refused and not acted on.
@@ -85,11 +93,15 @@ class StopPaymentActivities:
                 answer_envelope, bank_pb2.StopPaymentAnswer, self._registry(), expected_signer=institution
             )
             result = _check_answer(req, answer, attempt=info.attempt)
+        except (UnknownSigner, KeyNotValid, StaleEnvelope) as err:
+            bound.error("stop-payment answer not verifiable", reason=str(err), will_retry=healable)
+            message = f"answer from {institution} not verifiable: {err}"
+            if healable:
+                raise ApplicationError(message, type=ERR_ANSWER_UNVERIFIED) from None
+            raise _final(message, ERR_ANSWER_REJECTED, info.attempt) from None
         except (TrustError, ValueError) as err:
             bound.error("stop-payment answer refused", reason=str(err))
-            raise ApplicationError(
-                f"answer from {institution} refused: {err}", type=ERR_ANSWER_REJECTED, non_retryable=True
-            ) from None
+            raise _final(f"answer from {institution} refused: {err}", ERR_ANSWER_REJECTED, info.attempt) from None
         bound.info(
             "stop-payment answered",
             outcome=result.outcome.value,
@@ -100,12 +112,21 @@ class StopPaymentActivities:
         return result
 
 
+def _final(message: str, error_type: str, attempt: int) -> ApplicationError:
+    """A failure no retry can mend; carries how many calls it took, for operators."""
+    return ApplicationError(message, {"attempts": attempt}, type=error_type, non_retryable=True)
+
+
 def _check_answer(req: StopPaymentInput, answer: bank_pb2.StopPaymentAnswer, *, attempt: int) -> StopPaymentResult:
     """Refuse an answer that does not fit the order (ValueError says how)."""
     if answer.idempotency_key != req.idempotency_key:
         raise ValueError(f"answer is for request {answer.idempotency_key!r}, not {req.idempotency_key!r}")
     if account_of(answer.account) != req.account:
         raise ValueError(f"answer is about account {account_of(answer.account)}, not {req.account}")
+    if answer.case_id != req.case_id:
+        raise ValueError(f"answer is for case {answer.case_id!r}, not {req.case_id!r}")
+    if amount_of(answer.requested) != req.amount:
+        raise ValueError(f"answer echoes an order of {amount_of(answer.requested)}, not {req.amount}")
     outcome = _OUTCOMES.get(answer.outcome)
     if outcome is None:
         raise ValueError(f"answer has no valid outcome ({answer.outcome})")

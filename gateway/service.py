@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -48,6 +56,8 @@ log = structlog.get_logger("gateway")
 
 MEMO_REPORT_SHA256 = "report_sha256"
 DEFAULT_PAGE_SIZE = 100
+# Reading a running case asks its worker; without one, say so quickly instead of hanging.
+QUERY_TIMEOUT = timedelta(seconds=3)
 MAX_PAGE_SIZE = 500
 
 
@@ -56,6 +66,30 @@ def report_fingerprint(case: CaseInput) -> str:
     even re-serialised) has the same fingerprint; any changed fact changes it."""
     canonical = json.dumps(dataclasses.asdict(case), sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _calls_made(pending) -> int:
+    """Temporal counts the attempt it is about to make; operators want the calls made so far."""
+    started = pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    return pending.attempt if started else pending.attempt - 1
+
+
+def _last_error(pending) -> str:
+    return pending.last_failure.message if pending.HasField("last_failure") else ""
+
+
+def temporal_unavailable_is_unavailable(method):
+    """A Temporal outage is the caller's UNAVAILABLE (retry later), never an opaque UNKNOWN."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except (RPCError, RuntimeError) as e:
+            log.error("temporal call failed", method=method.__name__, error=str(e))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the hub's workflow service is unavailable: {e}")
+
+    return wrapper
 
 
 class HubServicer(hub_pb2_grpc.HubServiceServicer):
@@ -73,6 +107,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     # --- ReportCase ---------------------------------------------------------------------------
 
+    @temporal_unavailable_is_unavailable
     async def ReportCase(self, request, context: grpc.aio.ServicerContext):
         if not request.HasField("envelope"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: required")
@@ -156,6 +191,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     # --- GetCase ------------------------------------------------------------------------------
 
+    @temporal_unavailable_is_unavailable
     async def GetCase(self, request, context: grpc.aio.ServicerContext):
         if not CASE_ID_PATTERN.match(request.case_id):
             await context.abort(
@@ -171,19 +207,21 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         try:
             if description.status == WorkflowExecutionStatus.COMPLETED:
                 # A finished case answers from its result: no worker needed to replay it.
-                view = await handle.result()
+                view = await handle.result(rpc_timeout=QUERY_TIMEOUT)
             else:
-                view = await handle.query("status", result_type=CaseView)
-        except (RPCError, WorkflowFailureError) as e:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"case {request.case_id!r} cannot be read now: {e}")
-        pending = {
-            p.activity_id: (p.attempt, p.last_failure.message if p.HasField("last_failure") else "")
-            for p in description.raw_description.pending_activities
-        }
+                view = await handle.query("status", result_type=CaseView, rpc_timeout=QUERY_TIMEOUT)
+        except (RPCError, WorkflowFailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"case {request.case_id!r} cannot be read now (is a worker running on task queue "
+                f"{self._task_queue!r}?): {e}",
+            )
+        pending = {p.activity_id: (_calls_made(p), _last_error(p)) for p in description.raw_description.pending_activities}
         return hub_pb2.GetCaseResponse(case=case_view_pb(view, pending))
 
     # --- ListCases ----------------------------------------------------------------------------
 
+    @temporal_unavailable_is_unavailable
     async def ListCases(self, request, context: grpc.aio.ServicerContext):
         if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
             await context.abort(

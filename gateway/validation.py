@@ -15,6 +15,7 @@ from trust.registry import Registry
 
 CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ACCOUNT_NUMBER_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+INSTITUTION_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 # A report is a human act: 1,000 transfers or 100 numbers is far past any real victim's list,
 # and the bounds keep one request from filling a workflow history.
 MAX_TRANSFERS = 1000
@@ -36,13 +37,26 @@ class InvalidReport(ValueError):
 def _time(ts, field: str, now: datetime) -> datetime:
     if ts.seconds == 0 and ts.nanos == 0:
         raise InvalidReport(field, "required (UTC time)")
-    when = ts.ToDatetime(tzinfo=UTC)
+    try:
+        when = ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidReport(field, f"seconds={ts.seconds} nanos={ts.nanos} is not a valid time") from None
     if when > now + FUTURE_TOLERANCE:
         raise InvalidReport(field, f"{when.isoformat()} is in the future")
     return when
 
 
+def _account_shape(ref: common_pb2.AccountRef, field: str) -> Account:
+    """Any account, on the platform or not (a victim's bank need not be a partner)."""
+    if not INSTITUTION_PATTERN.match(ref.institution):
+        raise InvalidReport(f"{field}.institution", f"{ref.institution!r} is not an institution code")
+    if not ACCOUNT_NUMBER_PATTERN.match(ref.account_number):
+        raise InvalidReport(f"{field}.account_number", f"{ref.account_number!r} is not 1-64 letters, digits or '-'")
+    return Account(ref.institution, ref.account_number)
+
+
 def _account(ref: common_pb2.AccountRef, field: str, registry: Registry) -> Account:
+    """An account the hub can ask to stop: kept by a bank or payment company in the registry."""
     if not ref.institution:
         raise InvalidReport(f"{field}.institution", "required")
     inst = registry.get(ref.institution)
@@ -61,9 +75,12 @@ def _amount(money: common_pb2.Money, field: str) -> Amount:
     if money.minor_units <= 0:
         raise InvalidReport(f"{field}.minor_units", f"must be a positive whole number of minor units, got {money.minor_units}")
     try:
-        iso4217.Currency(money.currency)
+        currency = iso4217.Currency(money.currency)
     except ValueError:
         raise InvalidReport(f"{field}.currency", f"{money.currency!r} is not an ISO 4217 currency code") from None
+    if currency.exponent is None:
+        # XAU, XXX, XTS...: codes without a minor unit cannot carry an amount in minor units.
+        raise InvalidReport(f"{field}.currency", f"{money.currency!r} has no minor unit; it cannot be an amount of money")
     return Amount(money.minor_units, money.currency)
 
 
@@ -109,7 +126,7 @@ def validate_report(
             raise InvalidReport(f"{f}.to_account", "required")
         if not t.HasField("amount"):
             raise InvalidReport(f"{f}.amount", "required")
-        src = _account(t.from_account, f"{f}.from_account", registry)
+        src = _account_shape(t.from_account, f"{f}.from_account")
         dst = _account(t.to_account, f"{f}.to_account", registry)
         if src == dst:
             raise InvalidReport(f"{f}.to_account", "is the same account as from_account")

@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 from rich.console import Console
 
+from sandbox import ScenarioError
 from stopline import logs
 from stopline.casefile import CaseFileError, load_case_file, rebase_report, report_from_dict
 from stopline.config import ConfigError, Settings, load
@@ -94,19 +95,13 @@ async def cmd_up(settings: Settings, args) -> int:
     return 0
 
 
-def reset_sandbox_ledgers(settings: Settings) -> None:
-    """The demo starts the sandbox banks from the scenario's balances every time, so it can be
-    run again and again with the same outcome. Only sandbox ledgers are touched."""
-    for ledger in (settings.data_dir / "sandbox").glob("*.db*"):
-        ledger.unlink()
-
-
 async def cmd_demo(settings: Settings, args) -> int:
     from stopline.stack import Stack
 
-    reset_sandbox_ledgers(settings)
     console.print("[bold]Stopline demo[/bold]: starting the hub on embedded defaults ...")
-    async with Stack(settings) as stack:
+    # The sandbox banks start from the scenario's balances every time, so the demo can be run
+    # again and again with the same outcome (only sandbox ledgers are reset, under the lock).
+    async with Stack(settings, reset_sandbox=True) as stack:
         print_addresses(stack.addresses())
         now = datetime.now(UTC)
         # A case id unique to this run: every demo is a new case in Temporal's history.
@@ -126,10 +121,10 @@ async def cmd_demo(settings: Settings, args) -> int:
         console.print()
         console.print(case_table(case))
         outcome_ok = case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED
+        holding = {s.account.institution for s in case.stops if s.held.minor_units > 0}
         console.print(
-            f"{money(case.total_held)} of {money(case.total_reported)} held at "
-            f"{len({s.account.institution for s in case.stops})} institutions, every answer signed and verified, "
-            f"in {elapsed:.2f} s.",
+            f"{money(case.total_held)} of {money(case.total_reported)} held at {len(holding)} "
+            f"institution{'s' if len(holding) != 1 else ''}, every answer signed and verified, in {elapsed:.2f} s.",
             highlight=False,
         )
         if stack.dev_server is not None:
@@ -196,9 +191,10 @@ async def cmd_worker(settings: Settings, args) -> int:
 
 async def cmd_gateway(settings: Settings, args) -> int:
     from gateway.server import start_gateway
-    from stopline.stack import connect, registry_file
+    from stopline.stack import connect, ensure_search_attributes, registry_file
 
     client = await connect(settings)
+    await ensure_search_attributes(client)
     server, port = await start_gateway(
         settings.gateway_address, client, registry_file(settings), unit_key(settings, HUB_ID), settings.task_queue
     )
@@ -245,9 +241,16 @@ async def cmd_case(settings: Settings, args) -> int:
 
 async def cmd_cases(settings: Settings, args) -> int:
     status = {"all": 0, "stopping": hub_pb2.CASE_STATUS_STOPPING, "answered": hub_pb2.CASE_STATUS_STOPS_ANSWERED}
+    cases: list[hub_pb2.CaseSummary] = []
+    token = b""
     async with HubClient(settings.gateway_address, registry(settings)) as hub:
-        response = await hub.list_cases(status=status[args.status], page_size=args.limit)
-    console.print(cases_table(list(response.cases)))
+        while len(cases) < args.limit:
+            page = await hub.list_cases(status=status[args.status], page_size=min(500, args.limit - len(cases)), page_token=token)
+            cases.extend(page.cases)
+            token = page.next_page_token
+            if not token:
+                break
+    console.print(cases_table(cases))
     return 0
 
 
@@ -278,7 +281,7 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("case_id")
         elif name == "cases":
             sp.add_argument("--status", choices=["all", "stopping", "answered"], default="all")
-            sp.add_argument("--limit", type=int, default=100)
+            sp.add_argument("--limit", type=int, default=100, help="at most this many cases (pages are followed)")
     return p
 
 
@@ -286,11 +289,19 @@ async def _run(settings: Settings, args) -> int:
     handler, _ = COMMANDS[args.command]
     try:
         return await handler(settings, args)
-    except CommandError as e:
+    except (CommandError, ScenarioError, TrustError, ConfigError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)
         return 2
     except grpc.aio.AioRpcError as e:
         console.print(f"[red]refused:[/red] {e.code().name}: {e.details()}", highlight=False)
+        return 1
+    except (OSError, RuntimeError, TimeoutError) as e:  # ports in use, a server that would not start
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        return 1
+    except Exception as e:
+        # os._exit below would swallow the traceback: say what broke, in full.
+        console.print(f"[red]error:[/red] {type(e).__name__}: {e}", highlight=False)
+        console.print_exception()
         return 1
 
 

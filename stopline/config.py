@@ -35,6 +35,9 @@ class Settings:
     gateway_address: str = "127.0.0.1:50051"
     # The sandbox scenario: a name shipped in sandbox/scenarios or a path to a JSON file.
     scenario: str = "boxing"
+    # "scenario": sandbox institutions listen on the scenario's ports; "auto": the OS picks free
+    # ports and the registry's endpoints are updated (tests, several stacks on one machine).
+    sandbox_ports: str = "scenario"
     # Logs: "auto" (JSON unless a terminal), "json" or "console".
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -108,4 +111,8 @@ def load(path: Path | None = None, env: dict[str, str] | None = None, **override
     settings = replace(Settings(), **values)
     if settings.log_format not in {"auto", "json", "console"}:
         raise ConfigError(f"log_format = {settings.log_format!r}: use auto, json or console")
+    if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"log_level = {settings.log_level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if settings.sandbox_ports not in {"scenario", "auto"}:
+        raise ConfigError(f"sandbox_ports = {settings.sandbox_ports!r}: use scenario or auto")
     return settings

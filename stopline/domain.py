@@ -179,6 +179,7 @@ class StopPaymentResult:
 
 # Error types the activities raise (ApplicationError.type) and the workflow tells apart.
 ERR_ANSWER_REJECTED = "AnswerRejected"  # the institution's answer failed verification
+ERR_ANSWER_UNVERIFIED = "AnswerNotVerifiableYet"  # retryable: registry lag or clock skew
 ERR_REQUEST_REJECTED = "RequestRejected"  # the institution refused the request itself
 
 

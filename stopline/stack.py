@@ -5,16 +5,19 @@ run it; each part also runs alone (`stopline worker|gateway|sandbox`)."""
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
+import fcntl
+from contextlib import AsyncExitStack, contextmanager
+from pathlib import Path
 
 import structlog
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from adapters.channels import ChannelPool
 from gateway.server import start_gateway
 from stopline.config import Settings
-from stopline.embedded import DevServer
-from stopline.setup import HUB_ID, initialise
+from stopline.embedded import DevServer, register_search_attributes
+from stopline.setup import HUB_ID, initialise, record_endpoints
 from trust.keys import SigningKey
 from trust.registry import RegistryFile
 from worker import build_worker
@@ -40,6 +43,32 @@ async def connect(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
 
 
+async def ensure_search_attributes(client: Client) -> None:
+    """On a Temporal the hub did not start itself, make sure operators can search cases. Where
+    the operator API is closed to us, say so and go on: an operator registers them once."""
+    try:
+        await register_search_attributes(client)
+    except RPCError as e:
+        log.warning("could not register search attributes; register them on the cluster", error=str(e))
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path):
+    """Exclusive hold on a data folder, so `stopline demo` can never reset the ledgers of a
+    running `stopline up`, nor two stacks share one Temporal database."""
+    handle = open(data_dir / "lock", "w")  # noqa: SIM115 - closed below
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"{data_dir} is in use by another stopline process (is `stopline up` running?)"
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
 class Stack:
     def __init__(
         self,
@@ -49,8 +78,10 @@ class Stack:
         sandbox: bool = True,
         worker: bool = True,
         gateway: bool = True,
+        reset_sandbox: bool = False,
     ):
         self.settings = settings
+        self._reset_sandbox = reset_sandbox
         self._want = {"temporal": temporal and settings.embedded_temporal, "sandbox": sandbox,
                       "worker": worker, "gateway": gateway}  # fmt: skip
         self._exit = AsyncExitStack()
@@ -93,6 +124,12 @@ class Stack:
     async def _start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._want["temporal"] or self._want["sandbox"]:
+            # The Temporal database and the sandbox ledgers have one owner at a time.
+            self._exit.enter_context(data_dir_lock(s.data_dir))
+        if self._reset_sandbox:
+            for ledger in (s.data_dir / "sandbox").glob("*.db*"):
+                ledger.unlink()
         self.scenario, self.keys = load_scenario_and_keys(s)
         registry = registry_file(s)
 
@@ -111,13 +148,17 @@ class Stack:
             self.sandbox = Sandbox(
                 self.scenario, s.data_dir, registry,
                 {i.id: self.keys[i.id] for i in self.scenario.institutions},
-                use_scenario_ports=True,
+                use_scenario_ports=s.sandbox_ports == "scenario",
             )  # fmt: skip
             await self.sandbox.start()
             self._exit.push_async_callback(self.sandbox.stop)
+            if s.sandbox_ports == "auto":
+                record_endpoints(s, {i: inst.endpoint for i, inst in self.sandbox.institutions.items()})
 
         if self._want["worker"] or self._want["gateway"]:
             self.client = await connect(s)
+            if not self._want["temporal"]:
+                await ensure_search_attributes(self.client)
 
         if self._want["worker"]:
             channels = ChannelPool()

@@ -216,6 +216,9 @@ BAD_REPORTS = {
     "zero amount": (_set("transfers.0.amount.minor_units", 0), "transfers[0].amount.minor_units"),
     "negative amount": (_set("transfers.2.amount.minor_units", -5), "transfers[2].amount.minor_units"),
     "bad currency": (_set("transfers.0.amount.currency", "RMB"), "transfers[0].amount.currency"),
+    "gold is not money": (_set("transfers.0.amount.currency", "XAU"), "transfers[0].amount.currency"),
+    "time out of range": (_set("transfers.1.transferred_at.nanos", -5), "transfers[1].transferred_at"),
+    "time in the future": (_set("reported_at.seconds", 4_000_000_000), "reported_at"),
     "mixed currency": (_set("transfers.1.amount.currency", "EUR"), "transfers[1].amount.currency"),
     "bad phone number": (_add_phone("13800138000"), "suspect_phone_numbers[1]"),
     "invalid phone number": (_add_phone("+861"), "suspect_phone_numbers[1]"),
@@ -354,3 +357,49 @@ async def test_list_cases_rejects_a_bad_page_size(client, tmp_path):
             await w.hub.list_cases(page_size=10_000)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.value.details().startswith("page_size")
+
+
+async def test_victim_bank_need_not_be_on_the_platform(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        report = w.report("BX-OFFPLATFORM")
+        for t in report.transfers:
+            t.from_account.institution = "some-rural-bank"
+        assert (await w.hub.report_case(report, w.keys[POLICE])).created
+        assert (await w.answered("BX-OFFPLATFORM")).total_held.minor_units == 122_640_000
+
+
+async def test_temporal_outage_is_unavailable_not_unknown(client, tmp_path):
+    from temporalio.client import Client
+
+    from gateway.server import start_gateway
+    from stopline.hubclient import HubClient
+
+    dead = await Client.connect("127.0.0.1:1", lazy=True)
+    async with hub_world(client, tmp_path) as w:
+        server, port = await start_gateway("127.0.0.1:0", dead, w.registry, w.keys["hub"], w.task_queue)
+        try:
+            async with HubClient(f"127.0.0.1:{port}", w.registry) as hub:
+                calls = (
+                    hub.report_case(w.report("BX-OUTAGE-T"), w.keys[POLICE]),
+                    hub.get_case("BX-OUTAGE-T"),
+                    hub.list_cases(),
+                )
+                for call in calls:
+                    with pytest.raises(grpc.aio.AioRpcError) as err:
+                        await call
+                    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+                    assert "unavailable" in err.value.details()
+        finally:
+            await server.stop(None)
+
+
+async def test_case_without_a_worker_is_reported_unavailable_quickly(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        from stopline.domain import CASE_WORKFLOW
+
+        await client.start_workflow(CASE_WORKFLOW, id="case-BX-NOWORKER", task_queue="no-worker-here", args=[None])
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.get_case("BX-NOWORKER")
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "is a worker running" in err.value.details()
+        await client.get_workflow_handle("case-BX-NOWORKER").terminate()

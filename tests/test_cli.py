@@ -29,9 +29,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def stack_env(tmp_path) -> dict[str, str]:
-    """Settings for a private stack: its own data folder and free ports for Temporal and the
-    gateway (the sandbox institutions keep the scenario's ports)."""
+    """Settings for a private stack: its own data folder, free ports for Temporal and the
+    gateway, and OS-picked ports for the sandbox institutions."""
     return os.environ | {
+        "STOPLINE_SANDBOX_PORTS": "auto",
         "STOPLINE_DATA_DIR": str(tmp_path / "data"),
         "STOPLINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "STOPLINE_TEMPORAL_UI_PORT": str(free_port()),
@@ -59,6 +60,10 @@ def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
         assert done.returncode == 0, done.stdout + done.stderr
         out = done.stdout
         assert "1,226,400.00 CNY of 1,475,000.00 CNY held at 2 institutions" in out
+        # The sandbox took OS-picked ports, and the registry says where, for the worker to call.
+        registry = json.loads((Path(stack_env["STOPLINE_DATA_DIR"]) / "registry.json").read_text())
+        qilu = next(i for i in registry["institutions"] if i["id"] == "qilu-bank")
+        assert f"sandbox qilu-bank     {qilu['endpoint']}" in out
         assert "qilu-bank/6229110000375002: partly held 126,400.00 CNY of 375,000.00 CNY" in out
         assert "huaxia-pay/HXP-8800-3000-0003: held 300,000.00 CNY" in out
         assert "Temporal Web UI" in out
@@ -93,6 +98,15 @@ def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
 
         missing = run(["case", "NOPE"], stack_env)
         assert missing.returncode == 1 and "NOT_FOUND" in missing.stdout
+
+        # A demo on the same data folder must not reset the running banks' ledgers.
+        clash = run(["demo"], stack_env | {"STOPLINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
+        assert clash.returncode == 1 and "is in use by another stopline process" in clash.stdout, clash.stdout
+        assert "1,226,400.00 CNY held" in run(["case", "BX-CLI-1"], stack_env).stdout
+        # Nor may a second stack attach to the running Temporal.
+        other = stack_env | {"STOPLINE_DATA_DIR": str(tmp_path / "other")}
+        clash = run(["demo"], other)
+        assert clash.returncode == 1 and "already in use" in clash.stdout, clash.stdout
     finally:
         up.send_signal(signal.SIGINT)
         out, err = up.communicate(timeout=60)
@@ -168,3 +182,9 @@ def test_parts_run_as_separate_processes_against_one_temporal(local_env, stack_e
             p.send_signal(signal.SIGTERM)
         codes = {name: p.wait(timeout=60) for name, p in parts.items()}
     assert codes == dict.fromkeys(parts, 0), {n: p.stderr.read()[-2000:] for n, p in parts.items()}
+
+
+def test_unknown_scenario_is_a_clear_error_not_a_silent_exit(stack_env):
+    done = run(["demo"], stack_env | {"STOPLINE_SCENARIO": "no-such-scenario"}, timeout=60)
+    assert done.returncode == 2
+    assert "error:" in done.stdout and "no-such-scenario" in done.stdout

@@ -12,6 +12,7 @@ from trust.envelope import open_envelope, seal, signature_input
 from trust.errors import (
     BadSignature,
     KeyNotValid,
+    RegistryError,
     StaleEnvelope,
     UnknownSigner,
     WrongPayloadType,
@@ -145,3 +146,21 @@ def test_registry_round_trips_through_its_file(tmp_path, hub, bank, registry):
     loaded = Registry.load(tmp_path / "registry.json")
     assert loaded.to_dict() == registry.to_dict()
     assert open_envelope(seal(order(), hub), bank_pb2.StopPaymentOrder, loaded) == order()
+
+
+def test_out_of_range_signing_time_is_refused_not_crashed(hub, registry):
+    envelope = seal(order(), hub)
+    envelope.signed_at.nanos = -5
+    with pytest.raises(BadSignature, match="signed_at"):
+        open_envelope(envelope, bank_pb2.StopPaymentOrder, registry)
+
+
+def test_registry_refuses_a_key_id_that_does_not_match_its_key(tmp_path, hub, bank, registry):
+    data = registry.to_dict()
+    data["institutions"][0]["keys"][0]["key_id"] = bank.key_id.replace("qilu-bank", "hub")
+    with pytest.raises(RegistryError, match=r"institutions\[0\] \(hub\)\.keys\[0\]\.key_id"):
+        Registry.from_dict(data)
+    data = registry.to_dict()
+    data["institutions"][1]["id"] = "Qilu Bank!"
+    with pytest.raises(RegistryError, match=r"institutions\[1\]\.id"):
+        Registry.from_dict(data)

@@ -102,7 +102,10 @@ def verify(
         raise BadSignature(f"envelope nonce must be {NONCE_BYTES} bytes, got {len(envelope.nonce)}")
     if not envelope.HasField("signed_at"):
         raise BadSignature("envelope has no signed_at time")
-    signed_at = envelope.signed_at.ToDatetime(tzinfo=UTC)
+    try:
+        signed_at = envelope.signed_at.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise BadSignature("envelope signed_at is not a valid time") from None
     now = now or datetime.now(UTC)
     if abs(now - signed_at) > max_skew:
         raise StaleEnvelope(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -17,9 +18,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from trust.errors import KeyNotValid, RegistryError, UnknownSigner
-from trust.keys import public_key_b64, public_key_from_b64
+from trust.keys import key_id_for, public_key_b64, public_key_from_b64
 
 REGISTRY_VERSION = 1
+INSTITUTION_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 class InstitutionKind(StrEnum):
@@ -153,8 +155,8 @@ class Registry:
             if not isinstance(entry, dict):
                 raise RegistryError(f"{where}: must be an object")
             inst_id = entry.get("id")
-            if not isinstance(inst_id, str) or not inst_id:
-                raise RegistryError(f"{where}.id: must be a non-empty string")
+            if not isinstance(inst_id, str) or not INSTITUTION_ID_PATTERN.match(inst_id):
+                raise RegistryError(f"{where}.id: {inst_id!r} is not 1-64 characters of a-z 0-9 -")
             where = f"institutions[{i}] ({inst_id})"
             try:
                 kind = InstitutionKind(entry.get("kind"))
@@ -168,8 +170,10 @@ class Registry:
                     public_key_from_b64(k["public_key"])
                 except (KeyError, TypeError, ValueError) as e:
                     raise RegistryError(f"{kwhere}.public_key: not a base64 Ed25519 public key ({e})") from None
-                if not isinstance(k.get("key_id"), str) or not k["key_id"]:
-                    raise RegistryError(f"{kwhere}.key_id: must be a non-empty string")
+                expected_id = key_id_for(inst_id, public_key_from_b64(k["public_key"]))
+                if k.get("key_id") != expected_id:
+                    # Key ids are derived from the key, so an id can never point at another key.
+                    raise RegistryError(f"{kwhere}.key_id: {k.get('key_id')!r} does not match its public key (expected {expected_id!r})")
                 valid_from = _parse_time(k.get("valid_from"), f"{kwhere}.valid_from")
                 if valid_from is None:
                     raise RegistryError(f"{kwhere}.valid_from: required")

@@ -130,6 +130,8 @@ class CaseWorkflow:
                 stop.state = StopState.FAILED
             stop.reason = cause.message if cause is not None else str(err)
             stop.answered_at = workflow.now()
+            if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+                stop.attempts = int(cause.details[0].get("attempts", 0))
             return
         stop.state = _OUTCOME_STATE[result.outcome]
         stop.held = result.held
