@@ -164,8 +164,10 @@ async def test_forged_bank_answer_is_refused_and_not_acted_on(client, tmp_path):
         assert stop.state == hub_pb2.STOP_STATE_ANSWER_REJECTED
         assert "does not verify" in stop.reason
         assert stop.held.minor_units == 0
-        # The hub counts only what verified answers say is held.
+        # The hub counts only what verified answers say is held, even though the bank did hold
+        # the money: the mismatch is on purpose, and the case shows it for an operator to clear.
         assert case.total_held.minor_units == 80_000_000 + 12_640_000
+        assert w.institutions["huaxia-pay"].ledger.account(MULE_3).held_minor == 30_000_000
 
 
 async def test_institution_rejecting_the_request_fails_the_stop_without_retrying(client, tmp_path):
