@@ -1,0 +1,661 @@
+"""The hub's checks on a stop-payment answer, against a rogue bank.
+
+The real `request_stop_payment` activity runs in Temporal's ActivityEnvironment (so
+`activity.info().attempt` is whatever the test says) and calls, through the real BankClient and
+ChannelPool, a real grpc.aio server on a loopback port the OS picks. That server is a rogue bank: it
+checks nothing and answers with whatever StopPaymentAnswer the test sets, sealed with whichever
+Ed25519 key the test chooses, or aborts with a chosen gRPC status. Every answer that does not fit
+the order, or is not signed by the institution that keeps the account, must be refused; an answer
+that cannot be verified *yet* (registry lag, clock skew) must be retried, but not for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf.message import Message
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.convert import account_pb, money_pb, time_of, timestamp_pb
+from activities.stop_payment import HEALABLE_ATTEMPTS, StopPaymentActivities
+from adapters.bank import BankClient
+from adapters.channels import ChannelPool
+from adapters.errors import InstitutionError
+from stopline.domain import (
+    ERR_ANSWER_REJECTED,
+    ERR_ANSWER_UNVERIFIED,
+    ERR_REQUEST_REJECTED,
+    REQUEST_STOP_PAYMENT,
+    STOP_PAYMENT_HOLD,
+    Account,
+    Amount,
+    StopOutcome,
+    StopPaymentInput,
+    StopPaymentResult,
+    stop_step_id,
+)
+from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2, envelope_pb2
+from trust.envelope import open_envelope, seal
+from trust.errors import BadSignature
+from trust.keys import SigningKey
+from trust.registry import Institution, InstitutionKind, Registry, registered_key
+
+HUB = "hub"
+BANK = "qilu-bank"
+OTHER = "huaxia-pay"
+POLICE = "police-boxing"
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+MULE = Account(BANK, "6229110000800001")
+AMOUNT = Amount(80_000_000, "CNY")  # 800,000.00 CNY
+CASE_ID = "BX-ROGUE-1"
+KEY = f"case-{CASE_ID}/{stop_step_id(MULE)}"
+
+HELD = bank_pb2.STOP_PAYMENT_OUTCOME_HELD
+PARTIALLY_HELD = bank_pb2.STOP_PAYMENT_OUTCOME_PARTIALLY_HELD
+REFUSED = bank_pb2.STOP_PAYMENT_OUTCOME_REFUSED
+
+
+# --- the rogue bank ---------------------------------------------------------------------------
+
+
+@dataclass
+class RogueBank(bank_pb2_grpc.BankServiceServicer):
+    """Answers StopPayment with `answer` sealed by `key` (then passed through `tamper`), or aborts
+    with `abort`. It acts on nothing it receives; it only records each order envelope and whether
+    the hub's signature over it verified."""
+
+    registry: Callable[[], Registry]
+    key: SigningKey
+    answer: Message | None = None
+    abort: tuple[grpc.StatusCode, str] | None = None
+    tamper: Callable[[envelope_pb2.Envelope], None] | None = None
+    signed_at: datetime | None = None
+    delay: float = 0.0
+    received: list[envelope_pb2.Envelope] = field(default_factory=list)
+    opened: list[bank_pb2.StopPaymentOrder | Exception] = field(default_factory=list)
+
+    async def StopPayment(self, request, context):
+        envelope = envelope_pb2.Envelope()
+        envelope.CopyFrom(request.envelope)
+        self.received.append(envelope)
+        try:
+            self.opened.append(
+                open_envelope(envelope, bank_pb2.StopPaymentOrder, self.registry(), expected_signer=HUB)
+            )
+        except Exception as e:  # recorded for the test; a rogue bank answers regardless
+            self.opened.append(e)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.abort is not None:
+            await context.abort(*self.abort)
+        assert self.answer is not None, "the test set no answer"
+        sealed = seal(self.answer, self.key, now=self.signed_at)
+        if self.tamper is not None:
+            self.tamper(sealed)
+        return bank_pb2.StopPaymentResponse(envelope=sealed)
+
+
+@dataclass
+class Hub:
+    keys: dict[str, SigningKey]
+    registry: Registry  # what the hub's registry says now; a test may replace it
+    bank: RogueBank
+    channels: ChannelPool
+    activities: StopPaymentActivities = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.use_bank_timeout(2.0)
+
+    def use_bank_timeout(self, seconds: float) -> None:
+        """The activities as the worker builds them, with this deadline on every bank call."""
+        registry = lambda: self.registry  # noqa: E731  (read on every call, as RegistryFile is)
+        self.activities = StopPaymentActivities(
+            self.keys[HUB], registry, BankClient(self.channels, registry, timeout_seconds=seconds)
+        )
+
+
+@pytest_asyncio.fixture
+async def hub() -> AsyncIterator[Hub]:
+    keys = {inst: SigningKey.generate(inst) for inst in (HUB, BANK, OTHER, POLICE)}
+    holder: list[Hub] = []
+    bank = RogueBank(lambda: holder[0].registry, keys[BANK])
+    server = grpc.aio.server()
+    bank_pb2_grpc.add_BankServiceServicer_to_server(bank, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    kinds = {
+        HUB: InstitutionKind.HUB,
+        BANK: InstitutionKind.BANK,
+        OTHER: InstitutionKind.PAYMENT_COMPANY,
+        POLICE: InstitutionKind.POLICE_UNIT,
+    }
+    endpoints = {BANK: f"127.0.0.1:{port}", OTHER: "127.0.0.1:1"}  # huaxia-pay is never called
+    registry = Registry(
+        [
+            Institution(
+                id=inst,
+                name=inst,
+                kind=kind,
+                endpoint=endpoints.get(inst),
+                keys=(registered_key(keys[inst].public_key, keys[inst].key_id, EPOCH),),
+            )
+            for inst, kind in kinds.items()
+        ]
+    )
+    channels = ChannelPool()
+    holder.append(Hub(keys, registry, bank, channels))
+    try:
+        yield holder[0]
+    finally:
+        await channels.close()
+        await server.stop(None)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def order(**changes) -> StopPaymentInput:
+    req = StopPaymentInput(
+        idempotency_key=KEY,
+        case_id=CASE_ID,
+        requested_by=POLICE,
+        account=MULE,
+        amount=AMOUNT,
+        transfer_time=datetime(2026, 3, 2, 9, 41, 7, tzinfo=UTC),
+        holder_name="ZHANG San",
+    )
+    return dataclasses.replace(req, **changes)
+
+
+HELD_AT = datetime(2026, 3, 2, 9, 43, 12, tzinfo=UTC)
+
+
+def answer(req: StopPaymentInput, outcome: int = HELD, **changes) -> bank_pb2.StopPaymentAnswer:
+    """What an honest bank would answer to `req`; `changes` replace fields (a None value clears one)."""
+    held = {HELD: req.amount, PARTIALLY_HELD: Amount(req.amount.minor_units // 4, req.amount.currency)}
+    msg = bank_pb2.StopPaymentAnswer(
+        idempotency_key=req.idempotency_key,
+        case_id=req.case_id,
+        account=account_pb(req.account),
+        outcome=outcome,
+        requested=money_pb(req.amount),
+        detail=f"outcome {outcome}",
+    )
+    if outcome in held:
+        msg.held.CopyFrom(money_pb(held[outcome]))
+        msg.hold_id = "QL-HOLD-000042"
+        msg.held_at.CopyFrom(timestamp_pb(HELD_AT))
+        msg.hold_expires_at.CopyFrom(timestamp_pb(HELD_AT + STOP_PAYMENT_HOLD))
+    else:
+        msg.refusal_reason = bank_pb2.REFUSAL_REASON_UNKNOWN_ACCOUNT
+        msg.held.CopyFrom(common_pb2.Money(minor_units=0, currency=req.amount.currency))
+    for name, value in changes.items():
+        if value is None:
+            msg.ClearField(name)
+        elif isinstance(value, Message):
+            getattr(msg, name).CopyFrom(value)
+        else:
+            setattr(msg, name, value)
+    return msg
+
+
+def money(minor_units: int, currency: str = "CNY") -> common_pb2.Money:
+    return common_pb2.Money(minor_units=minor_units, currency=currency)
+
+
+async def request(hub: Hub, req: StopPaymentInput, attempt: int = 1) -> StopPaymentResult:
+    """Run the real activity as Temporal's worker would on call number `attempt`."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info,
+        attempt=attempt,
+        activity_type=REQUEST_STOP_PAYMENT,
+        activity_id=stop_step_id(req.account),
+        workflow_id=f"case-{req.case_id}",
+    )
+    return await env.run(hub.activities.request_stop_payment, req)
+
+
+async def final_failure(
+    hub: Hub, req: StopPaymentInput, error_type: str, attempt: int = 1
+) -> ApplicationError:
+    """The activity fails for good: the workflow's retry policy must not call again, and the
+    operator learns how many calls it took."""
+    with pytest.raises(ApplicationError) as caught:
+        await request(hub, req, attempt)
+    err = caught.value
+    assert err.type == error_type, err
+    assert err.non_retryable is True, err
+    assert err.details[0]["attempts"] == attempt
+    return err
+
+
+async def refused(hub: Hub, req: StopPaymentInput, why: str, attempt: int = 1) -> ApplicationError:
+    """The answer is refused for good, and the reason operators see (the workflow shows the
+    message as the stop's reason) names `why`."""
+    err = await final_failure(hub, req, ERR_ANSWER_REJECTED, attempt)
+    assert err.message.startswith(f"answer from {BANK} refused: "), err.message
+    assert why in err.message, err.message
+    return err
+
+
+# --- answers that fit the order ---------------------------------------------------------------
+
+
+async def test_held_answer_is_handed_over_as_verified(hub):
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+
+    result = await request(hub, req, attempt=3)
+
+    assert result == StopPaymentResult(
+        outcome=StopOutcome.HELD,
+        held=AMOUNT,
+        refusal_reason="",
+        detail=f"outcome {HELD}",
+        hold_id="QL-HOLD-000042",
+        answered_at=HELD_AT,
+        hold_expires_at=HELD_AT + timedelta(hours=48),
+        attempts=3,
+    )
+
+
+async def test_partially_held_answer_is_handed_over_with_the_part(hub):
+    req = order()
+    hub.bank.answer = answer(req, PARTIALLY_HELD, held=money(12_640_000))
+
+    result = await request(hub, req)
+
+    assert result.outcome is StopOutcome.PARTIALLY_HELD
+    assert result.held == Amount(12_640_000, "CNY")
+    assert result.hold_id == "QL-HOLD-000042"
+    assert result.hold_expires_at == HELD_AT + STOP_PAYMENT_HOLD
+    assert result.refusal_reason == ""
+    assert result.attempts == 1
+
+
+@pytest.mark.parametrize("unset_held", [False, True], ids=["held-zero", "held-unset"])
+async def test_refused_answer_carries_the_reason_and_holds_nothing(hub, unset_held):
+    req = order()
+    hub.bank.answer = answer(req, REFUSED, detail="no such account", **({"held": None} if unset_held else {}))
+    assert hub.bank.answer.HasField("held") is not unset_held
+
+    result = await request(hub, req, attempt=2)
+
+    assert result == StopPaymentResult(
+        outcome=StopOutcome.REFUSED,
+        held=Amount(0, "CNY"),  # in the order's currency, even when the bank left `held` unset
+        refusal_reason="unknown account",
+        detail="no such account",
+        hold_id="",
+        answered_at=None,
+        hold_expires_at=None,
+        attempts=2,
+    )
+
+
+async def test_refusal_reason_is_named_in_words(hub):
+    req = order()
+    hub.bank.answer = answer(req, REFUSED, refusal_reason=bank_pb2.REFUSAL_REASON_STOP_LIMIT_REACHED)
+    assert (await request(hub, req)).refusal_reason == "stop limit reached"
+
+
+# --- answers from the wrong signer, or tampered with --------------------------------------------
+
+
+async def test_answer_signed_by_another_institution_is_refused(hub):
+    """huaxia-pay's signature is valid, but huaxia-pay does not keep this account."""
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    hub.bank.key = hub.keys[OTHER]
+
+    err = await refused(hub, req, "signed by 'huaxia-pay'")
+    assert hub.bank.received, "the order was sent"
+    assert err.details[0] == {"attempts": 1}
+
+
+async def test_answer_signed_by_the_hub_itself_is_refused(hub):
+    """A bank that signs with a stolen hub key (or echoes a hub-signed message) is not the bank."""
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    hub.bank.key = hub.keys[HUB]
+    await refused(hub, req, "signed by 'hub'")
+
+
+async def test_order_echoed_back_instead_of_an_answer_is_refused(hub):
+    """The bank's own signature over a message that is not a StopPaymentAnswer does not count."""
+    req = order()
+    hub.bank.answer = bank_pb2.StopPaymentOrder(
+        idempotency_key=req.idempotency_key, case_id=req.case_id, account=account_pb(req.account)
+    )
+    await refused(hub, req, "expected 'stopline.v1.StopPaymentAnswer'")
+
+
+def flip_payload_byte(envelope: envelope_pb2.Envelope) -> None:
+    payload = bytearray(envelope.payload)
+    # One bit of the signed bytes, as a tamperer on the way would change an amount or an account.
+    payload[len(payload) // 2] ^= 0x01
+    envelope.payload = bytes(payload)
+
+
+def flip_signature_byte(envelope: envelope_pb2.Envelope) -> None:
+    signature = bytearray(envelope.signature)
+    signature[0] ^= 0x80
+    envelope.signature = bytes(signature)
+
+
+def claim_other_signing_time(envelope: envelope_pb2.Envelope) -> None:
+    envelope.signed_at.seconds -= 1
+
+
+@pytest.mark.parametrize("tamper", [flip_payload_byte, flip_signature_byte, claim_other_signing_time])
+async def test_tampered_answer_is_refused_and_not_retried(hub, tamper):
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    hub.bank.tamper = tamper
+    await refused(hub, req, "does not verify")
+
+
+async def test_tampered_answer_is_refused_even_on_the_last_healable_attempt(hub):
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    hub.bank.tamper = flip_payload_byte
+    await refused(hub, req, "does not verify", attempt=HEALABLE_ATTEMPTS - 1)
+
+
+# --- answers that do not fit the order ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        (
+            {"account": common_pb2.AccountRef(institution=BANK, account_number="6229110000375002")},
+            "about account",
+        ),
+        ({"account": common_pb2.AccountRef(institution=OTHER, account_number=MULE.number)}, "about account"),
+        ({"account": None}, "about account"),
+        ({"idempotency_key": f"case-BX-OTHER/{stop_step_id(MULE)}"}, "is for request"),
+        ({"idempotency_key": ""}, "is for request"),
+        ({"case_id": "BX-OTHER"}, "is for case"),
+        ({"case_id": ""}, "is for case"),
+        ({"requested": money(AMOUNT.minor_units * 2)}, "echoes an order of"),
+        ({"requested": money(AMOUNT.minor_units, "USD")}, "echoes an order of"),
+        ({"requested": None}, "echoes an order of"),
+    ],
+    ids=[
+        "other-account",
+        "same-number-other-institution",
+        "no-account",
+        "other-idempotency-key",
+        "no-idempotency-key",
+        "other-case",
+        "no-case",
+        "other-requested-amount",
+        "other-requested-currency",
+        "no-requested-amount",
+    ],
+)
+async def test_answer_about_another_order_is_refused(hub, changes, why):
+    """A well-signed HELD answer from the right bank, about some other order, proves nothing
+    about this one (a replayed or mixed-up answer)."""
+    req = order()
+    hub.bank.answer = answer(req, HELD, **changes)
+    await refused(hub, req, why)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "held", "why"),
+    [
+        (HELD, money(AMOUNT.minor_units - 1), "held but holds less"),
+        (HELD, money(0), "held but holds less"),
+        (HELD, None, "held but holds less"),
+        (PARTIALLY_HELD, money(AMOUNT.minor_units), "not a part"),
+        (PARTIALLY_HELD, money(0), "not a part"),
+        (PARTIALLY_HELD, None, "not a part"),
+        (REFUSED, money(1), "refused but holds money"),
+        (REFUSED, money(AMOUNT.minor_units), "refused but holds money"),
+    ],
+    ids=[
+        "held-one-fen-short",
+        "held-nothing",
+        "held-unset",
+        "partial-the-whole-amount",
+        "partial-nothing",
+        "partial-unset",
+        "refused-holding-a-fen",
+        "refused-holding-everything",
+    ],
+)
+async def test_outcome_that_contradicts_the_held_amount_is_refused(hub, outcome, held, why):
+    req = order()
+    hub.bank.answer = answer(req, outcome, held=held)
+    await refused(hub, req, why)
+
+
+@pytest.mark.parametrize("outcome", [HELD, PARTIALLY_HELD, REFUSED])
+@pytest.mark.parametrize("minor_units", [AMOUNT.minor_units + 1, -1], ids=["more-than-ordered", "negative"])
+async def test_held_amount_outside_the_order_is_refused(hub, outcome, minor_units):
+    req = order()
+    hub.bank.answer = answer(req, outcome, held=money(minor_units))
+    await refused(hub, req, f"outside 0..{AMOUNT.minor_units}")
+
+
+@pytest.mark.parametrize("outcome", [HELD, PARTIALLY_HELD])
+@pytest.mark.parametrize("currency", ["USD", "cny", ""])
+async def test_held_amount_in_another_currency_is_refused(hub, outcome, currency):
+    req = order()
+    held = AMOUNT.minor_units if outcome == HELD else 12_640_000
+    hub.bank.answer = answer(req, outcome, held=money(held, currency))
+    await refused(hub, req, "the order was in CNY")
+
+
+async def test_refusal_holding_zero_in_another_currency_is_refused(hub):
+    req = order()
+    hub.bank.answer = answer(req, REFUSED, held=money(0, "USD"))
+    await refused(hub, req, "answer holds USD")
+
+
+@pytest.mark.parametrize(
+    "outcome", [bank_pb2.STOP_PAYMENT_OUTCOME_UNSPECIFIED, 99], ids=["unspecified", "unknown"]
+)
+async def test_answer_without_a_valid_outcome_is_refused(hub, outcome):
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    hub.bank.answer.outcome = outcome
+    await refused(hub, req, "no valid outcome")
+
+
+# --- answers that cannot be verified yet --------------------------------------------------------
+
+
+def unregistered_bank_key(hub: Hub) -> None:
+    """A rotated key the hub's registry does not list yet: signer qilu-bank, unknown key id."""
+    hub.bank.key = SigningKey.generate(BANK)
+    assert hub.bank.key.key_id not in {k.key_id for k in hub.registry.institution(BANK).keys}
+
+
+def skewed_clock(hub: Hub) -> None:
+    """The bank's clock is ten minutes behind (outside the five-minute window)."""
+    hub.bank.signed_at = datetime.now(UTC) - timedelta(minutes=10)
+
+
+UNVERIFIABLE = [unregistered_bank_key, skewed_clock]
+
+
+@pytest.mark.parametrize("cause", UNVERIFIABLE)
+@pytest.mark.parametrize("attempt", [1, HEALABLE_ATTEMPTS - 1])
+async def test_unverifiable_answer_is_retried_while_it_may_heal(hub, cause, attempt):
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    cause(hub)
+
+    with pytest.raises(ApplicationError) as caught:
+        await request(hub, req, attempt)
+
+    err = caught.value
+    assert err.type == ERR_ANSWER_UNVERIFIED
+    assert err.non_retryable is False
+    assert err.message.startswith(f"answer from {BANK} not verifiable: ")
+
+
+@pytest.mark.parametrize("cause", UNVERIFIABLE)
+@pytest.mark.parametrize("attempt", [HEALABLE_ATTEMPTS, HEALABLE_ATTEMPTS + 7])
+async def test_unverifiable_answer_is_refused_once_healing_time_is_up(hub, cause, attempt):
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    cause(hub)
+
+    err = await final_failure(hub, req, ERR_ANSWER_REJECTED, attempt)
+    assert err.message.startswith(f"answer from {BANK} not verifiable: ")
+
+
+async def test_answer_signed_with_a_key_not_yet_valid_is_retried_then_refused(hub):
+    """qilu-bank's next key is registered from tomorrow: an answer signed with it today is not
+    valid yet."""
+    next_key = SigningKey.generate(BANK)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    bank = hub.registry.institution(BANK)
+    hub.registry = Registry(
+        [i for i in hub.registry if i.id != BANK]
+        + [
+            dataclasses.replace(
+                bank, keys=(*bank.keys, registered_key(next_key.public_key, next_key.key_id, tomorrow))
+            )
+        ]
+    )
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    hub.bank.key = next_key
+
+    with pytest.raises(ApplicationError) as caught:
+        await request(hub, req, HEALABLE_ATTEMPTS - 1)
+    assert caught.value.type == ERR_ANSWER_UNVERIFIED and caught.value.non_retryable is False
+    assert "not valid at" in caught.value.message
+
+    await final_failure(hub, req, ERR_ANSWER_REJECTED, HEALABLE_ATTEMPTS)
+
+
+# --- the bank refuses the call ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attempt", [1, HEALABLE_ATTEMPTS, HEALABLE_ATTEMPTS + 7])
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
+async def test_bank_outage_is_retried_whatever_the_attempt(hub, code, attempt):
+    req = order()
+    hub.bank.abort = (code, "down for maintenance")
+
+    with pytest.raises(InstitutionError) as caught:
+        await request(hub, req, attempt)
+
+    err = caught.value
+    assert not isinstance(err, ApplicationError)  # Temporal retries it under the workflow's policy
+    assert err.code == code and err.retryable
+    assert err.institution == BANK and err.message == "down for maintenance"
+
+
+async def test_bank_too_slow_to_answer_is_retried(hub):
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    hub.bank.delay = 1.0
+    hub.use_bank_timeout(0.2)
+
+    with pytest.raises(InstitutionError) as caught:
+        await request(hub, req)
+    assert not isinstance(caught.value, ApplicationError)
+    assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and caught.value.retryable
+
+
+@pytest.mark.parametrize("attempt", [1, HEALABLE_ATTEMPTS])
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    ],
+)
+async def test_bank_refusing_the_order_is_final(hub, code, attempt):
+    req = order()
+    hub.bank.abort = (code, "idempotency key reused for a different order")
+
+    err = await final_failure(hub, req, ERR_REQUEST_REJECTED, attempt)
+    assert err.message == f"{BANK}: {code.name}: idempotency key reused for a different order"
+
+
+@pytest.mark.parametrize("attempt", [1, HEALABLE_ATTEMPTS - 1])
+async def test_bank_not_trusting_our_signature_yet_is_retried(hub, attempt):
+    """The bank's registry may lag the hub's key rotation: UNAUTHENTICATED can heal."""
+    req = order()
+    hub.bank.abort = (grpc.StatusCode.UNAUTHENTICATED, "key hub-0000 is not registered for 'hub'")
+
+    with pytest.raises(InstitutionError) as caught:
+        await request(hub, req, attempt)
+    assert not isinstance(caught.value, ApplicationError)
+    assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("attempt", [HEALABLE_ATTEMPTS, HEALABLE_ATTEMPTS + 7])
+async def test_bank_not_trusting_our_signature_for_too_long_is_final(hub, attempt):
+    req = order()
+    hub.bank.abort = (grpc.StatusCode.UNAUTHENTICATED, "key hub-0000 is not registered for 'hub'")
+
+    err = await final_failure(hub, req, ERR_REQUEST_REJECTED, attempt)
+    assert err.message == f"{BANK}: UNAUTHENTICATED: key hub-0000 is not registered for 'hub'"
+
+
+# --- what the bank receives -------------------------------------------------------------------
+
+
+async def test_order_is_signed_by_the_hub_over_the_bytes_sent(hub):
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+
+    await request(hub, req)
+    await request(hub, req, attempt=2)
+
+    assert len(hub.bank.received) == len(hub.bank.opened) == 2
+    for envelope, opened in zip(hub.bank.received, hub.bank.opened, strict=True):
+        assert isinstance(opened, bank_pb2.StopPaymentOrder), opened  # verified in the servicer
+        assert envelope.signer == HUB and envelope.key_id == hub.keys[HUB].key_id
+        assert envelope.payload_type == "stopline.v1.StopPaymentOrder"
+        assert opened == bank_pb2.StopPaymentOrder(
+            idempotency_key=KEY,
+            case_id=CASE_ID,
+            account=common_pb2.AccountRef(institution=BANK, account_number=MULE.number),
+            account_holder_name="ZHANG San",
+            amount=common_pb2.Money(minor_units=80_000_000, currency="CNY"),
+            transfer_time=timestamp_pb(req.transfer_time),
+            requested_by=POLICE,
+            hold_duration=opened.hold_duration,
+        )
+        assert opened.hold_duration.ToTimedelta() == timedelta(hours=48)
+        assert time_of(opened.transfer_time) == req.transfer_time
+
+        # The signature covers exactly those bytes: one bit changed and it no longer verifies.
+        changed = envelope_pb2.Envelope()
+        changed.CopyFrom(envelope)
+        flip_payload_byte(changed)
+        with pytest.raises(BadSignature):
+            open_envelope(changed, bank_pb2.StopPaymentOrder, hub.registry, expected_signer=HUB)
+    # Retries send the same order under the same key (fresh signature time and nonce).
+    assert hub.bank.received[0].payload == hub.bank.received[1].payload
+    assert hub.bank.received[0].nonce != hub.bank.received[1].nonce
+
+
+async def test_order_is_sent_even_when_the_answer_is_then_refused(hub):
+    """Refusing the answer is the hub's decision after the call: the bank did get the order, so
+    the workflow must not assume nothing happened there."""
+    req = order()
+    hub.bank.answer = answer(req, HELD, case_id="BX-OTHER")
+    await refused(hub, req, "is for case")
+    assert len(hub.bank.opened) == 1 and isinstance(hub.bank.opened[0], bank_pb2.StopPaymentOrder)
