@@ -122,9 +122,12 @@ async def cmd_demo(settings: Settings, args) -> int:
         console.print(case_table(case))
         outcome_ok = case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED
         holding = {s.account.institution for s in case.stops if s.held.minor_units > 0}
+        unverified = [s for s in case.stops if s.state in (hub_pb2.STOP_STATE_ANSWER_REJECTED, hub_pb2.STOP_STATE_FAILED)]
         console.print(
             f"{money(case.total_held)} of {money(case.total_reported)} held at {len(holding)} "
-            f"institution{'s' if len(holding) != 1 else ''}, every answer signed and verified, in {elapsed:.2f} s.",
+            f"institution{'s' if len(holding) != 1 else ''}, "
+            + (f"{len(unverified)} stop(s) need an operator" if unverified else "every answer signed and verified")
+            + f", in {elapsed:.2f} s.",
             highlight=False,
         )
         if stack.dev_server is not None:
