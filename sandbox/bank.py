@@ -3,6 +3,10 @@ apply it to the ledger at most once, answer with a signed envelope.
 
 Protocol problems are gRPC errors (the status names what was wrong); business refusals are signed
 answers. The servicer imports only the contract and the trust code, as a real bank's would.
+
+A validly signed request can still carry nonsense (an out-of-range time, a negative amount): every
+field check raises InvalidField, which each RPC answers with INVALID_ARGUMENT naming the field,
+before anything is applied. Every Timestamp and Duration is converted through sandbox.wire.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from google.protobuf.message import Message
 
 from sandbox.faults import Faults
 from sandbox.ledger import IdempotencyConflict, Ledger
+from sandbox.wire import InvalidField, require, to_datetime, to_timedelta
 from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2
 from trust.envelope import open_envelope, seal, seal_bytes
 from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
@@ -68,9 +73,13 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         bound = log.bind(
             institution=self.institution_id, case_id=order.case_id, idempotency_key=order.idempotency_key
         )
-        await self._validate_order(order, context)
         try:
+            self._validate_order(order)
+            # The ledger converts hold_duration through sandbox.wire too: an InvalidField raised
+            # there rolls its transaction back, so nothing is applied either way.
             result = await asyncio.to_thread(self._ledger.apply_stop, order, datetime.now(UTC))
+        except InvalidField as e:
+            await self._invalid(context, bound, "stop_payment", e)
         except IdempotencyConflict as e:
             bound.warning("stop_payment.idempotency_conflict")
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
@@ -101,10 +110,10 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         bound = log.bind(
             institution=self.institution_id, case_id=query.case_id, idempotency_key=query.idempotency_key
         )
-        await self._require(context, "idempotency_key", bool(query.idempotency_key), "must not be empty")
-        await self._require(context, "case_id", bool(query.case_id), "must not be empty")
-        await self._validate_account(query.account, context)
-        since = query.transfers_since.ToDatetime(tzinfo=UTC) if query.HasField("transfers_since") else None
+        try:
+            since = self._validate_query(query)
+        except InvalidField as e:
+            await self._invalid(context, bound, "query_account", e)
         account, transfers = await asyncio.to_thread(
             self._ledger.account_report, query.account.account_number, since
         )
@@ -162,38 +171,44 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         )
         await context.abort(code, f"request envelope refused: {what}")
 
-    async def _validate_order(self, order: bank_pb2.StopPaymentOrder, context) -> None:
-        await self._require(context, "idempotency_key", bool(order.idempotency_key), "must not be empty")
-        await self._require(context, "case_id", bool(order.case_id), "must not be empty")
-        await self._validate_account(order.account, context)
-        await self._require(
-            context, "amount.minor_units", order.amount.minor_units > 0,
-            f"must be positive, got {order.amount.minor_units}",
-        )
-        await self._require(
-            context, "amount.currency", bool(_CURRENCY.fullmatch(order.amount.currency)),
+    def _validate_order(self, order: bank_pb2.StopPaymentOrder) -> None:
+        """Raise InvalidField for the first field that is missing, malformed or out of range."""
+        require("idempotency_key", bool(order.idempotency_key), "must not be empty")
+        require("case_id", bool(order.case_id), "must not be empty")
+        self._validate_account(order.account)
+        require("amount.minor_units", order.amount.minor_units > 0, f"must be positive, got {order.amount.minor_units}")
+        require(
+            "amount.currency", bool(_CURRENCY.fullmatch(order.amount.currency)),
             f"must be an ISO 4217 code (3 upper-case letters), got {order.amount.currency!r}",
         )
+        if order.HasField("transfer_time"):
+            to_datetime(order.transfer_time, "transfer_time")  # unused here, but must be a real time
         if order.HasField("hold_duration"):
-            duration = order.hold_duration.ToTimedelta()
-            await self._require(
-                context, "hold_duration", timedelta(0) < duration <= MAX_HOLD_DURATION,
+            duration = to_timedelta(order.hold_duration, "hold_duration")
+            require(
+                "hold_duration", timedelta(0) < duration <= MAX_HOLD_DURATION,
                 f"must be positive and at most {MAX_HOLD_DURATION.days} days when set, got {duration}",
             )
 
-    async def _validate_account(self, account: common_pb2.AccountRef, context) -> None:
-        if account.institution != self.institution_id:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"account.institution: order is for institution {account.institution!r}, "
-                f"this is {self.institution_id!r}",
-            )
-        await self._require(context, "account.account_number", bool(account.account_number), "must not be empty")
+    def _validate_query(self, query: bank_pb2.AccountQuery) -> datetime | None:
+        """Raise InvalidField as _validate_order does; return transfers_since (None when unset)."""
+        require("idempotency_key", bool(query.idempotency_key), "must not be empty")
+        require("case_id", bool(query.case_id), "must not be empty")
+        self._validate_account(query.account)
+        return to_datetime(query.transfers_since, "transfers_since") if query.HasField("transfers_since") else None
+
+    def _validate_account(self, account: common_pb2.AccountRef) -> None:
+        require(
+            "account.institution", account.institution == self.institution_id,
+            f"order is for institution {account.institution!r}, this is {self.institution_id!r}",
+        )
+        require("account.account_number", bool(account.account_number), "must not be empty")
 
     @staticmethod
-    async def _require(context, field: str, ok: bool, problem: str) -> None:
-        if not ok:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {problem}")
+    async def _invalid(context, bound, rpc: str, e: InvalidField) -> None:
+        # The field name only: the problem text may echo request values.
+        bound.warning(f"{rpc}.invalid_argument", field=e.field)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
 
     def _answer_key(self) -> SigningKey:
         """The institution's key, or under forge_answers a key nobody registered that claims the

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sandbox.stops import AccountState, decide, order_fingerprint
+from sandbox.wire import to_timedelta
 from stopline.v1 import bank_pb2, common_pb2
 
 # An emergency stop-payment lasts 48 hours unless the order says otherwise.
@@ -71,10 +72,12 @@ CREATE INDEX IF NOT EXISTS transfers_by_account_time ON transfers_out (account, 
 
 
 def _ts(at: datetime) -> str:
-    """Fixed-width UTC text, so SQL string comparison orders times correctly."""
+    """Fixed-width UTC text, so SQL string comparison orders times correctly. The year is padded
+    by hand: strftime's %Y gives "999", not "0999", and "999-..." would sort after "2026-..."."""
     if at.tzinfo is None:
         raise ValueError(f"{at!r} has no time zone: ledger times are UTC")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at = at.astimezone(UTC)
+    return f"{at.year:04d}-{at:%m-%dT%H:%M:%S.%f}Z"
 
 
 def _dt(text: str) -> datetime:
@@ -227,8 +230,8 @@ class Ledger:
     def apply_stop(self, order: bank_pb2.StopPaymentOrder, now: datetime) -> StopResult:
         """Apply a (validated) order at most once per idempotency key and return the answer.
 
-        Raises IdempotencyConflict when the key was used for an order with other content; then
-        nothing changes."""
+        Raises IdempotencyConflict when the key was used for an order with other content, and
+        sandbox.wire.InvalidField when hold_duration is out of range; then nothing changes."""
         fingerprint = order_fingerprint(order)
 
         def work(conn: sqlite3.Connection) -> StopResult:
@@ -263,7 +266,7 @@ class Ledger:
             )
             if decision.held_minor > 0:
                 duration = (
-                    order.hold_duration.ToTimedelta()
+                    to_timedelta(order.hold_duration, "hold_duration")
                     if order.HasField("hold_duration")
                     else DEFAULT_HOLD_DURATION
                 )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -28,6 +29,7 @@ from sandbox import (
     load_scenario,
 )
 from sandbox.scenario import parse_scenario, scenario_path
+from sandbox.wire import InvalidField, to_datetime, to_timedelta
 from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2
 from trust.envelope import open_envelope, seal
 from trust.errors import BadSignature
@@ -357,6 +359,8 @@ async def test_order_for_another_institution_is_invalid_argument(bank, stub, key
         ({"account": ""}, "account.account_number"),
         ({"amount": 0}, "amount.minor_units"),
         ({"amount": -5}, "amount.minor_units"),
+        ({"amount": -(2**63)}, "amount.minor_units"),
+        ({"currency": ""}, "amount.currency"),
         ({"currency": "cny"}, "amount.currency"),
         ({"currency": "RMB1"}, "amount.currency"),
         ({"hold_seconds": 0}, "hold_duration"),
@@ -371,6 +375,106 @@ async def test_malformed_orders_name_the_field(bank, stub, keys, changes, field)
     details = await rpc_error(send(stub, bad, keys["hub"]), grpc.StatusCode.INVALID_ARGUMENT)
     assert details.startswith(f"{field}:")
     assert bank.ledger.holds() == []
+
+
+@pytest.mark.parametrize(
+    ("field", "seconds", "nanos"),
+    [
+        ("hold_duration", 48 * 3600, 10**9),  # nanos past a second: protobuf would fold it in
+        ("hold_duration", 48 * 3600, -5),  # seconds and nanos of opposite signs
+        ("hold_duration", 2**63 - 1, 0),  # overflowed timedelta: was UNKNOWN
+        ("transfer_time", 10**12, 0),  # past 9999-12-31
+        ("transfer_time", 1_795_000_000, -5),
+    ],
+    ids=["hold-nanos-too-big", "hold-nanos-opposite-sign", "hold-seconds-max-int64",
+         "transfer-time-seconds-1e12", "transfer-time-nanos-negative"],
+)
+async def test_out_of_range_times_in_an_order_are_invalid_argument_and_apply_nothing(
+    bank, stub, keys, registry, field, seconds, nanos
+):
+    bad = order(FULL, 1_000_000)
+    getattr(bad, field).seconds = seconds
+    getattr(bad, field).nanos = nanos
+    details = await rpc_error(send(stub, bad, keys["hub"]), grpc.StatusCode.INVALID_ARGUMENT)
+
+    assert details.startswith(f"{field}: out of range"), details
+    assert bank.ledger.holds() == []
+    assert held_on(bank, FULL) == 0
+    # Not even the idempotency key was used up: the corrected order under the same key is applied.
+    answer = await stop(stub, keys, registry, order(FULL, 1_000_000))
+    assert answer.outcome == bank_pb2.STOP_PAYMENT_OUTCOME_HELD
+    assert held_on(bank, FULL) == 1_000_000
+
+
+async def test_extreme_but_well_formed_orders_get_signed_answers(bank, stub, keys, registry):
+    biggest = await stop(stub, keys, registry, order(PARTIAL, 2**63 - 1, key="max"))
+    assert biggest.outcome == bank_pb2.STOP_PAYMENT_OUTCOME_PARTIALLY_HELD
+    assert (biggest.held.minor_units, biggest.requested.minor_units) == (12_640_000, 2**63 - 1)
+
+    for n, number in enumerate(["9" * 100_000, "62291100\x000001", "账户 6229"]):
+        answer = await stop(stub, keys, registry, order(number, 1_000, key=f"odd/{n}"))
+        assert answer.outcome == bank_pb2.STOP_PAYMENT_OUTCOME_REFUSED
+        assert answer.refusal_reason == bank_pb2.REFUSAL_REASON_UNKNOWN_ACCOUNT
+        assert answer.account.account_number == number
+    assert [h.account for h in bank.ledger.holds()] == [PARTIAL]
+
+
+def test_the_ledger_refuses_an_out_of_range_hold_duration_and_writes_nothing(tmp_path):
+    # Below the servicer's validation: the ledger converts through the same helper and rolls back.
+    ledger = Ledger(tmp_path / "l.db", BANK)
+    try:
+        ledger.seed(ACCOUNTS)
+        bad = order(FULL, 1_000)
+        bad.hold_duration.seconds = 2**62
+        with pytest.raises(InvalidField, match=r"^hold_duration: out of range"):
+            ledger.apply_stop(bad, datetime.now(UTC))
+        assert ledger.holds() == [] and ledger.account(FULL).held_minor == 0
+        assert ledger.apply_stop(order(FULL, 1_000), datetime.now(UTC)).replayed is False  # key unused
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "ok"),
+    [
+        (-62_135_596_800, 0, True),  # 0001-01-01T00:00:00Z
+        (253_402_300_799, 999_999_999, True),  # 9999-12-31T23:59:59.999999999Z
+        (-62_135_596_801, 0, False),
+        (253_402_300_800, 0, False),
+        (0, -1, False),
+        (0, 10**9, False),
+        (-(2**63), 0, False),
+    ],
+)
+def test_timestamp_range_is_the_protobuf_one(seconds, nanos, ok):
+    ts = Timestamp(seconds=seconds, nanos=nanos)
+    if ok:
+        assert to_datetime(ts, "t").tzinfo == UTC
+    else:
+        with pytest.raises(InvalidField, match=r"^t: out of range"):
+            to_datetime(ts, "t")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "ok"),
+    [
+        (315_576_000_000, 999_999_999, True),
+        (-315_576_000_000, -999_999_999, True),
+        (0, -5, True),  # negative, but a valid Duration (the servicer refuses it as not positive)
+        (315_576_000_001, 0, False),
+        (-(2**63), 0, False),
+        (0, 10**9, False),
+        (1, -1, False),
+        (-1, 1, False),
+    ],
+)
+def test_duration_range_is_the_protobuf_one(seconds, nanos, ok):
+    d = Duration(seconds=seconds, nanos=nanos)
+    if ok:
+        assert to_timedelta(d, "d") == d.ToTimedelta()
+    else:
+        with pytest.raises(InvalidField, match=r"^d: out of range"):
+            to_timedelta(d, "d")
 
 
 async def test_a_reloaded_registry_is_picked_up_without_restart(tmp_path, keys):
@@ -431,12 +535,20 @@ async def test_health_is_serving_and_reflection_lists_the_bank_service(bank):
 # --- immediate query -------------------------------------------------------------------------
 
 
-async def query(stub, keys, registry, number, since=None) -> bank_pb2.AccountReport:
+def query_message(number: str, since: datetime | None = None) -> bank_pb2.AccountQuery:
     q = bank_pb2.AccountQuery(idempotency_key="case-BX-1/query/1", case_id="BX-1",
                               account=common_pb2.AccountRef(institution=BANK, account_number=number))
     if since:
         q.transfers_since.FromDatetime(since)
-    response = await stub.QueryAccount(bank_pb2.QueryAccountRequest(envelope=seal(q, keys["hub"])), timeout=CALL_TIMEOUT)
+    return q
+
+
+async def send_query(stub, q: bank_pb2.AccountQuery, signer: SigningKey) -> bank_pb2.QueryAccountResponse:
+    return await stub.QueryAccount(bank_pb2.QueryAccountRequest(envelope=seal(q, signer)), timeout=CALL_TIMEOUT)
+
+
+async def query(stub, keys, registry, number, since=None) -> bank_pb2.AccountReport:
+    response = await send_query(stub, query_message(number, since), keys["hub"])
     return open_envelope(response.envelope, bank_pb2.AccountReport, registry, expected_signer=BANK)
 
 
@@ -460,6 +572,26 @@ async def test_query_reports_balance_held_and_onward_transfers_since(bank, stub,
 
     everything = await query(stub, keys, registry, PARTIAL)
     assert len(everything.transfers) == 3
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(0, -5), (1_795_000_000, 10**9), (10**12, 0), (-(2**63), 0)],
+    ids=["nanos-negative", "nanos-too-big", "seconds-1e12", "seconds-min-int64"],
+)
+async def test_query_with_an_out_of_range_transfers_since_is_invalid_argument(bank, stub, keys, seconds, nanos):
+    q = query_message(PARTIAL)
+    q.transfers_since.seconds = seconds
+    q.transfers_since.nanos = nanos
+    details = await rpc_error(send_query(stub, q, keys["hub"]), grpc.StatusCode.INVALID_ARGUMENT)
+    assert details.startswith("transfers_since: out of range"), details
+
+
+@pytest.mark.parametrize("since", [datetime(1, 1, 1, tzinfo=UTC), datetime(999, 12, 31, tzinfo=UTC)])
+async def test_query_since_long_ago_reports_every_transfer(bank, stub, keys, registry, since):
+    # Ledger times compare as text: a year before 1000 must still sort before 2026.
+    report = await query(stub, keys, registry, PARTIAL, since=since)
+    assert len(report.transfers) == len(TRANSFERS)
 
 
 async def test_query_for_an_unknown_account_says_not_found(bank, stub, keys, registry):
