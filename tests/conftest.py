@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -27,6 +28,15 @@ from stopline.embedded import (
     temporal_cli,
     test_server_binary,
 )
+
+
+def shared_dir() -> Path:
+    """The project's shared/ folder (design brief, test vectors): $STOPLINE_SHARED_DIR, else the
+    folder beside this checkout (where CI lays it), else the workplace's."""
+    for candidate in (os.environ.get("STOPLINE_SHARED_DIR"), Path(__file__).resolve().parents[2] / "shared"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return Path("/work/shared")
 
 
 def pytest_addoption(parser):
