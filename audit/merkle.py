@@ -32,25 +32,38 @@ def hash_children(left: bytes, right: bytes) -> bytes:
 # --- tree heads ------------------------------------------------------------------------------
 
 
-def root_from_leaf_hashes(leaf_hashes: Iterable[bytes]) -> tuple[int, bytes]:
-    """(size, root) of the tree over these leaf hashes, in one pass and O(log n) memory: the
-    stack holds the roots of perfect subtrees, merged as in binary addition."""
-    stack: list[bytes] = []
-    size = 0
-    for leaf in leaf_hashes:
-        node = leaf
-        size += 1
-        merges = size
+class CompactRange:
+    """The roots of the perfect subtrees covering leaves [0, size), merged as in binary
+    addition: a growing tree's head in O(log n) memory and O(1) amortised work per leaf."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[bytes] = []
+
+    def append(self, leaf_hash: bytes) -> None:
+        node = leaf_hash
+        self.size += 1
+        merges = self.size
         while merges % 2 == 0:  # one merge per trailing zero bit of the new size
-            node = hash_children(stack.pop(), node)
+            node = hash_children(self._stack.pop(), node)
             merges //= 2
-        stack.append(node)
-    if not stack:
-        return 0, EMPTY_ROOT
-    root = stack.pop()
-    while stack:
-        root = hash_children(stack.pop(), root)
-    return size, root
+        self._stack.append(node)
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        root = self._stack[-1]
+        for node in reversed(self._stack[:-1]):
+            root = hash_children(node, root)
+        return root
+
+
+def root_from_leaf_hashes(leaf_hashes: Iterable[bytes]) -> tuple[int, bytes]:
+    """(size, root) of the tree over these leaf hashes, in one pass."""
+    compact = CompactRange()
+    for leaf in leaf_hashes:
+        compact.append(leaf)
+    return compact.size, compact.root()
 
 
 def _split(n: int) -> int:

@@ -1,0 +1,99 @@
+"""Where the audit log lives: one small interface, a SQLite file by default.
+
+A server database (PostgreSQL) can implement the same four operations for a multi-machine
+deployment. The SQLite store takes entries from several processes at once (the index is assigned
+inside an IMMEDIATE transaction) and commits with synchronous=FULL, so an entry acknowledged to a
+caller survives the process being killed right after.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from audit.merkle import hash_leaf
+
+
+class AuditStore(Protocol):
+    def append(self, leaves: Sequence[bytes]) -> int:
+        """Store the leaf data, in order; return the index of the first. Durable on return."""
+
+    def size(self) -> int: ...
+
+    def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes, bytes]]:
+        """(index, leaf data, stored leaf hash) in index order."""
+
+    def add_checkpoint(self, size: int, note: str) -> None: ...
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        """(tree size, signed checkpoint note), oldest first."""
+
+
+class SqliteAuditStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")  # acknowledged means on disk
+        self._conn.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS entries (
+                idx INTEGER PRIMARY KEY,      -- 0-based leaf index
+                leaf BLOB NOT NULL,           -- the exact leaf data (audit/entry.py)
+                leaf_hash BLOB NOT NULL       -- RFC 6962 leaf hash, kept to make proofs cheap
+            );
+            CREATE TABLE IF NOT EXISTS checkpoints (
+                size INTEGER PRIMARY KEY,
+                note TEXT NOT NULL
+            );
+            """
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def append(self, leaves: Sequence[bytes]) -> int:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
+            try:
+                (first,) = self._conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
+                self._conn.executemany(
+                    "INSERT INTO entries (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
+                    [(first + i, leaf, hash_leaf(leaf)) for i, leaf in enumerate(leaves)],
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return first
+
+    def size(self) -> int:
+        with self._lock:
+            (n,) = self._conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
+        return n
+
+    def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes, bytes]]:
+        end = self.size() if end is None else end
+        batch = 10_000
+        for lo in range(start, end, batch):
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT idx, leaf, leaf_hash FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                    (lo, min(lo + batch, end)),
+                ).fetchall()
+            yield from rows
+
+    def add_checkpoint(self, size: int, note: str) -> None:
+        with self._lock:
+            # Two processes may sign the same size at once; the first stays.
+            self._conn.execute("INSERT OR IGNORE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        with self._lock:
+            return self._conn.execute("SELECT size, note FROM checkpoints ORDER BY size").fetchall()
