@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from activities.stop_payment import StopPaymentActivities
 from adapters.bank import BankClient
 from adapters.channels import ChannelPool
+from audit.log import AuditLog
 from trust.keys import SigningKey
 from trust.registry import Registry
 from workflows.case import CaseWorkflow
@@ -29,13 +30,14 @@ def build_worker(
     registry: Callable[[], Registry],
     channels: ChannelPool,
     bank_timeout_seconds: float | None = None,
+    audit: AuditLog | None = None,
 ) -> Worker:
     banks = (
         BankClient(channels, registry)
         if bank_timeout_seconds is None
         else BankClient(channels, registry, timeout_seconds=bank_timeout_seconds)
     )
-    stops = StopPaymentActivities(hub_key, registry, banks)
+    stops = StopPaymentActivities(hub_key, registry, banks, audit)
     return Worker(
         client,
         task_queue=task_queue,

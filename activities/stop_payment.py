@@ -3,6 +3,7 @@ account, verify its signed answer, and hand the workflow only what verified."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -13,7 +14,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.convert import account_of, account_pb, amount_of, duration_pb, money_pb, time_of, timestamp_pb
 from adapters.bank import BankClient
-from adapters.errors import InstitutionError
+from adapters.errors import NON_RETRYABLE_CODES, InstitutionError
+from audit.entry import AuditEntry, Direction
+from audit.log import AuditLog
+from audit.record import envelope_entry, refusal_entry
 from stopline.domain import (
     ERR_ANSWER_REJECTED,
     ERR_ANSWER_UNVERIFIED,
@@ -51,10 +55,18 @@ def _short_reason(value: int) -> str:
 
 
 class StopPaymentActivities:
-    def __init__(self, hub_key: SigningKey, registry: Callable[[], Registry], banks: BankClient):
+    def __init__(
+        self, hub_key: SigningKey, registry: Callable[[], Registry], banks: BankClient, audit: AuditLog | None = None
+    ):
         self._hub_key = hub_key
         self._registry = registry
         self._banks = banks
+        self._audit = audit
+
+    async def _record(self, entry: AuditEntry) -> None:
+        """Append to the audit log (a durable local write, off the event loop)."""
+        if self._audit is not None:
+            await asyncio.to_thread(self._audit.append, entry)
 
     @activity.defn(name=REQUEST_STOP_PAYMENT)
     async def request_stop_payment(self, req: StopPaymentInput) -> StopPaymentResult:
@@ -78,10 +90,16 @@ class StopPaymentActivities:
             hold_duration=duration_pb(timedelta(seconds=req.hold_seconds)),
         )
         healable = info.attempt < HEALABLE_ATTEMPTS
+        order_envelope = seal(order, self._hub_key)
+        where = {"case_id": req.case_id, "institution": institution}
+        # Recorded before it leaves: the log never lacks a message an institution received.
+        await self._record(envelope_entry(order_envelope, direction=Direction.OUT, **where))
         try:
-            answer_envelope = await self._banks.stop_payment(institution, seal(order, self._hub_key))
+            answer_envelope = await self._banks.stop_payment(institution, order_envelope)
         except InstitutionError as err:
             bound.warning("stop-payment call failed", code=err.code.name if err.code else None, error=err.message)
+            if err.code in NON_RETRYABLE_CODES:  # the institution refused our message itself
+                await self._record(refusal_entry(order_envelope, direction=Direction.OUT, reason=str(err), **where))
             if err.retryable or (err.code == grpc.StatusCode.UNAUTHENTICATED and healable):
                 raise  # Temporal retries with the workflow's policy
             raise _final(str(err), ERR_REQUEST_REJECTED, info.attempt) from None
@@ -95,13 +113,16 @@ class StopPaymentActivities:
             result = _check_answer(req, answer, attempt=info.attempt)
         except (UnknownSigner, KeyNotValid, StaleEnvelope) as err:
             bound.error("stop-payment answer not verifiable", reason=str(err), will_retry=healable)
+            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
             message = f"answer from {institution} not verifiable: {err}"
             if healable:
                 raise ApplicationError(message, type=ERR_ANSWER_UNVERIFIED) from None
             raise _final(message, ERR_ANSWER_REJECTED, info.attempt) from None
         except (TrustError, ValueError) as err:
             bound.error("stop-payment answer refused", reason=str(err))
+            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
             raise _final(f"answer from {institution} refused: {err}", ERR_ANSWER_REJECTED, info.attempt) from None
+        await self._record(envelope_entry(answer_envelope, direction=Direction.IN, **where))
         bound.info(
             "stop-payment answered",
             outcome=result.outcome.value,

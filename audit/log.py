@@ -8,6 +8,7 @@ checkpoint after it), and checks each checkpoint is a prefix of the next.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ class AuditLog:
         self.origin = origin
         self.checkpoint_every = checkpoint_every
         self._head = CompactRange()
+        self._head_lock = threading.Lock()  # appends and checkpoints come from several threads
 
     def append(self, *entries: AuditEntry) -> int:
         """Record entries; return the first one's index. Durable when this returns."""
@@ -38,9 +40,10 @@ class AuditLog:
     def checkpoint(self) -> Checkpoint:
         """Sign the current tree head (also on shutdown, so the last entries are covered)."""
         # The log only grows, so the tree head extends from where this process last looked.
-        for _, _, leaf_hash in self.store.leaves(self._head.size):
-            self._head.append(leaf_hash)
-        size, root = self._head.size, self._head.root()
+        with self._head_lock:
+            for _, _, leaf_hash in self.store.leaves(self._head.size):
+                self._head.append(leaf_hash)
+            size, root = self._head.size, self._head.root()
         checkpoint = Checkpoint(self.origin, size, root)
         if size == 0:
             return checkpoint  # nothing to vouch for yet

@@ -9,6 +9,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from temporalio.client import Client
 
+from audit.log import AuditLog
 from gateway.service import HubServicer
 from stopline.v1 import hub_pb2, hub_pb2_grpc
 from trust.keys import SigningKey
@@ -26,6 +27,7 @@ async def start_gateway(
     registry: Callable[[], Registry],
     hub_key: SigningKey,
     task_queue: str,
+    audit: AuditLog | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Start serving on `address` ("host:port", port 0 = OS picks); return the server and port."""
     server = grpc.aio.server(
@@ -34,7 +36,7 @@ async def start_gateway(
             ("grpc.so_reuseport", 0),
         ]
     )
-    hub_pb2_grpc.add_HubServiceServicer_to_server(HubServicer(client, registry, hub_key, task_queue), server)
+    hub_pb2_grpc.add_HubServiceServicer_to_server(HubServicer(client, registry, hub_key, task_queue, audit), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

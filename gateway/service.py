@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -30,6 +31,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.convert import money_pb
+from audit.entry import AuditEntry, Direction
+from audit.log import AuditLog
+from audit.record import envelope_entry, refusal_entry
 from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, case_view_pb
 from gateway.validation import CASE_ID_PATTERN, MAX_REPORT_BYTES, InvalidReport, validate_report
 from stopline.domain import (
@@ -99,11 +103,17 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         registry: Callable[[], Registry],
         hub_key: SigningKey,
         task_queue: str,
+        audit: AuditLog | None = None,
     ):
         self._client = client
         self._registry = registry
         self._hub_key = hub_key
         self._task_queue = task_queue
+        self._audit = audit
+
+    async def _record(self, *entries: AuditEntry) -> None:
+        if self._audit is not None:
+            await asyncio.to_thread(self._audit.append, *entries)
 
     # --- ReportCase ---------------------------------------------------------------------------
 
@@ -112,8 +122,18 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         if not request.HasField("envelope"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: required")
         envelope = request.envelope
+
+        async def refuse(code: grpc.StatusCode, problem: str, case_id: str = "") -> None:
+            """Every refusal is logged and audited, then answered; nothing else happens."""
+            log.warning("report refused", signer=envelope.signer, case_id=case_id, code=code.name, problem=problem)
+            await self._record(
+                refusal_entry(envelope, case_id=case_id, institution=envelope.signer, direction=Direction.IN,
+                              reason=f"{code.name}: {problem}")
+            )  # fmt: skip
+            await context.abort(code, problem)
+
         if len(envelope.payload) > MAX_REPORT_BYTES:
-            await context.abort(
+            await refuse(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"envelope.payload: {len(envelope.payload)} bytes, a report is at most {MAX_REPORT_BYTES}",
             )
@@ -126,21 +146,18 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         try:
             report = open_envelope(envelope, hub_pb2.CaseReport, registry, expected_signer=is_police_unit)
         except EnvelopeRejected as e:
-            log.warning("report refused", signer=envelope.signer, reason=str(e))
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+            await refuse(grpc.StatusCode.UNAUTHENTICATED, str(e))
         except WrongSigner:
-            log.warning("report refused", signer=envelope.signer, reason="not a police unit")
-            await context.abort(
+            await refuse(
                 grpc.StatusCode.PERMISSION_DENIED, f"{envelope.signer!r} is not a police unit; only police units report cases"
             )
         except (WrongPayloadType, MalformedPayload) as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            await refuse(grpc.StatusCode.INVALID_ARGUMENT, str(e))
 
         try:
             case = validate_report(report, registry, signer=envelope.signer)
         except InvalidReport as e:
-            log.info("report invalid", signer=envelope.signer, case_id=report.case_id, problem=str(e))
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            await refuse(grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=report.case_id[:64])
 
         workflow_id = case_workflow_id(case.case_id)
         fingerprint = report_fingerprint(case)
@@ -187,7 +204,13 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         receipt = hub_pb2.CaseReceipt(
             case_id=case.case_id, workflow_id=workflow_id, created=created, accepted_at=accepted_at
         )
-        return hub_pb2.ReportCaseResponse(envelope=seal(receipt, self._hub_key))
+        receipt_envelope = seal(receipt, self._hub_key)
+        where = {"case_id": case.case_id, "institution": case.reporting_unit}
+        await self._record(
+            envelope_entry(envelope, direction=Direction.IN, **where),
+            envelope_entry(receipt_envelope, direction=Direction.OUT, **where),
+        )
+        return hub_pb2.ReportCaseResponse(envelope=receipt_envelope)
 
     # --- GetCase ------------------------------------------------------------------------------
 

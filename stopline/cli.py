@@ -171,39 +171,43 @@ async def cmd_init(settings: Settings, args) -> int:
 
 async def cmd_worker(settings: Settings, args) -> int:
     from adapters.channels import ChannelPool
-    from stopline.stack import connect, registry_file
+    from stopline.stack import checkpointing, connect, open_audit, registry_file
     from worker import build_worker
 
     client = await connect(settings)
     channels = ChannelPool()
-    worker = build_worker(
-        client, settings.task_queue, hub_key=unit_key(settings, HUB_ID), registry=registry_file(settings),
-        channels=channels,
-    )  # fmt: skip
-    task = asyncio.create_task(worker.run())
-    console.print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address}", highlight=False)
-    waiter = asyncio.create_task(wait_for_stop_signal())
-    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if task not in done:
-        await worker.shutdown()
-    await task
-    await channels.close()
+    hub_key = unit_key(settings, HUB_ID)
+    async with checkpointing(open_audit(settings, hub_key), settings.audit_checkpoint_seconds) as audit:
+        worker = build_worker(
+            client, settings.task_queue, hub_key=hub_key, registry=registry_file(settings),
+            channels=channels, audit=audit,
+        )  # fmt: skip
+        task = asyncio.create_task(worker.run())
+        console.print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address}", highlight=False)
+        waiter = asyncio.create_task(wait_for_stop_signal())
+        done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task not in done:
+            await worker.shutdown()
+        await task
+        await channels.close()
     return 0
 
 
 async def cmd_gateway(settings: Settings, args) -> int:
     from gateway.server import start_gateway
-    from stopline.stack import connect, ensure_search_attributes, registry_file
+    from stopline.stack import checkpointing, connect, ensure_search_attributes, open_audit, registry_file
 
     client = await connect(settings)
     await ensure_search_attributes(client)
-    server, port = await start_gateway(
-        settings.gateway_address, client, registry_file(settings), unit_key(settings, HUB_ID), settings.task_queue
-    )
-    console.print(f"HubService on port {port}", highlight=False)
-    await wait_for_stop_signal()
-    await server.stop(2)
+    hub_key = unit_key(settings, HUB_ID)
+    async with checkpointing(open_audit(settings, hub_key), settings.audit_checkpoint_seconds) as audit:
+        server, port = await start_gateway(
+            settings.gateway_address, client, registry_file(settings), hub_key, settings.task_queue, audit
+        )
+        console.print(f"HubService on port {port}", highlight=False)
+        await wait_for_stop_signal()
+        await server.stop(2)
     return 0
 
 
@@ -257,6 +261,24 @@ async def cmd_cases(settings: Settings, args) -> int:
     return 0
 
 
+async def cmd_audit(settings: Settings, args) -> int:
+    from stopline.auditcli import AuditCommandError, audit_consistency, audit_prove, audit_verify, dumps
+
+    reg = registry(settings)()
+    try:
+        if args.audit_command == "verify":
+            ok, message = audit_verify(settings, reg)
+            console.print(message, highlight=False)
+            return 0 if ok else 1
+        if args.audit_command == "prove":
+            print(dumps(audit_prove(settings, reg, args.entry)))
+            return 0
+        print(dumps(audit_consistency(settings, args.old, args.new)))
+        return 0
+    except AuditCommandError as e:
+        raise CommandError(str(e)) from None
+
+
 COMMANDS = {
     "up": (cmd_up, "start the whole stack on embedded defaults and keep it running until Ctrl-C"),
     "demo": (cmd_demo, "start the stack, report the demo case, show what was held where, stop"),
@@ -267,6 +289,7 @@ COMMANDS = {
     "report": (cmd_report, "report a case from a JSON file"),
     "case": (cmd_case, "show one case"),
     "cases": (cmd_cases, "list cases"),
+    "audit": (cmd_audit, "verify the audit log, prove an entry, prove an old checkpoint is a prefix"),
 }
 
 
@@ -282,6 +305,14 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--as", dest="as_unit", help="sign as this police unit (default: the file's reporting_unit)")
         elif name == "case":
             sp.add_argument("case_id")
+        elif name == "audit":
+            audit = sp.add_subparsers(dest="audit_command", required=True)
+            audit.add_parser("verify", help="recompute the tree, check every checkpoint and envelope signature")
+            prove = audit.add_parser("prove", help="inclusion proof of one entry (JSON)")
+            prove.add_argument("entry", type=int, help="entry index, 0-based")
+            consistency = audit.add_parser("consistency", help="consistency proof between two tree sizes (JSON)")
+            consistency.add_argument("old", type=int)
+            consistency.add_argument("new", type=int)
         elif name == "cases":
             sp.add_argument("--status", choices=["all", "stopping", "answered"], default="all")
             sp.add_argument("--limit", type=int, default=100, help="at most this many cases (pages are followed)")

@@ -38,6 +38,11 @@ class Settings:
     # "scenario": sandbox institutions listen on the scenario's ports; "auto": the OS picks free
     # ports and the registry's endpoints are updated (tests, several stacks on one machine).
     sandbox_ports: str = "scenario"
+    # Audit log: its checkpoints name this log (C2SP origin), and are signed every N entries,
+    # every T seconds when entries came in, and on shutdown.
+    audit_origin: str = "stopline.local/audit"
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_seconds: int = 60
     # Logs: "auto" (JSON unless a terminal), "json" or "console".
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -49,6 +54,10 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.data_dir / "audit.db"
 
     @property
     def temporal_db(self) -> Path:
@@ -113,6 +122,8 @@ def load(path: Path | None = None, env: dict[str, str] | None = None, **override
         raise ConfigError(f"log_format = {settings.log_format!r}: use auto, json or console")
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"log_level = {settings.log_level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if settings.audit_checkpoint_every < 1 or settings.audit_checkpoint_seconds < 1:
+        raise ConfigError("audit_checkpoint_every and audit_checkpoint_seconds must be at least 1")
     if settings.sandbox_ports not in {"scenario", "auto"}:
         raise ConfigError(f"sandbox_ports = {settings.sandbox_ports!r}: use scenario or auto")
     return settings

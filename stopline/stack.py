@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 
 import structlog
@@ -14,6 +14,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from adapters.channels import ChannelPool
+from audit.log import AuditLog
+from audit.note import NoteSigner
+from audit.store import SqliteAuditStore
 from gateway.server import start_gateway
 from stopline.config import Settings
 from stopline.embedded import DevServer, register_search_attributes
@@ -50,6 +53,38 @@ async def ensure_search_attributes(client: Client) -> None:
         await register_search_attributes(client)
     except RPCError as e:
         log.warning("could not register search attributes; register them on the cluster", error=str(e))
+
+
+def open_audit(settings: Settings, hub_key: SigningKey) -> AuditLog:
+    """The hub's audit log; its checkpoints are C2SP signed notes under the hub's key."""
+    return AuditLog(
+        SqliteAuditStore(settings.audit_db),
+        NoteSigner(settings.audit_origin, hub_key.private_key),
+        settings.audit_origin,
+        checkpoint_every=settings.audit_checkpoint_every,
+    )
+
+
+@asynccontextmanager
+async def checkpointing(audit: AuditLog, every_seconds: float):
+    """Sign a checkpoint every `every_seconds` while entries come in, and one last on the way out,
+    so no entry stays uncovered by a signed tree head for long."""
+
+    async def loop() -> None:
+        signed = audit.store.size()
+        while True:
+            await asyncio.sleep(every_seconds)
+            if audit.store.size() != signed:
+                signed = (await asyncio.to_thread(audit.checkpoint)).size
+
+    task = asyncio.create_task(loop())
+    try:
+        yield audit
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(audit.checkpoint)
 
 
 @contextmanager
@@ -91,6 +126,7 @@ class Stack:
         self.gateway_port: int | None = None
         self.scenario = None
         self.keys: dict[str, SigningKey] = {}
+        self.audit: AuditLog | None = None
 
     @property
     def gateway_address(self) -> str:
@@ -160,12 +196,20 @@ class Stack:
             if not self._want["temporal"]:
                 await ensure_search_attributes(self.client)
 
+        audit = None
+        if self._want["worker"] or self._want["gateway"]:
+            audit = await self._exit.enter_async_context(
+                checkpointing(open_audit(s, self.keys[HUB_ID]), s.audit_checkpoint_seconds)
+            )
+            self.audit = audit
+
         if self._want["worker"]:
             channels = ChannelPool()
             self._exit.push_async_callback(channels.close)
             worker = build_worker(
-                self.client, s.task_queue, hub_key=self.keys[HUB_ID], registry=registry, channels=channels
-            )
+                self.client, s.task_queue, hub_key=self.keys[HUB_ID], registry=registry, channels=channels,
+                audit=audit,
+            )  # fmt: skip
             task = asyncio.create_task(worker.run())
 
             async def stop_worker() -> None:
@@ -177,7 +221,7 @@ class Stack:
 
         if self._want["gateway"]:
             server, self.gateway_port = await start_gateway(
-                s.gateway_address, self.client, registry, self.keys[HUB_ID], s.task_queue
+                s.gateway_address, self.client, registry, self.keys[HUB_ID], s.task_queue, audit
             )
             self._exit.push_async_callback(server.stop, 2)
             log.info("gateway listening", address=self.gateway_address)

@@ -405,3 +405,48 @@ async def test_case_without_a_worker_is_reported_unavailable_quickly(client, tmp
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "is a worker running" in err.value.details()
         await client.get_workflow_handle("case-BX-NOWORKER").terminate()
+
+
+# --- the audit log ------------------------------------------------------------------------------
+
+
+async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, tmp_path):
+    from audit.entry import AuditEntry, Direction, EntryKind
+    from audit.log import verify_log
+    from audit.note import NoteSigner
+    from stopline.v1 import envelope_pb2
+    from tests.world import AUDIT_ORIGIN
+    from trust.envelope import verify_as_signed
+
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-AUDIT"), w.keys[POLICE])
+        await w.answered("BX-AUDIT")
+        impostor = SigningKey.generate(POLICE)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await w.hub.report_case(w.report("BX-AUDIT-2"), SigningKey(POLICE, w.keys[POLICE].key_id, impostor.private_key))
+        w.audit.checkpoint()
+
+        entries = [AuditEntry.decode(leaf) for _, leaf, _ in w.audit.store.leaves()]
+        case_entries = [e for e in entries if e.case_id == "BX-AUDIT"]
+        seen = sorted((e.direction.value, envelope_pb2.Envelope.FromString(e.payload).payload_type) for e in case_entries)
+        assert seen == sorted(
+            [("in", "stopline.v1.CaseReport"), ("out", "stopline.v1.CaseReceipt")]
+            + [("out", "stopline.v1.StopPaymentOrder")] * 3
+            + [("in", "stopline.v1.StopPaymentAnswer")] * 3
+        )
+        refusals = [e for e in entries if e.kind is EntryKind.REFUSAL]
+        assert len(refusals) == 1 and "UNAUTHENTICATED" in refusals[0].payload.decode()
+        assert refusals[0].direction is Direction.IN
+
+        def envelopes_verify(index, entry):
+            if entry.kind is EntryKind.ENVELOPE:
+                try:
+                    verify_as_signed(envelope_pb2.Envelope.FromString(entry.payload), w.registry())
+                except Exception as e:  # noqa: BLE001 - the report names it
+                    return str(e)
+            return None
+
+        verifier = NoteSigner(AUDIT_ORIGIN, w.keys["hub"].private_key).verifier
+        report = verify_log(w.audit.store, [verifier], AUDIT_ORIGIN, envelopes_verify)
+        assert report.ok, report.problem
+        assert report.entries == 9

@@ -67,6 +67,7 @@ def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
         assert "qilu-bank/6229110000375002: partly held 126,400.00 CNY of 375,000.00 CNY" in out
         assert "huaxia-pay/HXP-8800-3000-0003: held 300,000.00 CNY" in out
         assert "Temporal Web UI" in out
+    audit_log_commands_work_on(stack_env, entries=16)  # two demos: report, receipt, 3 orders, 3 answers each
     log = Path(stack_env["STOPLINE_DATA_DIR"]) / "stopline.log"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     case_lines = [entry for entry in lines if entry.get("event") == "stop-payment answered"]
@@ -188,3 +189,35 @@ def test_unknown_scenario_is_a_clear_error_not_a_silent_exit(stack_env):
     done = run(["demo"], stack_env | {"STOPLINE_SCENARIO": "no-such-scenario"}, timeout=60)
     assert done.returncode == 2
     assert "error:" in done.stdout and "no-such-scenario" in done.stdout
+
+
+def audit_log_commands_work_on(env, entries: int) -> None:
+    """What an auditor does with the log a stack left behind, and a changed byte caught."""
+    import base64
+    import sqlite3
+
+    from audit.merkle import hash_leaf, verify_consistency, verify_inclusion
+
+    verified = run(["audit", "verify"], env, timeout=60)
+    assert verified.returncode == 0, verified.stdout
+    assert f"OK: {entries} entries" in verified.stdout and "latest signed checkpoint covers" in verified.stdout
+
+    proof = json.loads(run(["audit", "prove", "3"], env, timeout=60).stdout)
+    verify_inclusion(3, proof["tree_size"], hash_leaf(base64.b64decode(proof["leaf"])),
+                     [base64.b64decode(h) for h in proof["inclusion_proof"]], base64.b64decode(proof["root_hash"]))  # fmt: skip
+    assert proof["checkpoint"].splitlines()[1] == str(proof["tree_size"])
+
+    consistency = json.loads(run(["audit", "consistency", "8", str(entries)], env, timeout=60).stdout)
+    verify_consistency(8, entries, base64.b64decode(consistency["old_root_hash"]), base64.b64decode(consistency["new_root_hash"]),
+                       [base64.b64decode(h) for h in consistency["consistency_proof"]])  # fmt: skip
+
+    db = Path(env["STOPLINE_DATA_DIR"]) / "audit.db"
+    conn = sqlite3.connect(db)
+    (leaf,) = conn.execute("SELECT leaf FROM entries WHERE idx = 5").fetchone()
+    flipped = bytearray(leaf)
+    flipped[len(flipped) // 2] ^= 0x01
+    conn.execute("UPDATE entries SET leaf = ? WHERE idx = 5", (bytes(flipped),))
+    conn.commit()
+    conn.close()
+    broken = run(["audit", "verify"], env, timeout=60)
+    assert broken.returncode == 1 and "FAILED at entry 5:" in broken.stdout, broken.stdout

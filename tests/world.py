@@ -15,6 +15,9 @@ from pathlib import Path
 from temporalio.client import Client
 
 from adapters.channels import ChannelPool
+from audit.log import AuditLog
+from audit.note import NoteSigner
+from audit.store import SqliteAuditStore
 from gateway.server import start_gateway
 from sandbox import SandboxInstitution, load_scenario
 from stopline.casefile import rebase_report, report_from_dict
@@ -27,6 +30,7 @@ from worker import build_worker
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 POLICE = "police-boxing"
+AUDIT_ORIGIN = "stopline.test/audit"
 
 
 @dataclass
@@ -38,6 +42,7 @@ class World:
     hub: HubClient
     gateway_address: str
     scenario: object
+    audit: AuditLog
     _registry: list[Registry] = field(default_factory=list)
 
     def registry(self) -> Registry:
@@ -100,15 +105,18 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
 
     task_queue = new_task_queue()
     channels = ChannelPool()
+    audit = AuditLog(SqliteAuditStore(tmp_path / "audit.db"), NoteSigner(AUDIT_ORIGIN, keys["hub"].private_key), AUDIT_ORIGIN)
     worker = build_worker(
         client, task_queue, hub_key=keys["hub"], registry=lambda: holder[0], channels=channels,
-        bank_timeout_seconds=bank_timeout_seconds,
+        bank_timeout_seconds=bank_timeout_seconds, audit=audit,
     )  # fmt: skip
     server = None
     hub = None
     try:
         async with worker:
-            server, port = await start_gateway("127.0.0.1:0", client, lambda: holder[0], keys["hub"], task_queue)
+            server, port = await start_gateway(
+                "127.0.0.1:0", client, lambda: holder[0], keys["hub"], task_queue, audit
+            )
             hub = HubClient(f"127.0.0.1:{port}", lambda: holder[0])
             yield World(
                 client=client,
@@ -118,6 +126,7 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
                 hub=hub,
                 gateway_address=f"127.0.0.1:{port}",
                 scenario=scenario,
+                audit=audit,
                 _registry=holder,
             )
     finally:

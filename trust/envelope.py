@@ -156,3 +156,13 @@ def open_envelope(
     except DecodeError as e:
         raise MalformedPayload(f"payload does not parse as {expected_type}: {e}") from None
     return message
+
+
+def verify_as_signed(envelope: envelope_pb2.Envelope, registry: Registry) -> None:
+    """For auditors: was this envelope validly signed by a key the registry held valid when it was
+    signed? No clock window and no revocation after the fact: history is judged as it was."""
+    try:
+        signed_at = envelope.signed_at.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise BadSignature("envelope signed_at is not a valid time") from None
+    verify(envelope, registry, now=signed_at, max_skew=timedelta(0))

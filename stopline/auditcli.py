@@ -1,0 +1,112 @@
+"""`stopline audit ...`: what an auditor runs against the hub's audit log.
+
+    stopline audit verify               recompute everything; print the first bad entry, exit 1
+    stopline audit prove ENTRY          inclusion proof of one entry in the latest checkpoint
+    stopline audit consistency OLD NEW  proof that the tree of size OLD is a prefix of size NEW
+
+Only the log file and the public keys in the registry are used: nothing is trusted from the hub.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from audit.entry import EntryKind
+from audit.log import verify_log
+from audit.merkle import consistency_proof, inclusion_proof, root_of
+from audit.note import NoteVerifier, open_checkpoint
+from audit.store import SqliteAuditStore
+from stopline.config import Settings
+from stopline.setup import HUB_ID
+from stopline.v1 import envelope_pb2
+from trust.envelope import verify_as_signed
+from trust.errors import TrustError
+from trust.registry import Registry
+
+
+class AuditCommandError(Exception):
+    pass
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def checkpoint_verifiers(settings: Settings, registry: Registry) -> list[NoteVerifier]:
+    """Every key the hub has held: a checkpoint signed before a rotation still verifies."""
+    hub = registry.institution(HUB_ID)
+    return [NoteVerifier(settings.audit_origin, key.public_key) for key in hub.keys]
+
+
+def _store(settings: Settings) -> SqliteAuditStore:
+    if not settings.audit_db.exists():
+        raise AuditCommandError(f"no audit log at {settings.audit_db}")
+    return SqliteAuditStore(settings.audit_db)
+
+
+def audit_verify(settings: Settings, registry: Registry) -> tuple[bool, str]:
+    store = _store(settings)
+
+    def envelope_signed(index: int, entry) -> str | None:
+        if entry.kind is not EntryKind.ENVELOPE:
+            return None
+        try:
+            verify_as_signed(envelope_pb2.Envelope.FromString(entry.payload), registry)
+        except TrustError as e:
+            return f"envelope signature: {e}"
+        except Exception as e:  # a payload that is not an envelope at all
+            return f"not a valid envelope: {e}"
+        return None
+
+    report = verify_log(store, checkpoint_verifiers(settings, registry), settings.audit_origin, envelope_signed)
+    if not report.ok:
+        return False, f"FAILED at {report.problem}"
+    checkpoints = store.checkpoints()
+    latest = f"; latest signed checkpoint covers {checkpoints[-1][0]} entries" if checkpoints else ""
+    uncovered = report.entries - (checkpoints[-1][0] if checkpoints else 0)
+    tail = f"; {uncovered} newest entries not yet under a checkpoint" if uncovered else ""
+    return True, f"OK: {report.entries} entries, {report.checkpoints} checkpoints verified{latest}{tail}"
+
+
+def audit_prove(settings: Settings, registry: Registry, index: int) -> dict:
+    store = _store(settings)
+    checkpoints = store.checkpoints()
+    if not checkpoints:
+        raise AuditCommandError("the log has no checkpoint yet")
+    size, note = checkpoints[-1]
+    if not 0 <= index < size:
+        raise AuditCommandError(f"entry {index} is not under the latest checkpoint (size {size})")
+    checkpoint = open_checkpoint(note, checkpoint_verifiers(settings, registry), origin=settings.audit_origin)
+    hashes = [h for _, _, h in store.leaves(0, size)]
+    leaf = next(leaf for _, leaf, _ in store.leaves(index, index + 1))
+    return {
+        "index": index,
+        "tree_size": size,
+        "leaf": _b64(leaf),
+        "inclusion_proof": [_b64(h) for h in inclusion_proof(hashes, index)],
+        "checkpoint": note,
+        "root_hash": _b64(checkpoint.root_hash),
+    }
+
+
+def audit_consistency(settings: Settings, old: int, new: int) -> dict:
+    store = _store(settings)
+    size = store.size()
+    if not 0 < old <= new <= size:
+        raise AuditCommandError(f"need 0 < OLD <= NEW <= {size} (the log's size)")
+    hashes = [h for _, _, h in store.leaves(0, new)]
+    notes = dict(store.checkpoints())
+    return {
+        "old_size": old,
+        "new_size": new,
+        "old_root_hash": _b64(root_of(hashes[:old])),
+        "new_root_hash": _b64(root_of(hashes)),
+        "consistency_proof": [_b64(h) for h in consistency_proof(hashes, old)],
+        "old_checkpoint": notes.get(old),
+        "new_checkpoint": notes.get(new),
+    }
+
+
+def dumps(data: dict) -> str:
+    return json.dumps(data, indent=2)
