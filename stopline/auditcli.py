@@ -3,6 +3,8 @@
     stopline audit verify               recompute everything; print the first bad entry, exit 1
     stopline audit prove ENTRY          inclusion proof of one entry in the latest checkpoint
     stopline audit consistency OLD NEW  proof that the tree of size OLD is a prefix of size NEW
+    stopline audit export CASE          one case's evidence bundle (JSON)
+    stopline audit verify-bundle FILE   check a bundle offline, with nothing but its contents
 
 Only the log file and the public keys in the registry are used: nothing is trusted from the hub.
 """
@@ -11,7 +13,10 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
+from audit.bundle import BundleError, export_case, verify_bundle
+from audit.bundle import dumps as bundle_dumps
 from audit.entry import EntryKind
 from audit.log import verify_log
 from audit.merkle import consistency_proof, inclusion_proof, root_of
@@ -110,3 +115,29 @@ def audit_consistency(settings: Settings, old: int, new: int) -> dict:
 
 def dumps(data: dict) -> str:
     return json.dumps(data, indent=2)
+
+
+def audit_export(settings: Settings, registry: Registry, case_id: str, output: Path | None) -> str | None:
+    """The bundle as JSON text, or written to `output` (then None)."""
+    vkeys = [v.vkey for v in checkpoint_verifiers(settings, registry)]
+    try:
+        text = bundle_dumps(export_case(_store(settings), case_id, settings.audit_origin, vkeys, registry))
+    except BundleError as e:
+        raise AuditCommandError(str(e)) from None
+    if output is None:
+        return text
+    output.write_text(text, "utf-8")
+    return None
+
+
+def audit_verify_bundle(path: Path, pinned_vkeys: list[str] | None) -> tuple[bool, str]:
+    try:
+        report = verify_bundle(json.loads(path.read_text("utf-8")), pinned_vkeys)
+    except OSError as e:
+        return False, f"FAILED: cannot read {path}: {e}"
+    except json.JSONDecodeError as e:
+        return False, f"FAILED: not JSON ({e})"
+    except BundleError as e:
+        return False, f"FAILED: {e}"
+    note = "" if pinned_vkeys else " (checkpoint key taken from the bundle itself: pass --hub-key to pin it)"
+    return True, f"OK: case {report.case_id}, {report.entries} entries proved in a checkpoint of {report.tree_size}{note}"

@@ -262,8 +262,20 @@ async def cmd_cases(settings: Settings, args) -> int:
 
 
 async def cmd_audit(settings: Settings, args) -> int:
-    from stopline.auditcli import AuditCommandError, audit_consistency, audit_prove, audit_verify, dumps
+    from stopline.auditcli import (
+        AuditCommandError,
+        audit_consistency,
+        audit_export,
+        audit_prove,
+        audit_verify,
+        audit_verify_bundle,
+        dumps,
+    )
 
+    if args.audit_command == "verify-bundle":  # offline: needs no data folder, no registry
+        ok, message = audit_verify_bundle(Path(args.file), args.hub_key)
+        console.print(message, highlight=False)
+        return 0 if ok else 1
     reg = registry(settings)()
     try:
         if args.audit_command == "verify":
@@ -273,8 +285,15 @@ async def cmd_audit(settings: Settings, args) -> int:
         if args.audit_command == "prove":
             print(dumps(audit_prove(settings, reg, args.entry)))
             return 0
-        print(dumps(audit_consistency(settings, args.old, args.new)))
-        return 0
+        if args.audit_command == "consistency":
+            print(dumps(audit_consistency(settings, args.old, args.new)))
+            return 0
+        if args.audit_command == "export":
+            bundle = audit_export(settings, reg, args.case_id, Path(args.output) if args.output else None)
+            if bundle is not None:
+                print(bundle, end="")
+            return 0
+        raise CommandError(f"unknown audit command {args.audit_command!r}")
     except AuditCommandError as e:
         raise CommandError(str(e)) from None
 
@@ -313,6 +332,12 @@ def parser() -> argparse.ArgumentParser:
             consistency = audit.add_parser("consistency", help="consistency proof between two tree sizes (JSON)")
             consistency.add_argument("old", type=int)
             consistency.add_argument("new", type=int)
+            export = audit.add_parser("export", help="one case's evidence bundle (JSON)")
+            export.add_argument("case_id")
+            export.add_argument("-o", "--output", help="write to this file instead of standard output")
+            check = audit.add_parser("verify-bundle", help="check an evidence bundle offline")
+            check.add_argument("file")
+            check.add_argument("--hub-key", action="append", help="the hub's checkpoint key (vkey), obtained independently")
         elif name == "cases":
             sp.add_argument("--status", choices=["all", "stopping", "answered"], default="all")
             sp.add_argument("--limit", type=int, default=100, help="at most this many cases (pages are followed)")

@@ -450,3 +450,42 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
         report = verify_log(w.audit.store, [verifier], AUDIT_ORIGIN, envelopes_verify)
         assert report.ok, report.problem
         assert report.entries == 9
+
+
+async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(client, tmp_path):
+    import base64
+
+    from audit.bundle import BundleError, export_case, verify_bundle
+    from audit.note import NoteSigner
+    from tests.world import AUDIT_ORIGIN
+
+    async with hub_world(client, tmp_path) as w:
+        for case_id in ("BX-BUNDLE", "BX-OTHER"):
+            await w.hub.report_case(w.report(case_id), w.keys[POLICE])
+            await w.answered(case_id)
+        w.audit.checkpoint()
+        hub_vkey = NoteSigner(AUDIT_ORIGIN, w.keys["hub"].private_key).verifier.vkey
+        bundle = export_case(w.audit.store, "BX-BUNDLE", AUDIT_ORIGIN, [hub_vkey], w.registry())
+        other = export_case(w.audit.store, "BX-OTHER", AUDIT_ORIGIN, [hub_vkey], w.registry())
+
+    report = verify_bundle(bundle, [hub_vkey])
+    assert report.entries == 8 and report.tree_size == 16
+    # Only the institutions that signed this case's messages travel with it.
+    assert {i["id"] for i in bundle["registry"]["institutions"]} == {POLICE, "hub", "qilu-bank", "huaxia-pay"}
+
+    impostor = NoteSigner(AUDIT_ORIGIN, SigningKey.generate("hub").private_key).verifier.vkey
+    with pytest.raises(BundleError, match="checkpoint"):
+        verify_bundle(bundle, [impostor])
+
+    smuggled = dict(bundle, entries=[*bundle["entries"][:-1], other["entries"][0]])
+    with pytest.raises(BundleError, match="belongs to case 'BX-OTHER'"):
+        verify_bundle(smuggled, [hub_vkey])
+
+    forged_key = dict(bundle)
+    forged_key["registry"] = json.loads(json.dumps(bundle["registry"]))
+    qilu = next(i for i in forged_key["registry"]["institutions"] if i["id"] == "qilu-bank")
+    stranger = SigningKey.generate("qilu-bank")
+    qilu["keys"][0]["public_key"] = base64.b64encode(stranger.public_key.public_bytes_raw()).decode()
+    qilu["keys"][0]["key_id"] = stranger.key_id
+    with pytest.raises(BundleError, match="envelope signature"):
+        verify_bundle(forged_key, [hub_vkey])

@@ -67,7 +67,8 @@ def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
         assert "qilu-bank/6229110000375002: partly held 126,400.00 CNY of 375,000.00 CNY" in out
         assert "huaxia-pay/HXP-8800-3000-0003: held 300,000.00 CNY" in out
         assert "Temporal Web UI" in out
-    audit_log_commands_work_on(stack_env, entries=16)  # two demos: report, receipt, 3 orders, 3 answers each
+    case_id = next(line.split("reports case ")[1].split(":")[0] for line in out.splitlines() if "reports case" in line)
+    audit_log_commands_work_on(stack_env, entries=16, case_id=case_id)  # two demos: 8 envelopes each
     log = Path(stack_env["STOPLINE_DATA_DIR"]) / "stopline.log"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     case_lines = [entry for entry in lines if entry.get("event") == "stop-payment answered"]
@@ -191,7 +192,7 @@ def test_unknown_scenario_is_a_clear_error_not_a_silent_exit(stack_env):
     assert "error:" in done.stdout and "no-such-scenario" in done.stdout
 
 
-def audit_log_commands_work_on(env, entries: int) -> None:
+def audit_log_commands_work_on(env, entries: int, case_id: str) -> None:
     """What an auditor does with the log a stack left behind, and a changed byte caught."""
     import base64
     import sqlite3
@@ -210,6 +211,21 @@ def audit_log_commands_work_on(env, entries: int) -> None:
     consistency = json.loads(run(["audit", "consistency", "8", str(entries)], env, timeout=60).stdout)
     verify_consistency(8, entries, base64.b64decode(consistency["old_root_hash"]), base64.b64decode(consistency["new_root_hash"]),
                        [base64.b64decode(h) for h in consistency["consistency_proof"]])  # fmt: skip
+
+    bundle_file = Path(env["STOPLINE_DATA_DIR"]) / "bundle.json"
+    assert run(["audit", "export", case_id, "-o", str(bundle_file)], env, timeout=60).returncode == 0
+    bundle = json.loads(bundle_file.read_text())
+    assert len(bundle["entries"]) == 8 and bundle["case_id"] == case_id
+    hub_vkey = bundle["checkpoint_vkeys"][0]
+    offline = {"PATH": env["PATH"], "STOPLINE_DATA_DIR": "/nonexistent"}  # no data folder, no registry
+    checked = run(["audit", "verify-bundle", str(bundle_file), "--hub-key", hub_vkey], offline, timeout=60)
+    assert checked.returncode == 0 and f"OK: case {case_id}, 8 entries" in checked.stdout, checked.stdout + checked.stderr
+    leaf = bytearray(base64.b64decode(bundle["entries"][2]["leaf"]))
+    leaf[-1] ^= 0x01
+    bundle["entries"][2]["leaf"] = base64.b64encode(bytes(leaf)).decode()
+    bundle_file.write_text(json.dumps(bundle))
+    tampered = run(["audit", "verify-bundle", str(bundle_file)], offline, timeout=60)
+    assert tampered.returncode == 1 and f"FAILED: entry {bundle['entries'][2]['index']}" in tampered.stdout
 
     db = Path(env["STOPLINE_DATA_DIR"]) / "audit.db"
     conn = sqlite3.connect(db)
