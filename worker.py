@@ -17,6 +17,7 @@ from adapters.channels import ChannelPool
 from audit.log import AuditLog
 from trust.keys import SigningKey
 from trust.registry import Registry
+from trust.replay import NonceCache
 from workflows.case import CaseWorkflow
 
 WORKFLOWS = [CaseWorkflow]
@@ -31,13 +32,14 @@ def build_worker(
     channels: ChannelPool,
     bank_timeout_seconds: float | None = None,
     audit: AuditLog | None = None,
+    replay: NonceCache | None = None,
 ) -> Worker:
     banks = (
         BankClient(channels, registry)
         if bank_timeout_seconds is None
         else BankClient(channels, registry, timeout_seconds=bank_timeout_seconds)
     )
-    stops = StopPaymentActivities(hub_key, registry, banks, audit)
+    stops = StopPaymentActivities(hub_key, registry, banks, audit, replay)
     return Worker(
         client,
         task_queue=task_queue,

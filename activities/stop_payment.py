@@ -30,14 +30,15 @@ from stopline.domain import (
 )
 from stopline.v1 import bank_pb2
 from trust.envelope import open_envelope, seal
-from trust.errors import KeyNotValid, StaleEnvelope, TrustError, UnknownSigner
+from trust.errors import KeyNotValid, ReplayedEnvelope, StaleEnvelope, TrustError, UnknownSigner
 from trust.keys import SigningKey
 from trust.registry import Registry
+from trust.replay import MemoryNonceCache, NonceCache
 
 log = structlog.get_logger("activities.stop_payment")
 
-# Failures that can heal by themselves: one side's registry lags a key rotation, or clocks have
-# drifted. A retry is safe (the bank replays its stored answer), but not for ever: after this
+# Failures that can heal by themselves: one side's registry lags a key rotation, clocks have
+# drifted, or an answer was replayed (an honest bank's next answer carries a fresh nonce). A retry is safe (the bank replays its stored answer), but not for ever: after this
 # many calls the stop is marked for an operator.
 HEALABLE_ATTEMPTS = 10
 
@@ -56,9 +57,15 @@ def _short_reason(value: int) -> str:
 
 class StopPaymentActivities:
     def __init__(
-        self, hub_key: SigningKey, registry: Callable[[], Registry], banks: BankClient, audit: AuditLog | None = None
+        self,
+        hub_key: SigningKey,
+        registry: Callable[[], Registry],
+        banks: BankClient,
+        audit: AuditLog | None = None,
+        replay: NonceCache | None = None,
     ):
         self._hub_key = hub_key
+        self._replay = replay or MemoryNonceCache()
         self._registry = registry
         self._banks = banks
         self._audit = audit
@@ -108,10 +115,14 @@ class StopPaymentActivities:
         # this very order. Anything else is refused and not acted on.
         try:
             answer = open_envelope(
-                answer_envelope, bank_pb2.StopPaymentAnswer, self._registry(), expected_signer=institution
+                answer_envelope,
+                bank_pb2.StopPaymentAnswer,
+                self._registry(),
+                expected_signer=institution,
+                replay=self._replay,
             )
             result = _check_answer(req, answer, attempt=info.attempt)
-        except (UnknownSigner, KeyNotValid, StaleEnvelope) as err:
+        except (UnknownSigner, KeyNotValid, StaleEnvelope, ReplayedEnvelope) as err:
             bound.error("stop-payment answer not verifiable", reason=str(err), will_retry=healable)
             await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
             message = f"answer from {institution} not verifiable: {err}"

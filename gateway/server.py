@@ -14,6 +14,7 @@ from gateway.service import HubServicer
 from stopline.v1 import hub_pb2, hub_pb2_grpc
 from trust.keys import SigningKey
 from trust.registry import Registry
+from trust.replay import NonceCache
 
 HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
 # Larger than any valid report (validation caps a report at 256 KiB and says so by field); a
@@ -28,6 +29,7 @@ async def start_gateway(
     hub_key: SigningKey,
     task_queue: str,
     audit: AuditLog | None = None,
+    replay: NonceCache | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Start serving on `address` ("host:port", port 0 = OS picks); return the server and port."""
     server = grpc.aio.server(
@@ -36,7 +38,7 @@ async def start_gateway(
             ("grpc.so_reuseport", 0),
         ]
     )
-    hub_pb2_grpc.add_HubServiceServicer_to_server(HubServicer(client, registry, hub_key, task_queue, audit), server)
+    hub_pb2_grpc.add_HubServiceServicer_to_server(HubServicer(client, registry, hub_key, task_queue, audit, replay), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -55,6 +55,7 @@ from trust.envelope import open_envelope, seal
 from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
 from trust.keys import SigningKey
 from trust.registry import InstitutionKind, Registry
+from trust.replay import MemoryNonceCache, NonceCache
 
 log = structlog.get_logger("gateway")
 
@@ -104,8 +105,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         hub_key: SigningKey,
         task_queue: str,
         audit: AuditLog | None = None,
+        replay: NonceCache | None = None,
     ):
         self._client = client
+        self._replay = replay or MemoryNonceCache()
         self._registry = registry
         self._hub_key = hub_key
         self._task_queue = task_queue
@@ -144,7 +147,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             return inst is not None and inst.kind is InstitutionKind.POLICE_UNIT
 
         try:
-            report = open_envelope(envelope, hub_pb2.CaseReport, registry, expected_signer=is_police_unit)
+            report = open_envelope(
+                envelope, hub_pb2.CaseReport, registry, expected_signer=is_police_unit, replay=self._replay
+            )
         except EnvelopeRejected as e:
             await refuse(grpc.StatusCode.UNAUTHENTICATED, str(e))
         except WrongSigner:

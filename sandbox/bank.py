@@ -29,6 +29,7 @@ from trust.envelope import open_envelope, seal, seal_bytes
 from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
 from trust.keys import SigningKey
 from trust.registry import Registry
+from trust.replay import MemoryNonceCache
 
 HUB_ID = "hub"
 # A stop lasts 48 h and a freeze at most a year: anything longer is a malformed order (and would
@@ -64,6 +65,8 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         self.faults = faults
         self._on_request = on_request
         self._forged_key: SigningKey | None = None
+        # A bank refuses a hub message it has already seen (a replay), as it would in production.
+        self._nonces = MemoryNonceCache()
 
     # --- RPCs ----------------------------------------------------------------------------
 
@@ -154,7 +157,9 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         if not request.HasField("envelope"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: missing")
         try:
-            return open_envelope(request.envelope, message_type, self._registry(), expected_signer=HUB_ID)
+            return open_envelope(
+                request.envelope, message_type, self._registry(), expected_signer=HUB_ID, replay=self._nonces
+            )
         except EnvelopeRejected as e:
             code, what = grpc.StatusCode.UNAUTHENTICATED, e
         except WrongSigner as e:

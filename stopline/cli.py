@@ -36,6 +36,7 @@ from stopline.v1 import hub_pb2
 from trust.errors import TrustError
 from trust.keys import SigningKey
 from trust.registry import RegistryFile
+from trust.replay import SqliteNonceCache
 
 # Wide enough for the case table when output goes to a file or a pipe (rich assumes 80 there).
 console = Console() if sys.stdout.isatty() else Console(width=150)
@@ -180,7 +181,7 @@ async def cmd_worker(settings: Settings, args) -> int:
     async with checkpointing(open_audit(settings, hub_key), settings.audit_checkpoint_seconds) as audit:
         worker = build_worker(
             client, settings.task_queue, hub_key=hub_key, registry=registry_file(settings),
-            channels=channels, audit=audit,
+            channels=channels, audit=audit, replay=SqliteNonceCache(settings.nonces_db),
         )  # fmt: skip
         task = asyncio.create_task(worker.run())
         console.print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address}", highlight=False)
@@ -203,8 +204,9 @@ async def cmd_gateway(settings: Settings, args) -> int:
     hub_key = unit_key(settings, HUB_ID)
     async with checkpointing(open_audit(settings, hub_key), settings.audit_checkpoint_seconds) as audit:
         server, port = await start_gateway(
-            settings.gateway_address, client, registry_file(settings), hub_key, settings.task_queue, audit
-        )
+            settings.gateway_address, client, registry_file(settings), hub_key, settings.task_queue, audit,
+            SqliteNonceCache(settings.nonces_db),
+        )  # fmt: skip
         console.print(f"HubService on port {port}", highlight=False)
         await wait_for_stop_signal()
         await server.stop(2)

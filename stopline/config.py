@@ -56,6 +56,10 @@ class Settings:
         return self.data_dir / "keys"
 
     @property
+    def nonces_db(self) -> Path:
+        return self.data_dir / "nonces.db"
+
+    @property
     def audit_db(self) -> Path:
         return self.data_dir / "audit.db"
 

@@ -23,6 +23,7 @@ from stopline.embedded import DevServer, register_search_attributes
 from stopline.setup import HUB_ID, initialise, record_endpoints
 from trust.keys import SigningKey
 from trust.registry import RegistryFile
+from trust.replay import SqliteNonceCache
 from worker import build_worker
 
 log = structlog.get_logger("stack")
@@ -208,7 +209,7 @@ class Stack:
             self._exit.push_async_callback(channels.close)
             worker = build_worker(
                 self.client, s.task_queue, hub_key=self.keys[HUB_ID], registry=registry, channels=channels,
-                audit=audit,
+                audit=audit, replay=SqliteNonceCache(s.nonces_db),
             )  # fmt: skip
             task = asyncio.create_task(worker.run())
 
@@ -221,7 +222,8 @@ class Stack:
 
         if self._want["gateway"]:
             server, self.gateway_port = await start_gateway(
-                s.gateway_address, self.client, registry, self.keys[HUB_ID], s.task_queue, audit
-            )
+                s.gateway_address, self.client, registry, self.keys[HUB_ID], s.task_queue, audit,
+                SqliteNonceCache(s.nonces_db),
+            )  # fmt: skip
             self._exit.push_async_callback(server.stop, 2)
             log.info("gateway listening", address=self.gateway_address)

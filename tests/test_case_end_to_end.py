@@ -489,3 +489,22 @@ async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(cli
     qilu["keys"][0]["key_id"] = stranger.key_id
     with pytest.raises(BundleError, match="envelope signature"):
         verify_bundle(forged_key, [hub_vkey])
+
+
+async def test_a_replayed_report_is_refused_and_audited(client, tmp_path):
+    from audit.entry import AuditEntry, EntryKind
+    from stopline.v1 import hub_pb2_grpc
+
+    async with hub_world(client, tmp_path) as w:
+        envelope = seal(w.report("BX-REPLAYED"), w.keys[POLICE])
+        async with grpc.aio.insecure_channel(w.gateway_address) as channel:
+            stub = hub_pb2_grpc.HubServiceStub(channel)
+            await stub.ReportCase(hub_pb2.ReportCaseRequest(envelope=envelope), timeout=5)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ReportCase(hub_pb2.ReportCaseRequest(envelope=envelope), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "replayed" in err.value.details()
+        await w.answered("BX-REPLAYED")
+        assert len(w.institutions["qilu-bank"].ledger.holds()) == 2
+        refusals = [AuditEntry.decode(leaf) for _, leaf, _ in w.audit.store.leaves()]
+        assert [e for e in refusals if e.kind is EntryKind.REFUSAL and b"replayed" in e.payload]

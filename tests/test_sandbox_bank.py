@@ -696,3 +696,16 @@ def test_a_bad_scenario_is_refused_naming_the_field(path, value, message):
 def test_scenario_faults_are_parsed():
     faults = Faults.from_dict({"delay_seconds": 1, "fail_after_apply": 2, "refuse_all_with": "UNAVAILABLE"})
     assert faults == Faults(delay_seconds=1.0, fail_after_apply=2, refuse_all_with=grpc.StatusCode.UNAVAILABLE)
+
+
+async def test_a_replayed_request_envelope_is_unauthenticated(bank, stub, keys):
+    """The same signed envelope sent twice (captured and replayed) is refused; a retry that is
+    signed afresh is not (see test_a_repeated_order_gets_the_same_answer_and_is_held_once)."""
+    envelope = seal(order(PARTIAL, 10_000_000, key="case-BX-1/stop/replay"), keys["hub"])
+    await stub.StopPayment(bank_pb2.StopPaymentRequest(envelope=envelope), timeout=CALL_TIMEOUT)
+    details = await rpc_error(
+        stub.StopPayment(bank_pb2.StopPaymentRequest(envelope=envelope), timeout=CALL_TIMEOUT),
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+    assert "replayed" in details
+    assert len(bank.ledger.holds()) == 1

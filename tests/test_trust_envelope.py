@@ -3,7 +3,9 @@ its payload is ever parsed."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from trust.errors import (
     BadSignature,
     KeyNotValid,
     RegistryError,
+    ReplayedEnvelope,
     StaleEnvelope,
     UnknownSigner,
     WrongPayloadType,
@@ -20,6 +23,7 @@ from trust.errors import (
 )
 from trust.keys import SigningKey
 from trust.registry import Institution, InstitutionKind, RegisteredKey, Registry, registered_key
+from trust.replay import MemoryNonceCache, SqliteNonceCache
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -164,3 +168,39 @@ def test_registry_refuses_a_key_id_that_does_not_match_its_key(tmp_path, hub, ba
     data["institutions"][1]["id"] = "Qilu Bank!"
     with pytest.raises(RegistryError, match=r"institutions\[1\]\.id"):
         Registry.from_dict(data)
+
+
+@pytest.mark.parametrize("make_cache", [MemoryNonceCache, lambda: SqliteNonceCache(Path(tempfile.mkdtemp()) / "n.db")])
+def test_a_replayed_envelope_is_refused_once_its_nonce_was_seen(hub, registry, make_cache):
+    cache = make_cache()
+    envelope = seal(order(), hub)
+    assert open_envelope(envelope, bank_pb2.StopPaymentOrder, registry, replay=cache) == order()
+    with pytest.raises(ReplayedEnvelope):
+        open_envelope(envelope, bank_pb2.StopPaymentOrder, registry, replay=cache)
+    # The same order sealed again carries a fresh nonce: not a replay.
+    open_envelope(seal(order(), hub), bank_pb2.StopPaymentOrder, registry, replay=cache)
+
+
+def test_a_forged_envelope_does_not_burn_its_nonce(hub, registry):
+    cache = MemoryNonceCache()
+    envelope = seal(order(), hub)
+    tampered = type(envelope)()
+    tampered.CopyFrom(envelope)
+    tampered.payload = tampered.payload + b"\x00"
+    with pytest.raises(BadSignature):
+        open_envelope(tampered, bank_pb2.StopPaymentOrder, registry, replay=cache)
+    assert open_envelope(envelope, bank_pb2.StopPaymentOrder, registry, replay=cache) == order()
+
+
+def test_processes_sharing_a_nonce_file_see_each_others_nonces(tmp_path, hub, registry):
+    envelope = seal(order(), hub)
+    open_envelope(envelope, bank_pb2.StopPaymentOrder, registry, replay=SqliteNonceCache(tmp_path / "n.db"))
+    with pytest.raises(ReplayedEnvelope):
+        open_envelope(envelope, bank_pb2.StopPaymentOrder, registry, replay=SqliteNonceCache(tmp_path / "n.db"))
+
+
+def test_an_expired_nonce_may_be_seen_again():
+    cache = MemoryNonceCache()
+    assert cache.first_sighting("hub", b"n" * 16, expires_at=0)  # already expired when recorded
+    assert cache.first_sighting("hub", b"n" * 16, expires_at=4_000_000_000)
+    assert not cache.first_sighting("hub", b"n" * 16, expires_at=4_000_000_000)

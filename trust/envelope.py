@@ -27,15 +27,23 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from stopline.v1 import envelope_pb2
-from trust.errors import BadSignature, MalformedPayload, StaleEnvelope, WrongPayloadType, WrongSigner
+from trust.errors import (
+    BadSignature,
+    MalformedPayload,
+    ReplayedEnvelope,
+    StaleEnvelope,
+    WrongPayloadType,
+    WrongSigner,
+)
 from trust.keys import SigningKey
 from trust.registry import Registry
+from trust.replay import NonceCache
 
 DOMAIN_TAG = b"stopline.v1/envelope"
 PROTOCOL_VERSION = b"1"
 NONCE_BYTES = 16
-# How far a signer's clock may be from ours. Issue #3 adds the nonce cache that makes replays
-# inside this window detectable.
+# How far a signer's clock may be from ours; inside this window a replay is caught by the nonce
+# cache (trust/replay.py).
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
 
 M = TypeVar("M", bound=Message)
@@ -93,6 +101,7 @@ def verify(
     *,
     now: datetime | None = None,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
+    replay: NonceCache | None = None,
 ) -> None:
     """Raise EnvelopeRejected unless `envelope` is signed by a key the registry held valid at
     signing time, over exactly these payload bytes, within the clock-skew window."""
@@ -128,6 +137,11 @@ def verify(
         raise BadSignature(
             f"signature by {envelope.signer} key {envelope.key_id} does not verify"
         ) from None
+    # Only now, with the signature good: a nonce is kept until the envelope would be stale.
+    if replay is not None and not replay.first_sighting(
+        envelope.signer, envelope.nonce, (signed_at + max_skew).timestamp()
+    ):
+        raise ReplayedEnvelope(f"envelope from {envelope.signer} was already received (nonce replayed)")
 
 
 def open_envelope(
@@ -138,10 +152,12 @@ def open_envelope(
     expected_signer: str | Callable[[str], bool] | None = None,
     now: datetime | None = None,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
+    replay: NonceCache | None = None,
 ) -> M:
     """Verify, then parse. `expected_signer` (an id, or a predicate on the id) is checked after
-    the signature, so the refusal names an authenticated signer."""
-    verify(envelope, registry, now=now, max_skew=max_skew)
+    the signature, so the refusal names an authenticated signer. With `replay`, an envelope seen
+    before inside the skew window is refused."""
+    verify(envelope, registry, now=now, max_skew=max_skew, replay=replay)
     # Who may send it comes before what was sent: a stranger learns nothing about our types.
     if expected_signer is not None:
         ok = expected_signer(envelope.signer) if callable(expected_signer) else envelope.signer == expected_signer

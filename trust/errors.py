@@ -25,6 +25,10 @@ class StaleEnvelope(EnvelopeRejected):
     """signed_at lies outside the receiver's clock-skew window."""
 
 
+class ReplayedEnvelope(EnvelopeRejected):
+    """This signer's nonce was already seen inside the clock-skew window."""
+
+
 class WrongSigner(TrustError):
     """A validly signed envelope from an institution that may not send this message (wrong role,
     or an answer about another institution's account). Maps to PERMISSION_DENIED."""
