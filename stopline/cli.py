@@ -19,11 +19,12 @@ import os
 import signal
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 from rich.console import Console
+from rich.table import Table
 
 from sandbox import ScenarioError
 from stopline import logs
@@ -300,6 +301,34 @@ async def cmd_audit(settings: Settings, args) -> int:
         raise CommandError(str(e)) from None
 
 
+async def cmd_keys(settings: Settings, args) -> int:
+    from stopline.keyscli import KeysCommandError, keys_list, keys_new, keys_revoke, keys_rotate
+
+    try:
+        if args.keys_command == "list":
+            rows = keys_list(settings)
+            table = Table(title=f"registry {settings.registry_path}")
+            for column in rows[0] if rows else ():
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*row.values())
+            console.print(table)
+        elif args.keys_command == "new":
+            key_id = keys_new(settings, args.institution, args.kind, args.name or args.institution, args.endpoint, args.public_key)
+            console.print(f"registered {args.institution} with key {key_id}", highlight=False)
+        elif args.keys_command == "rotate":
+            key_id = keys_rotate(settings, args.institution, args.public_key, timedelta(hours=args.overlap_hours))
+            console.print(
+                f"{args.institution}: new key {key_id}; older keys stay valid for {args.overlap_hours} h", highlight=False
+            )
+        else:
+            keys_revoke(settings, args.institution, args.key_id)
+            console.print(f"{args.institution}: key {args.key_id} revoked", highlight=False)
+    except KeysCommandError as e:
+        raise CommandError(str(e)) from None
+    return 0
+
+
 COMMANDS = {
     "up": (cmd_up, "start the whole stack on embedded defaults and keep it running until Ctrl-C"),
     "demo": (cmd_demo, "start the stack, report the demo case, show what was held where, stop"),
@@ -310,6 +339,7 @@ COMMANDS = {
     "report": (cmd_report, "report a case from a JSON file"),
     "case": (cmd_case, "show one case"),
     "cases": (cmd_cases, "list cases"),
+    "keys": (cmd_keys, "list, add, rotate and revoke institutions' keys in the registry"),
     "audit": (cmd_audit, "verify the audit log, prove an entry, prove an old checkpoint is a prefix"),
 }
 
@@ -326,6 +356,22 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--as", dest="as_unit", help="sign as this police unit (default: the file's reporting_unit)")
         elif name == "case":
             sp.add_argument("case_id")
+        elif name == "keys":
+            keys = sp.add_subparsers(dest="keys_command", required=True)
+            keys.add_parser("list", help="every institution and key")
+            new = keys.add_parser("new", help="register an institution with its first key")
+            new.add_argument("institution")
+            new.add_argument("--kind", required=True, help="police_unit, bank, payment_company, carrier, ...")
+            new.add_argument("--name")
+            new.add_argument("--endpoint", help="HOST:PORT of its gRPC service")
+            new.add_argument("--public-key", help="base64 Ed25519 public key it made (else made here)")
+            rotate = keys.add_parser("rotate", help="add a new key; older keys expire after an overlap")
+            rotate.add_argument("institution")
+            rotate.add_argument("--public-key", help="base64 Ed25519 public key it made (else made here)")
+            rotate.add_argument("--overlap-hours", type=float, default=24.0)
+            revoke = keys.add_parser("revoke", help="refuse everything signed with a key from now on")
+            revoke.add_argument("institution")
+            revoke.add_argument("key_id")
         elif name == "audit":
             audit = sp.add_subparsers(dest="audit_command", required=True)
             audit.add_parser("verify", help="recompute the tree, check every checkpoint and envelope signature")

@@ -237,3 +237,47 @@ def audit_log_commands_work_on(env, entries: int, case_id: str) -> None:
     conn.close()
     broken = run(["audit", "verify"], env, timeout=60)
     assert broken.returncode == 1 and "FAILED at entry 5:" in broken.stdout, broken.stdout
+
+
+def test_operators_manage_keys_and_a_running_hub_follows_the_registry(stack_env, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from stopline.v1 import bank_pb2
+    from trust.envelope import open_envelope, seal
+    from trust.errors import KeyNotValid
+    from trust.keys import SigningKey
+    from trust.registry import RegistryFile
+
+    assert run(["init"], stack_env).returncode == 0
+    data = Path(stack_env["STOPLINE_DATA_DIR"])
+    following = RegistryFile(data / "registry.json")  # what a running gateway or worker holds
+
+    added = run(["keys", "new", "police-jinan", "--kind", "police_unit", "--name", "Jinan PSB"], stack_env)
+    assert added.returncode == 0, added.stdout
+    old_key = SigningKey.load("police-jinan", data / "keys" / "police-jinan.pem")
+    message = bank_pb2.StopPaymentOrder(case_id="JN-1")
+    assert open_envelope(seal(message, old_key), bank_pb2.StopPaymentOrder, following()) == message
+
+    rotated = run(["keys", "rotate", "police-jinan", "--overlap-hours", "1"], stack_env)
+    assert rotated.returncode == 0, rotated.stdout
+    new_key = SigningKey.load("police-jinan", data / "keys" / "police-jinan.pem")
+    assert new_key.key_id != old_key.key_id and new_key.key_id in rotated.stdout
+    # Both keys verify during the overlap; the old one stops at its end.
+    open_envelope(seal(message, old_key), bank_pb2.StopPaymentOrder, following())
+    open_envelope(seal(message, new_key), bank_pb2.StopPaymentOrder, following())
+    later = datetime.now(UTC) + timedelta(hours=2)
+    with pytest.raises(KeyNotValid):
+        open_envelope(seal(message, old_key, now=later), bank_pb2.StopPaymentOrder, following(), now=later)
+
+    revoked = run(["keys", "revoke", "police-jinan", new_key.key_id], stack_env)
+    assert revoked.returncode == 0, revoked.stdout
+    with pytest.raises(KeyNotValid, match="revoked"):
+        open_envelope(seal(message, new_key), bank_pb2.StopPaymentOrder, following())
+
+    listed = run(["keys", "list"], stack_env)
+    assert "police-jinan" in listed.stdout and new_key.key_id[:20] in listed.stdout
+
+    dup = run(["keys", "new", "police-jinan", "--kind", "police_unit"], stack_env)
+    assert dup.returncode == 2 and "already registered" in dup.stdout
+    bad = run(["keys", "new", "Bad Id", "--kind", "bank"], stack_env)
+    assert bad.returncode == 2 and "institutions[" in bad.stdout

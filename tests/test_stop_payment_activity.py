@@ -540,7 +540,7 @@ async def test_answer_signed_with_a_key_not_yet_valid_is_retried_then_refused(hu
     with pytest.raises(ApplicationError) as caught:
         await request(hub, req, HEALABLE_ATTEMPTS - 1)
     assert caught.value.type == ERR_ANSWER_UNVERIFIED and caught.value.non_retryable is False
-    assert "not valid at" in caught.value.message
+    assert "not valid before" in caught.value.message
 
     await final_failure(hub, req, ERR_ANSWER_REJECTED, HEALABLE_ATTEMPTS)
 

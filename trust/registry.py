@@ -64,12 +64,18 @@ class RegisteredKey:
     def public_key(self) -> Ed25519PublicKey:
         return public_key_from_b64(self.public_key_b64)
 
-    def valid_at(self, at: datetime) -> bool:
+    def invalid_at(self, at: datetime) -> str | None:
+        """Why the key was not good for signing at `at`, or None if it was."""
+        if self.revoked_at is not None and at >= self.revoked_at:
+            return f"revoked at {self.revoked_at.isoformat()}"
         if at < self.valid_from:
-            return False
+            return f"not valid before {self.valid_from.isoformat()}"
         if self.valid_until is not None and at >= self.valid_until:
-            return False
-        return not (self.revoked_at is not None and at >= self.revoked_at)
+            return f"expired at {self.valid_until.isoformat()}"
+        return None
+
+    def valid_at(self, at: datetime) -> bool:
+        return self.invalid_at(at) is None
 
 
 @dataclass(frozen=True)
@@ -133,8 +139,8 @@ class Registry:
             raise UnknownSigner(f"signer {signer!r} is not in the registry")
         for key in inst.keys:
             if key.key_id == key_id:
-                if not key.valid_at(at):
-                    raise KeyNotValid(f"key {key_id!r} of {signer!r} was not valid at {at.isoformat()}")
+                if (why := key.invalid_at(at)) is not None:
+                    raise KeyNotValid(f"key {key_id!r} of {signer!r}, used at {at.isoformat()}, {why}")
                 if now is not None and key.revoked_at is not None and now >= key.revoked_at:
                     raise KeyNotValid(f"key {key_id!r} of {signer!r} was revoked at {key.revoked_at.isoformat()}")
                 return key.public_key

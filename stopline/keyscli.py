@@ -1,0 +1,118 @@
+"""`stopline keys ...`: operators manage who may sign what, in the registry file.
+
+    stopline keys list
+    stopline keys new ID --kind KIND --name NAME [--endpoint HOST:PORT] [--public-key B64]
+    stopline keys rotate ID [--public-key B64] [--overlap-hours H]
+    stopline keys revoke ID KEY_ID [--reason TEXT]
+
+Every change is validated as a whole and written atomically; running hub processes pick it up on
+their next message. Without --public-key the key pair is made here and the private key kept in
+the data folder (the hub itself, local police units); an outside institution makes its own key
+and hands over only the public half.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from stopline.config import Settings
+from trust.errors import RegistryError
+from trust.keys import SigningKey, key_id_for, public_key_from_b64
+from trust.registry import Institution, InstitutionKind, RegisteredKey, Registry, registered_key
+
+DEFAULT_OVERLAP = timedelta(hours=24)
+
+
+class KeysCommandError(Exception):
+    pass
+
+
+def _load(settings: Settings) -> Registry:
+    try:
+        return Registry.load(settings.registry_path)
+    except RegistryError as e:
+        raise KeysCommandError(str(e)) from None
+
+
+def _save(settings: Settings, institutions: list[Institution]) -> None:
+    try:
+        registry = Registry(institutions)
+        Registry.from_dict(registry.to_dict())  # the same validation an operator's edit gets
+    except RegistryError as e:
+        raise KeysCommandError(str(e)) from None
+    registry.save(settings.registry_path)
+
+
+def _new_key(settings: Settings, institution_id: str, public_key_b64: str | None, now: datetime) -> RegisteredKey:
+    if public_key_b64:
+        try:
+            public_key = public_key_from_b64(public_key_b64)
+        except ValueError as e:
+            raise KeysCommandError(f"--public-key: {e}") from None
+        return registered_key(public_key, key_id_for(institution_id, public_key), now)
+    key = SigningKey.generate(institution_id)
+    path = settings.key_path(institution_id)
+    if path.exists():  # keep the old private key beside the new one until its overlap ends
+        path.rename(path.with_name(f"{path.stem}.{SigningKey.load(institution_id, path).key_id}.pem"))
+    key.save(path)
+    return registered_key(key.public_key, key.key_id, now)
+
+
+def keys_list(settings: Settings) -> list[dict]:
+    rows = []
+    for inst in _load(settings):
+        for key in inst.keys or (None,):
+            rows.append({
+                "institution": inst.id, "kind": inst.kind.value, "endpoint": inst.endpoint or "-",
+                "key_id": key.key_id if key else "-",
+                "valid_from": key.valid_from.isoformat() if key else "-",
+                "valid_until": key.valid_until.isoformat() if key and key.valid_until else "-",
+                "revoked_at": key.revoked_at.isoformat() if key and key.revoked_at else "-",
+            })  # fmt: skip
+    return rows
+
+
+def keys_new(settings: Settings, institution_id: str, kind: str, name: str, endpoint: str | None,
+             public_key_b64: str | None) -> str:  # fmt: skip
+    registry = _load(settings)
+    if institution_id in registry:
+        raise KeysCommandError(f"{institution_id!r} is already registered: use `stopline keys rotate`")
+    try:
+        kind_value = InstitutionKind(kind)
+    except ValueError:
+        raise KeysCommandError(f"--kind {kind!r}: one of {', '.join(k.value for k in InstitutionKind)}") from None
+    key = _new_key(settings, institution_id, public_key_b64, datetime.now(UTC))
+    _save(settings, [*registry, Institution(institution_id, name, kind_value, endpoint, (key,))])
+    return key.key_id
+
+
+def keys_rotate(settings: Settings, institution_id: str, public_key_b64: str | None,
+                overlap: timedelta = DEFAULT_OVERLAP) -> str:  # fmt: skip
+    """A new key valid from now; current keys stay valid for `overlap`, so messages signed just
+    before the rotation (and processes not yet restarted) still verify."""
+    registry = _load(settings)
+    inst = registry.get(institution_id)
+    if inst is None:
+        raise KeysCommandError(f"{institution_id!r} is not registered: use `stopline keys new`")
+    now = datetime.now(UTC)
+    new = _new_key(settings, institution_id, public_key_b64, now)
+    if any(k.key_id == new.key_id for k in inst.keys):
+        raise KeysCommandError(f"key {new.key_id} is already registered for {institution_id!r}")
+    ending = now + overlap
+    kept = tuple(
+        dataclasses.replace(k, valid_until=min(k.valid_until or ending, ending)) for k in inst.keys
+    )
+    _save(settings, [dataclasses.replace(i, keys=(*kept, new)) if i.id == institution_id else i for i in registry])
+    return new.key_id
+
+
+def keys_revoke(settings: Settings, institution_id: str, key_id: str) -> None:
+    """From now on nothing signed with this key is accepted, whatever time it claims."""
+    registry = _load(settings)
+    inst = registry.get(institution_id)
+    if inst is None or not any(k.key_id == key_id for k in inst.keys):
+        raise KeysCommandError(f"{institution_id!r} has no key {key_id!r}")
+    now = datetime.now(UTC)
+    keys = tuple(dataclasses.replace(k, revoked_at=k.revoked_at or now) if k.key_id == key_id else k for k in inst.keys)
+    _save(settings, [dataclasses.replace(i, keys=keys) if i.id == institution_id else i for i in registry])
