@@ -71,7 +71,7 @@ def audit_verify(settings: Settings, registry: Registry) -> tuple[bool, str]:
     latest = f"; latest signed checkpoint covers {checkpoints[-1][0]} entries" if checkpoints else ""
     uncovered = report.entries - (checkpoints[-1][0] if checkpoints else 0)
     tail = f"; {uncovered} newest entries not yet under a checkpoint" if uncovered else ""
-    return True, f"OK: {report.entries} entries, {report.checkpoints} checkpoints verified{latest}{tail}"
+    return True, f"OK: {report.entries} entries, {report.checkpoints} checkpoint(s) verified{latest}{tail}"
 
 
 def audit_prove(settings: Settings, registry: Registry, index: int) -> dict:
