@@ -66,6 +66,7 @@ class VerifyReport:
     entries: int
     checkpoints: int
     problem: str | None = None  # the first thing wrong, naming the entry or checkpoint
+    latest_checkpoint: int = 0  # size of the newest checkpoint verified
 
     @property
     def ok(self) -> bool:
@@ -110,7 +111,7 @@ def verify_log(
     if pending:
         size, _ = pending[0]
         return VerifyReport(expected_index, 0, f"checkpoint at size {size} covers entries the log no longer has (log has {expected_index})")
-    return VerifyReport(expected_index, len(checkpoints))
+    return VerifyReport(expected_index, len(checkpoints), latest_checkpoint=checkpoints[-1][0] if checkpoints else 0)
 
 
 def _check_checkpoint(size: int, note: str, root: bytes, verifiers: list[NoteVerifier], origin: str) -> str | None:

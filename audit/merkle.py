@@ -150,7 +150,16 @@ def _chain_border_right(seed: bytes, proof: Sequence[bytes]) -> bytes:
     return seed
 
 
+def _check_count(name: str, value) -> None:
+    # Indices and sizes are unsigned in RFC 9162 (and in transparency-dev/merkle): a negative
+    # or non-integer one must never line up with a real proof.
+    if type(value) is not int or value < 0:
+        raise ProofError(f"{name} must be a non-negative integer, got {value!r}")
+
+
 def root_from_inclusion_proof(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes]) -> bytes:
+    _check_count("index", index)
+    _check_count("size", size)
     if index >= size:
         raise ProofError(f"index {index} is beyond the tree size {size}")
     if len(leaf_hash) != HASH_SIZE:
@@ -171,6 +180,8 @@ def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: Sequence[by
 
 def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof: Sequence[bytes]) -> None:
     """Raise ProofError unless `proof` shows the tree (size1, root1) is a prefix of (size2, root2)."""
+    _check_count("size1", size1)
+    _check_count("size2", size2)
     if size2 < size1:
         raise ProofError(f"size2 {size2} is smaller than size1 {size1}")
     if size1 == 0:

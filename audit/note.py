@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -137,6 +138,8 @@ def open_note(note: str | bytes, verifiers: list[NoteVerifier]) -> OpenedNote:
         if not line.startswith(SIGNATURE_PREFIX):
             raise NoteError(f"malformed signature line {line!r}")
         name, _, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
+        if not name or any(c.isspace() for c in name) or "+" in name or any(ord(c) < 0x20 for c in line):
+            raise NoteError(f"malformed signature line {line!r}")
         try:
             blob = base64.b64decode(encoded, validate=True)
         except binascii.Error:
@@ -176,7 +179,7 @@ class Checkpoint:
         origin, size_text, root_text, *extensions = lines
         if not origin:
             raise NoteError("checkpoint origin is empty")
-        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        if not re.fullmatch(r"0|[1-9][0-9]*", size_text):  # ASCII digits only, no leading zero
             raise NoteError(f"checkpoint size {size_text!r} is not a decimal number")
         try:
             root = base64.b64decode(root_text, validate=True)

@@ -19,8 +19,8 @@ from audit.bundle import BundleError, export_case, verify_bundle
 from audit.bundle import dumps as bundle_dumps
 from audit.entry import EntryKind
 from audit.log import verify_log
-from audit.merkle import consistency_proof, inclusion_proof, root_of
-from audit.note import NoteVerifier, open_checkpoint
+from audit.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
+from audit.note import NoteError, NoteVerifier, open_checkpoint
 from audit.store import SqliteAuditStore
 from stopline.config import Settings
 from stopline.setup import HUB_ID
@@ -38,10 +38,17 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def checkpoint_verifiers(settings: Settings, registry: Registry) -> list[NoteVerifier]:
-    """Every key the hub has held: a checkpoint signed before a rotation still verifies."""
+def checkpoint_verifiers(settings: Settings, registry: Registry, pinned: list[str] | None = None) -> list[NoteVerifier]:
+    """The keys a checkpoint may be signed with. Best: the hub's verifier keys the auditor
+    obtained independently (`pinned`, C2SP vkeys). Otherwise every hub key in the registry that
+    was never revoked (a checkpoint carries no time, so a revoked key vouches for nothing)."""
+    if pinned:
+        try:
+            return [NoteVerifier.from_vkey(v) for v in pinned]
+        except NoteError as e:
+            raise AuditCommandError(f"--hub-key: {e}") from None
     hub = registry.institution(HUB_ID)
-    return [NoteVerifier(settings.audit_origin, key.public_key) for key in hub.keys]
+    return [NoteVerifier(settings.audit_origin, key.public_key) for key in hub.keys if key.revoked_at is None]
 
 
 def _store(settings: Settings) -> SqliteAuditStore:
@@ -50,8 +57,13 @@ def _store(settings: Settings) -> SqliteAuditStore:
     return SqliteAuditStore(settings.audit_db)
 
 
-def audit_verify(settings: Settings, registry: Registry) -> tuple[bool, str]:
+def audit_verify(
+    settings: Settings, registry: Registry, pinned: list[str] | None = None, since: str | None = None
+) -> tuple[bool, str]:
+    """`since`: a checkpoint note the auditor saved earlier; the log must still extend it (so a
+    truncated or rewritten log is caught even if its own checkpoints were rewritten too)."""
     store = _store(settings)
+    verifiers = checkpoint_verifiers(settings, registry, pinned)
 
     def envelope_signed(index: int, entry) -> str | None:
         if entry.kind is not EntryKind.ENVELOPE:
@@ -64,14 +76,31 @@ def audit_verify(settings: Settings, registry: Registry) -> tuple[bool, str]:
             return f"not a valid envelope: {e}"
         return None
 
-    report = verify_log(store, checkpoint_verifiers(settings, registry), settings.audit_origin, envelope_signed)
+    report = verify_log(store, verifiers, settings.audit_origin, envelope_signed)
     if not report.ok:
         return False, f"FAILED at {report.problem}"
-    checkpoints = store.checkpoints()
-    latest = f"; latest signed checkpoint covers {checkpoints[-1][0]} entries" if checkpoints else ""
-    uncovered = report.entries - (checkpoints[-1][0] if checkpoints else 0)
+    if report.entries and not report.checkpoints:
+        return False, "FAILED: no signed checkpoint covers the log"
+    if since is not None:
+        try:
+            saved = open_checkpoint(since, verifiers, origin=settings.audit_origin)
+        except NoteError as e:
+            return False, f"FAILED: the saved checkpoint does not verify: {e}"
+        if saved.size > report.entries:
+            return False, f"FAILED: the log has {report.entries} entries, fewer than the saved checkpoint's {saved.size} (truncated)"
+        head = CompactRange()
+        for _, _, leaf_hash in store.leaves(0, saved.size):
+            head.append(leaf_hash)
+        if head.root() != saved.root_hash:
+            return False, f"FAILED: the first {saved.size} entries no longer hash to the saved checkpoint's root (rewritten)"
+    uncovered = report.entries - report.latest_checkpoint
     tail = f"; {uncovered} newest entries not yet under a checkpoint" if uncovered else ""
-    return True, f"OK: {report.entries} entries, {report.checkpoints} checkpoint(s) verified{latest}{tail}"
+    anchor = f"; extends the saved checkpoint of {saved.size}" if since is not None else ""
+    pinned_note = "" if pinned else " (hub key from the registry: pass --hub-key to pin it)"
+    return True, (
+        f"OK: {report.entries} entries, {report.checkpoints} checkpoint(s) verified; latest signed checkpoint "
+        f"covers {report.latest_checkpoint} entries{tail}{anchor}{pinned_note}"
+    )
 
 
 def audit_prove(settings: Settings, registry: Registry, index: int) -> dict:

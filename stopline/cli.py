@@ -62,6 +62,13 @@ def print_addresses(addresses: dict[str, str]) -> None:
         console.print(f"  {name.ljust(width)}  {value}", highlight=False)
 
 
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
+    except OSError as e:
+        raise CommandError(f"cannot read {path}: {e}") from None
+
+
 def log_file(settings: Settings) -> Path:
     return settings.data_dir / "stopline.log"
 
@@ -282,7 +289,8 @@ async def cmd_audit(settings: Settings, args) -> int:
     reg = registry(settings)()
     try:
         if args.audit_command == "verify":
-            ok, message = audit_verify(settings, reg)
+            since = Path(args.since) if args.since else None
+            ok, message = audit_verify(settings, reg, args.hub_key, read_text(since) if since else None)
             console.print(message, highlight=False)
             return 0 if ok else 1
         if args.audit_command == "prove":
@@ -374,7 +382,9 @@ def parser() -> argparse.ArgumentParser:
             revoke.add_argument("key_id")
         elif name == "audit":
             audit = sp.add_subparsers(dest="audit_command", required=True)
-            audit.add_parser("verify", help="recompute the tree, check every checkpoint and envelope signature")
+            verify = audit.add_parser("verify", help="recompute the tree, check every checkpoint and envelope signature")
+            verify.add_argument("--hub-key", action="append", help="the hub's checkpoint key (vkey), obtained independently")
+            verify.add_argument("--since", help="a checkpoint note saved earlier: the log must still extend it")
             prove = audit.add_parser("prove", help="inclusion proof of one entry (JSON)")
             prove.add_argument("entry", type=int, help="entry index, 0-based")
             consistency = audit.add_parser("consistency", help="consistency proof between two tree sizes (JSON)")

@@ -110,3 +110,17 @@ def test_every_generated_proof_verifies_and_a_changed_one_does_not(n):
         if m < n:
             with pytest.raises(ProofError):
                 verify_consistency(m, n, hash_children(old_root, old_root), root, proof)
+
+
+@pytest.mark.parametrize("index,size", [(-12, 12), (True, 12), (1.0, 12), (0, -1)])
+def test_negative_or_non_integer_positions_never_verify(index, size):
+    leaves = [hash_leaf(bytes([i])) for i in range(12)]
+    proof = inclusion_proof(leaves, 10 if index == -12 else 1)
+    with pytest.raises(ProofError):
+        verify_inclusion(index, size, leaves[10 if index == -12 else 1], proof, root_of(leaves))
+
+
+def test_negative_consistency_sizes_never_verify():
+    leaves = [hash_leaf(bytes([i])) for i in range(4)]
+    with pytest.raises(ProofError):
+        verify_consistency(-8, 4, root_of(leaves[:3]), root_of(leaves), consistency_proof(leaves, 3))

@@ -76,3 +76,9 @@ def test_checkpoint_signs_opens_and_parses():
 def test_malformed_checkpoints_are_refused(text):
     with pytest.raises(NoteError):
         Checkpoint.parse(text)
+
+
+@pytest.mark.parametrize("size", ["\u0661\u0660", "\u00b2", "+5", " 5"])
+def test_checkpoint_size_must_be_ascii_decimal(size):
+    with pytest.raises(NoteError):
+        Checkpoint.parse(f"origin\n{size}\n" + "A" * 43 + "=\n")

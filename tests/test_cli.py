@@ -281,3 +281,96 @@ def test_operators_manage_keys_and_a_running_hub_follows_the_registry(stack_env,
     assert dup.returncode == 2 and "already registered" in dup.stdout
     bad = run(["keys", "new", "Bad Id", "--kind", "bank"], stack_env)
     assert bad.returncode == 2 and "institutions[" in bad.stdout
+
+
+def test_audit_verify_catches_truncation_rewrites_and_foreign_keys(stack_env, tmp_path):
+    """What someone with write access to the data folder might try, and what catches it."""
+    import shutil
+    import sqlite3
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.entry import AuditEntry, Direction, EntryKind
+    from audit.log import AuditLog
+    from audit.merkle import hash_leaf
+    from audit.note import NoteSigner, NoteVerifier
+    from audit.store import SqliteAuditStore
+    from stopline.auditcli import audit_verify
+    from stopline.config import Settings
+    from trust.keys import key_id_for, public_key_b64
+    from trust.registry import Registry
+
+    for _ in range(2):  # two demos: checkpoints at 8 and 16 entries
+        assert run(["demo"], stack_env).returncode == 0
+    data = Path(stack_env["STOPLINE_DATA_DIR"])
+    settings = Settings(data_dir=data)
+    registry = Registry.load(settings.registry_path)
+    store = SqliteAuditStore(settings.audit_db)
+    assert [size for size, _ in store.checkpoints()] == [8, 16]
+    saved_note = store.checkpoints()[-1][1]  # what a careful auditor keeps
+    real_vkey = NoteVerifier(settings.audit_origin, registry.institution("hub").keys[0].public_key).vkey
+    pinned = [NoteSigner(settings.audit_origin, Ed25519PrivateKey.generate()).verifier.vkey]
+    ok, message = audit_verify(settings, registry, [real_vkey], saved_note)
+    assert ok, message
+    pristine = tmp_path / "pristine"
+    shutil.copytree(data, pristine)
+
+    def sql(*statements):
+        conn = sqlite3.connect(settings.audit_db)
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+        conn.close()
+
+    def restore():
+        shutil.rmtree(data)
+        shutil.copytree(pristine, data)
+
+    # Cut back to an older checkpoint, newer checkpoint deleted too: the log alone looks whole,
+    # the checkpoint the auditor saved does not.
+    sql("DELETE FROM entries WHERE idx >= 8", "DELETE FROM checkpoints WHERE size > 8")
+    ok, message = audit_verify(settings, registry, [real_vkey])
+    assert ok, message
+    ok, message = audit_verify(settings, registry, [real_vkey], saved_note)
+    assert not ok and "fewer than the saved checkpoint's 16 (truncated)" in message
+    # With no checkpoint left at all, the log is not vouched for.
+    sql("DELETE FROM checkpoints")
+    ok, message = audit_verify(settings, registry, [real_vkey])
+    assert not ok and "no signed checkpoint covers the log" in message
+    restore()
+
+    # Rewritten and re-signed with a key slipped into the registry: the registry is the forger's
+    # to edit, so only a hub key the auditor pinned refuses it.
+    forger = NoteSigner(settings.audit_origin, Ed25519PrivateKey.generate())
+    forged = AuditEntry(EntryKind.DECISION, "BX", "hub", Direction.INTERNAL, datetime_now(), b"{}").encode()
+    conn = sqlite3.connect(settings.audit_db)
+    conn.execute("DELETE FROM checkpoints")
+    conn.execute("UPDATE entries SET leaf = ?, leaf_hash = ? WHERE idx = 3", (forged, hash_leaf(forged)))
+    conn.commit()
+    conn.close()
+    AuditLog(SqliteAuditStore(settings.audit_db), forger, settings.audit_origin).checkpoint()
+    raw = registry.to_dict()
+    raw["institutions"][0]["keys"].append(
+        {"key_id": key_id_for("hub", forger.private_key.public_key()), "public_key": public_key_b64(forger.private_key.public_key()),
+         "valid_from": "2020-01-01T00:00:00+00:00", "valid_until": None, "revoked_at": None}
+    )  # fmt: skip
+    doctored = Registry.from_dict(raw)
+    ok, message = audit_verify(settings, doctored)
+    assert ok, "without a pinned key the doctored registry vouches for the forgery: why --hub-key exists"
+    ok, message = audit_verify(settings, doctored, [real_vkey])
+    assert not ok and "no signature by a known key" in message
+    ok, message = audit_verify(settings, doctored, pinned)
+    assert not ok
+    restore()
+
+    # A revoked hub key vouches for nothing.
+    raw = json.loads(settings.registry_path.read_text())
+    raw["institutions"][0]["keys"][0]["revoked_at"] = "2020-01-01T00:00:00+00:00"
+    ok, message = audit_verify(settings, Registry.from_dict(raw))
+    assert not ok
+
+
+def datetime_now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
