@@ -8,6 +8,7 @@ checkpoint after it), and checks each checkpoint is a prefix of the next.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from audit.note import Checkpoint, NoteError, NoteSigner, NoteVerifier, open_che
 from audit.store import AuditStore
 
 DEFAULT_CHECKPOINT_EVERY = 1000
+logger = logging.getLogger(__name__)
+
+
+class AuditIntegrityError(Exception):
+    """The stored log contradicts itself or a checkpoint already signed: nothing is signed."""
 
 
 class AuditLog:
@@ -34,15 +40,31 @@ class AuditLog:
         first = self.store.append([e.encode() for e in entries])
         last_size = first + len(entries)
         if last_size // self.checkpoint_every > first // self.checkpoint_every:
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except Exception:
+                # The entries are stored; the caller must not fail (and retry) over a checkpoint.
+                # The periodic checkpointer tries again, and `audit verify` will say what is wrong.
+                logger.exception("audit checkpoint failed")
         return first
 
     def checkpoint(self) -> Checkpoint:
         """Sign the current tree head (also on shutdown, so the last entries are covered)."""
-        # The log only grows, so the tree head extends from where this process last looked.
+        # The log only grows, so the tree head extends from where this process last looked. On
+        # the way, every new leaf is re-hashed and every checkpoint already signed must agree:
+        # a log must never sign a head inconsistent with one it signed before (C2SP
+        # tlog-checkpoint), e.g. after a database was restored from an old backup or edited.
         with self._head_lock:
-            for _, _, leaf_hash in self.store.leaves(self._head.size):
+            signed = {size: note for size, note in self.store.checkpoints()}
+            for index, leaf, leaf_hash in self.store.leaves(self._head.size):
+                if hash_leaf(leaf) != leaf_hash:
+                    raise AuditIntegrityError(f"entry {index}: its bytes do not match its recorded hash")
                 self._head.append(leaf_hash)
+                note = signed.get(self._head.size)
+                if note is not None and Checkpoint.parse(note.split("\n\n", 1)[0] + "\n").root_hash != self._head.root():
+                    raise AuditIntegrityError(
+                        f"the first {self._head.size} entries no longer match the checkpoint signed for them"
+                    )
             size, root = self._head.size, self._head.root()
         checkpoint = Checkpoint(self.origin, size, root)
         if size == 0:

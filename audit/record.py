@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 
 from audit.entry import AuditEntry, Direction, EntryKind
 from stopline.v1 import envelope_pb2
+
+REFUSAL_KEEP_BYTES = 16 * 1024
 
 
 def envelope_entry(
@@ -27,8 +30,15 @@ def envelope_entry(
 def refusal_entry(
     envelope: envelope_pb2.Envelope, *, case_id: str, institution: str, direction: Direction, reason: str
 ) -> AuditEntry:
-    """A message the hub refused, or that refused the hub: why, and the bytes as they came."""
-    payload = {"reason": reason, "envelope": base64.b64encode(envelope.SerializeToString()).decode()}
+    """A message the hub refused, or that refused the hub: why, and the envelope. Past
+    REFUSAL_KEEP_BYTES only its SHA-256 and first bytes are kept, so nobody can fill the
+    append-only log (and the disk) by sending large junk."""
+    raw = envelope.SerializeToString()
+    payload = {"reason": reason, "envelope_sha256": hashlib.sha256(raw).hexdigest(), "envelope_bytes": len(raw)}
+    if len(raw) <= REFUSAL_KEEP_BYTES:
+        payload["envelope"] = base64.b64encode(raw).decode()
+    else:
+        payload["envelope_prefix"] = base64.b64encode(raw[:REFUSAL_KEEP_BYTES]).decode()
     return AuditEntry(
         kind=EntryKind.REFUSAL,
         case_id=case_id,

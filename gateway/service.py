@@ -166,6 +166,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
         workflow_id = case_workflow_id(case.case_id)
         fingerprint = report_fingerprint(case)
+        where = {"case_id": case.case_id, "institution": case.reporting_unit}
+        # Recorded before anything acts on it: the log never lacks a report the hub acted on.
+        await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
         bound = log.bind(case_id=case.case_id, workflow_id=workflow_id, reporting_unit=case.reporting_unit)
         created = True
         try:
@@ -196,6 +199,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             existing = await self._client.get_workflow_handle(workflow_id).describe()
             if await existing.memo_value(MEMO_REPORT_SHA256, default=None) != fingerprint:
                 bound.warning("report conflicts with the existing case")
+                await self._record(
+                    refusal_entry(envelope, direction=Direction.IN, reason="ALREADY_EXISTS: different content", **where)
+                )
                 await context.abort(
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"case {case.case_id} was already reported with different content; report changes as a new case id",
@@ -210,11 +216,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             case_id=case.case_id, workflow_id=workflow_id, created=created, accepted_at=accepted_at
         )
         receipt_envelope = seal(receipt, self._hub_key)
-        where = {"case_id": case.case_id, "institution": case.reporting_unit}
-        await self._record(
-            envelope_entry(envelope, direction=Direction.IN, **where),
-            envelope_entry(receipt_envelope, direction=Direction.OUT, **where),
-        )
+        await self._record(envelope_entry(receipt_envelope, direction=Direction.OUT, **where))
         return hub_pb2.ReportCaseResponse(envelope=receipt_envelope)
 
     # --- GetCase ------------------------------------------------------------------------------

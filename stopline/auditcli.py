@@ -159,14 +159,18 @@ def audit_export(settings: Settings, registry: Registry, case_id: str, output: P
     return None
 
 
-def audit_verify_bundle(path: Path, pinned_vkeys: list[str] | None) -> tuple[bool, str]:
+def audit_verify_bundle(path: Path, pinned_vkeys: list[str] | None, registry_path: Path | None = None) -> tuple[bool, str]:
     try:
-        report = verify_bundle(json.loads(path.read_text("utf-8")), pinned_vkeys)
+        registry = Registry.load(registry_path) if registry_path else None
+        report = verify_bundle(json.loads(path.read_text("utf-8")), pinned_vkeys, registry)
+    except TrustError as e:
+        return False, f"FAILED: --registry: {e}"
     except OSError as e:
         return False, f"FAILED: cannot read {path}: {e}"
     except json.JSONDecodeError as e:
         return False, f"FAILED: not JSON ({e})"
     except BundleError as e:
         return False, f"FAILED: {e}"
-    note = "" if pinned_vkeys else " (checkpoint key taken from the bundle itself: pass --hub-key to pin it)"
+    missing = [flag for flag, given in (("--hub-key", pinned_vkeys), ("--registry", registry_path)) if not given]
+    note = f" (the bundle vouched for its own keys: pass {' and '.join(missing)} to check against yours)" if missing else ""
     return True, f"OK: case {report.case_id}, {report.entries} entries proved in a checkpoint of {report.tree_size}{note}"

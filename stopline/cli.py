@@ -283,7 +283,7 @@ async def cmd_audit(settings: Settings, args) -> int:
     )
 
     if args.audit_command == "verify-bundle":  # offline: needs no data folder, no registry
-        ok, message = audit_verify_bundle(Path(args.file), args.hub_key)
+        ok, message = audit_verify_bundle(Path(args.file), args.hub_key, Path(args.registry) if args.registry else None)
         console.print(message, highlight=False)
         return 0 if ok else 1
     reg = registry(settings)()
@@ -396,6 +396,7 @@ def parser() -> argparse.ArgumentParser:
             check = audit.add_parser("verify-bundle", help="check an evidence bundle offline")
             check.add_argument("file")
             check.add_argument("--hub-key", action="append", help="the hub's checkpoint key (vkey), obtained independently")
+            check.add_argument("--registry", help="your own copy of the registry, to check signatures against")
         elif name == "cases":
             sp.add_argument("--status", choices=["all", "stopping", "answered"], default="all")
             sp.add_argument("--limit", type=int, default=100, help="at most this many cases (pages are followed)")

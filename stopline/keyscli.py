@@ -3,7 +3,7 @@
     stopline keys list
     stopline keys new ID --kind KIND --name NAME [--endpoint HOST:PORT] [--public-key B64]
     stopline keys rotate ID [--public-key B64] [--overlap-hours H]
-    stopline keys revoke ID KEY_ID [--reason TEXT]
+    stopline keys revoke ID KEY_ID
 
 Every change is validated as a whole and written atomically; running hub processes pick it up on
 their next message. Without --public-key the key pair is made here and the private key kept in
@@ -14,6 +14,8 @@ and hands over only the public half.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from stopline.config import Settings
@@ -26,6 +28,16 @@ DEFAULT_OVERLAP = timedelta(hours=24)
 
 class KeysCommandError(Exception):
     pass
+
+
+@contextmanager
+def _editing(settings: Settings):
+    """One registry edit at a time: a concurrent `keys` command waits rather than losing (say)
+    a revocation to a read-modify-write race."""
+    settings.registry_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(settings.registry_path.with_name("registry.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _load(settings: Settings) -> Registry:
@@ -75,6 +87,11 @@ def keys_list(settings: Settings) -> list[dict]:
 
 def keys_new(settings: Settings, institution_id: str, kind: str, name: str, endpoint: str | None,
              public_key_b64: str | None) -> str:  # fmt: skip
+    with _editing(settings):
+        return _keys_new(settings, institution_id, kind, name, endpoint, public_key_b64)
+
+
+def _keys_new(settings, institution_id, kind, name, endpoint, public_key_b64) -> str:
     registry = _load(settings)
     if institution_id in registry:
         raise KeysCommandError(f"{institution_id!r} is already registered: use `stopline keys rotate`")
@@ -91,6 +108,13 @@ def keys_rotate(settings: Settings, institution_id: str, public_key_b64: str | N
                 overlap: timedelta = DEFAULT_OVERLAP) -> str:  # fmt: skip
     """A new key valid from now; current keys stay valid for `overlap`, so messages signed just
     before the rotation (and processes not yet restarted) still verify."""
+    if overlap < timedelta(0):
+        raise KeysCommandError("--overlap-hours must not be negative: history signed with older keys must stay valid")
+    with _editing(settings):
+        return _keys_rotate(settings, institution_id, public_key_b64, overlap)
+
+
+def _keys_rotate(settings: Settings, institution_id: str, public_key_b64: str | None, overlap: timedelta) -> str:
     registry = _load(settings)
     inst = registry.get(institution_id)
     if inst is None:
@@ -109,6 +133,11 @@ def keys_rotate(settings: Settings, institution_id: str, public_key_b64: str | N
 
 def keys_revoke(settings: Settings, institution_id: str, key_id: str) -> None:
     """From now on nothing signed with this key is accepted, whatever time it claims."""
+    with _editing(settings):
+        _keys_revoke(settings, institution_id, key_id)
+
+
+def _keys_revoke(settings: Settings, institution_id: str, key_id: str) -> None:
     registry = _load(settings)
     inst = registry.get(institution_id)
     if inst is None or not any(k.key_id == key_id for k in inst.keys):

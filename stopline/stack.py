@@ -68,15 +68,23 @@ def open_audit(settings: Settings, hub_key: SigningKey) -> AuditLog:
 
 @asynccontextmanager
 async def checkpointing(audit: AuditLog, every_seconds: float):
-    """Sign a checkpoint every `every_seconds` while entries come in, and one last on the way out,
-    so no entry stays uncovered by a signed tree head for long."""
+    """Sign a checkpoint every `every_seconds` while entries come in (and at once for a tail a
+    killed process left unsigned), and one last on the way out. A failed attempt is logged and
+    tried again next round: the loop never dies silently."""
+
+    async def sign() -> None:
+        try:
+            await asyncio.to_thread(audit.checkpoint)
+        except Exception as e:
+            log.error("audit checkpoint failed; will try again", error=f"{type(e).__name__}: {e}")
 
     async def loop() -> None:
-        signed = audit.store.size()
         while True:
+            checkpoints = await asyncio.to_thread(audit.store.checkpoints)
+            signed = checkpoints[-1][0] if checkpoints else 0
+            if await asyncio.to_thread(audit.store.size) != signed:
+                await sign()
             await asyncio.sleep(every_seconds)
-            if audit.store.size() != signed:
-                signed = (await asyncio.to_thread(audit.checkpoint)).size
 
     task = asyncio.create_task(loop())
     try:
@@ -85,7 +93,7 @@ async def checkpointing(audit: AuditLog, every_seconds: float):
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
-        await asyncio.to_thread(audit.checkpoint)
+        await sign()
 
 
 @contextmanager

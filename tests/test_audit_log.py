@@ -188,3 +188,25 @@ def test_a_writer_killed_mid_write_loses_no_acknowledged_entry(tmp_path, signer)
     assert all(stored.get(i) == text for i, text in acked.items())
     log.checkpoint()
     assert verify(log, signer).ok
+
+
+def test_the_hub_refuses_to_sign_a_head_that_contradicts_an_earlier_checkpoint(log, signer):
+    from audit.log import AuditIntegrityError
+
+    forged = AuditEntry(EntryKind.DECISION, "BX-1", "hub", Direction.INTERNAL, datetime.now(UTC), b"{}").encode()
+    tamper(log, "UPDATE entries SET leaf = ?, leaf_hash = ? WHERE idx = 12", forged, hash_leaf(forged))
+    restarted = AuditLog(SqliteAuditStore(log.store.path), signer, ORIGIN)  # a process reading it afresh
+    restarted.append(entry(99))
+    with pytest.raises(AuditIntegrityError, match="first 20 entries no longer match"):
+        restarted.checkpoint()
+    assert [size for size, _ in restarted.store.checkpoints()] == [10, 20, 30, 37]
+
+
+def test_a_flipped_byte_stops_the_hub_signing(log, signer):
+    from audit.log import AuditIntegrityError
+
+    leaf = bytearray(entry(3).encode())
+    leaf[-1] ^= 1
+    tamper(log, "UPDATE entries SET leaf = ? WHERE idx = 3", bytes(leaf))
+    with pytest.raises(AuditIntegrityError, match="entry 3"):
+        AuditLog(SqliteAuditStore(log.store.path), signer, ORIGIN).checkpoint()

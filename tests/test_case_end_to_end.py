@@ -508,3 +508,46 @@ async def test_a_replayed_report_is_refused_and_audited(client, tmp_path):
         assert len(w.institutions["qilu-bank"].ledger.holds()) == 2
         refusals = [AuditEntry.decode(leaf) for _, leaf, _ in w.audit.store.leaves()]
         assert [e for e in refusals if e.kind is EntryKind.REFUSAL and b"replayed" in e.payload]
+
+
+async def test_a_bundle_whose_labels_disagree_with_what_was_signed_is_refused(client, tmp_path):
+    """A hub that records a genuine message under the wrong case or sender is caught."""
+    import dataclasses
+
+    from audit.bundle import BundleError, export_case, verify_bundle
+    from audit.entry import AuditEntry, EntryKind
+    from audit.log import AuditLog
+    from audit.note import NoteSigner
+    from audit.store import SqliteAuditStore
+    from tests.world import AUDIT_ORIGIN
+
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-LABEL"), w.keys[POLICE])
+        await w.answered("BX-LABEL")
+        genuine = [AuditEntry.decode(leaf) for _, leaf, _ in w.audit.store.leaves()]
+        registry = w.registry()
+        signer = NoteSigner(AUDIT_ORIGIN, w.keys["hub"].private_key)
+
+    answer = next(e for e in genuine if e.kind is EntryKind.ENVELOPE and e.institution == "qilu-bank" and e.direction.value == "in")
+    for label, problem in (
+        (dataclasses.replace(answer, case_id="BX-ELSE"), "signed about 'BX-LABEL'"),
+        (dataclasses.replace(answer, institution="huaxia-pay"), "signed by 'qilu-bank'"),
+    ):
+        log = AuditLog(SqliteAuditStore(tmp_path / f"doctored-{problem[:6]}.db"), signer, AUDIT_ORIGIN)
+        log.append(label)
+        log.checkpoint()
+        bundle = export_case(log.store, label.case_id, AUDIT_ORIGIN, [signer.verifier.vkey], registry)
+        with pytest.raises(BundleError, match=problem):
+            verify_bundle(bundle, [signer.verifier.vkey], registry)
+
+    log = AuditLog(SqliteAuditStore(tmp_path / "fine.db"), signer, AUDIT_ORIGIN)
+    log.append(answer)
+    log.checkpoint()
+    bundle = export_case(log.store, "BX-LABEL", AUDIT_ORIGIN, [signer.verifier.vkey], registry)
+    verify_bundle(bundle, [signer.verifier.vkey], registry)
+    with pytest.raises(BundleError, match="increasing"):
+        verify_bundle(dict(bundle, entries=bundle["entries"] * 2), [signer.verifier.vkey], registry)
+    with pytest.raises(BundleError, match="checkpoint"):
+        verify_bundle(bundle, [], registry)  # pinning nothing trusts nothing
+    with pytest.raises(BundleError):
+        verify_bundle([bundle])  # type: ignore[arg-type]

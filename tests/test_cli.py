@@ -277,6 +277,9 @@ def test_operators_manage_keys_and_a_running_hub_follows_the_registry(stack_env,
     listed = run(["keys", "list"], stack_env)
     assert "police-jinan" in listed.stdout and new_key.key_id[:20] in listed.stdout
 
+    backdated = run(["keys", "rotate", "police-jinan", "--overlap-hours", "-5"], stack_env)
+    assert backdated.returncode == 2 and "must not be negative" in backdated.stdout
+
     dup = run(["keys", "new", "police-jinan", "--kind", "police_unit"], stack_env)
     assert dup.returncode == 2 and "already registered" in dup.stdout
     bad = run(["keys", "new", "Bad Id", "--kind", "bank"], stack_env)

@@ -7,9 +7,11 @@ refused with the entry and field named, so a typo never half-applies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -241,12 +243,25 @@ class Registry:
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(self.to_dict(), indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())  # never replace a good registry with a half-written one
-        os.replace(tmp, path)
+        # A temporary file of our own (two writers never share one), made durable, then renamed
+        # over the registry: readers see the old file or the new one, never a half-written one.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(self.to_dict(), indent=2) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
 
 
 def registered_key(public_key: Ed25519PublicKey, key_id: str, valid_from: datetime) -> RegisteredKey:
