@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from temporalio.client import Client
 
-from audit.log import AuditLog
 from gateway.service import HubServicer
 from stopline.v1 import hub_pb2, hub_pb2_grpc
-from trust.keys import SigningKey
-from trust.registry import Registry
-from trust.replay import NonceCache
 
 HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
 # Larger than any valid report (validation caps a report at 256 KiB and says so by field); a
@@ -22,23 +15,15 @@ HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
 MAX_MESSAGE_BYTES = 1024 * 1024
 
 
-async def start_gateway(
-    address: str,
-    client: Client,
-    registry: Callable[[], Registry],
-    hub_key: SigningKey,
-    task_queue: str,
-    audit: AuditLog | None = None,
-    replay: NonceCache | None = None,
-) -> tuple[grpc.aio.Server, int]:
-    """Start serving on `address` ("host:port", port 0 = OS picks); return the server and port."""
+async def start_gateway(address: str, hub: HubServicer) -> tuple[grpc.aio.Server, int]:
+    """Serve `hub` on `address` ("host:port", port 0 = OS picks); return the server and port."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ]
     )
-    hub_pb2_grpc.add_HubServiceServicer_to_server(HubServicer(client, registry, hub_key, task_queue, audit, replay), server)
+    hub_pb2_grpc.add_HubServiceServicer_to_server(hub, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

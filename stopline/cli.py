@@ -205,16 +205,17 @@ async def cmd_worker(settings: Settings, args) -> int:
 
 async def cmd_gateway(settings: Settings, args) -> int:
     from gateway.server import start_gateway
+    from gateway.service import HubServicer
     from stopline.stack import checkpointing, connect, ensure_search_attributes, open_audit, registry_file
 
     client = await connect(settings)
     await ensure_search_attributes(client)
     hub_key = unit_key(settings, HUB_ID)
     async with checkpointing(open_audit(settings, hub_key), settings.audit_checkpoint_seconds) as audit:
-        server, port = await start_gateway(
-            settings.gateway_address, client, registry_file(settings), hub_key, settings.task_queue, audit,
-            SqliteNonceCache(settings.nonces_db),
-        )  # fmt: skip
+        hub = HubServicer(
+            client, registry_file(settings), hub_key, settings.task_queue, audit, SqliteNonceCache(settings.nonces_db)
+        )
+        server, port = await start_gateway(settings.gateway_address, hub)
         console.print(f"HubService on port {port}", highlight=False)
         await wait_for_stop_signal()
         await server.stop(2)

@@ -18,6 +18,7 @@ from audit.log import AuditLog
 from audit.note import NoteSigner
 from audit.store import SqliteAuditStore
 from gateway.server import start_gateway
+from gateway.service import HubServicer
 from stopline.config import Settings
 from stopline.embedded import DevServer, register_search_attributes
 from stopline.setup import HUB_ID, initialise, record_endpoints
@@ -229,9 +230,9 @@ class Stack:
             log.info("worker running", task_queue=s.task_queue)
 
         if self._want["gateway"]:
-            server, self.gateway_port = await start_gateway(
-                s.gateway_address, self.client, registry, self.keys[HUB_ID], s.task_queue, audit,
-                SqliteNonceCache(s.nonces_db),
-            )  # fmt: skip
+            hub = HubServicer(
+                self.client, registry, self.keys[HUB_ID], s.task_queue, audit, SqliteNonceCache(s.nonces_db)
+            )
+            server, self.gateway_port = await start_gateway(s.gateway_address, hub)
             self._exit.push_async_callback(server.stop, 2)
             log.info("gateway listening", address=self.gateway_address)

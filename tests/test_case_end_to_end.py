@@ -374,11 +374,12 @@ async def test_temporal_outage_is_unavailable_not_unknown(client, tmp_path):
     from temporalio.client import Client
 
     from gateway.server import start_gateway
+    from gateway.service import HubServicer
     from stopline.hubclient import HubClient
 
     dead = await Client.connect("127.0.0.1:1", lazy=True)
     async with hub_world(client, tmp_path) as w:
-        server, port = await start_gateway("127.0.0.1:0", dead, w.registry, w.keys["hub"], w.task_queue)
+        server, port = await start_gateway("127.0.0.1:0", HubServicer(dead, w.registry, w.keys["hub"], w.task_queue))
         try:
             async with HubClient(f"127.0.0.1:{port}", w.registry) as hub:
                 calls = (

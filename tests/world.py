@@ -19,6 +19,7 @@ from audit.log import AuditLog
 from audit.note import NoteSigner
 from audit.store import SqliteAuditStore
 from gateway.server import start_gateway
+from gateway.service import HubServicer
 from sandbox import SandboxInstitution, load_scenario
 from stopline.casefile import rebase_report, report_from_dict
 from stopline.hubclient import HubClient
@@ -114,9 +115,8 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
     hub = None
     try:
         async with worker:
-            server, port = await start_gateway(
-                "127.0.0.1:0", client, lambda: holder[0], keys["hub"], task_queue, audit
-            )
+            hub_servicer = HubServicer(client, lambda: holder[0], keys["hub"], task_queue, audit)
+            server, port = await start_gateway("127.0.0.1:0", hub_servicer)
             hub = HubClient(f"127.0.0.1:{port}", lambda: holder[0])
             yield World(
                 client=client,
