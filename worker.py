@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.stop_payment import StopPaymentActivities
-from adapters.bank import BankClient
+from adapters.bank import DEFAULT_TIMEOUT_SECONDS, BankClient
 from adapters.channels import ChannelPool
 from audit.log import AuditLog
 from trust.keys import SigningKey
@@ -34,11 +34,7 @@ def build_worker(
     audit: AuditLog | None = None,
     replay: NonceCache | None = None,
 ) -> Worker:
-    banks = (
-        BankClient(channels, registry)
-        if bank_timeout_seconds is None
-        else BankClient(channels, registry, timeout_seconds=bank_timeout_seconds)
-    )
+    banks = BankClient(channels, registry, timeout_seconds=bank_timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
     stops = StopPaymentActivities(hub_key, registry, banks, audit, replay)
     return Worker(
         client,

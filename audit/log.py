@@ -72,15 +72,17 @@ class AuditLog:
         self.store.add_checkpoint(size, sign_checkpoint(checkpoint, self.signer))
         return checkpoint
 
-    def leaf_hashes(self, size: int | None = None) -> list[bytes]:
-        return [h for _, _, h in self.store.leaves(0, size)]
-
     def prove_inclusion(self, index: int, size: int | None = None) -> tuple[int, list[bytes]]:
-        hashes = self.leaf_hashes(size)
+        hashes = leaf_hashes(self.store, size)
         return len(hashes), inclusion_proof(hashes, index)
 
     def prove_consistency(self, old_size: int, new_size: int) -> list[bytes]:
-        return consistency_proof(self.leaf_hashes(new_size), old_size)
+        return consistency_proof(leaf_hashes(self.store, new_size), old_size)
+
+
+def leaf_hashes(store: AuditStore, size: int | None = None) -> list[bytes]:
+    """The stored leaf hashes of the first `size` entries (all by default), for proofs."""
+    return [h for _, _, h in store.leaves(0, size)]
 
 
 @dataclass(frozen=True)

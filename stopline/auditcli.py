@@ -18,7 +18,7 @@ from pathlib import Path
 from audit.bundle import BundleError, export_case, verify_bundle
 from audit.bundle import dumps as bundle_dumps
 from audit.entry import EntryKind
-from audit.log import verify_log
+from audit.log import leaf_hashes, verify_log
 from audit.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
 from audit.note import NoteError, NoteVerifier, open_checkpoint
 from audit.store import SqliteAuditStore
@@ -112,7 +112,7 @@ def audit_prove(settings: Settings, registry: Registry, index: int) -> dict:
     if not 0 <= index < size:
         raise AuditCommandError(f"entry {index} is not under the latest checkpoint (size {size})")
     checkpoint = open_checkpoint(note, checkpoint_verifiers(settings, registry), origin=settings.audit_origin)
-    hashes = [h for _, _, h in store.leaves(0, size)]
+    hashes = leaf_hashes(store, size)
     leaf = next(leaf for _, leaf, _ in store.leaves(index, index + 1))
     return {
         "index": index,
@@ -129,7 +129,7 @@ def audit_consistency(settings: Settings, old: int, new: int) -> dict:
     size = store.size()
     if not 0 < old <= new <= size:
         raise AuditCommandError(f"need 0 < OLD <= NEW <= {size} (the log's size)")
-    hashes = [h for _, _, h in store.leaves(0, new)]
+    hashes = leaf_hashes(store, new)
     notes = dict(store.checkpoints())
     return {
         "old_size": old,

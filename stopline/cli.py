@@ -32,11 +32,10 @@ from stopline.casefile import CaseFileError, load_case_file, rebase_report, repo
 from stopline.config import ConfigError, Settings, load
 from stopline.hubclient import HubClient
 from stopline.render import case_table, cases_table, money, stop_line
-from stopline.setup import HUB_ID
+from stopline.setup import HUB_ID, registry_file
 from stopline.v1 import hub_pb2
 from trust.errors import TrustError
 from trust.keys import SigningKey
-from trust.registry import RegistryFile
 from trust.replay import SqliteNonceCache
 
 # Wide enough for the case table when output goes to a file or a pipe (rich assumes 80 there).
@@ -80,13 +79,6 @@ def unit_key(settings: Settings, unit: str) -> SigningKey:
     return SigningKey.load(unit, path)
 
 
-def registry(settings: Settings) -> RegistryFile:
-    try:
-        return RegistryFile(settings.registry_path)
-    except TrustError as e:
-        raise CommandError(str(e)) from None
-
-
 # --- running the hub ----------------------------------------------------------------------------
 
 
@@ -121,7 +113,7 @@ async def cmd_demo(settings: Settings, args) -> int:
             f"  {len(report.transfers)} transfers, suspects {', '.join(report.suspect_phone_numbers) or '-'}",
             highlight=False,
         )
-        async with HubClient(stack.gateway_address, registry(settings)) as hub:
+        async with HubClient(stack.gateway_address, registry_file(settings)) as hub:
             started = time.perf_counter()
             receipt = await hub.report_case(report, stack.keys[unit])
             console.print(f"  hub accepted it: workflow {receipt.workflow_id}", highlight=False)
@@ -180,7 +172,7 @@ async def cmd_init(settings: Settings, args) -> int:
 
 async def cmd_worker(settings: Settings, args) -> int:
     from adapters.channels import ChannelPool
-    from stopline.stack import checkpointing, connect, open_audit, registry_file
+    from stopline.stack import checkpointing, connect, open_audit
     from worker import build_worker
 
     client = await connect(settings)
@@ -206,7 +198,7 @@ async def cmd_worker(settings: Settings, args) -> int:
 async def cmd_gateway(settings: Settings, args) -> int:
     from gateway.server import start_gateway
     from gateway.service import HubServicer
-    from stopline.stack import checkpointing, connect, ensure_search_attributes, open_audit, registry_file
+    from stopline.stack import checkpointing, connect, ensure_search_attributes, open_audit
 
     client = await connect(settings)
     await ensure_search_attributes(client)
@@ -241,7 +233,7 @@ async def cmd_report(settings: Settings, args) -> int:
     except CaseFileError as e:
         raise CommandError(str(e)) from None
     unit = args.as_unit or report.reporting_unit
-    async with HubClient(settings.gateway_address, registry(settings)) as hub:
+    async with HubClient(settings.gateway_address, registry_file(settings)) as hub:
         receipt = await hub.report_case(report, unit_key(settings, unit))
     if receipt.created:
         console.print(f"case {receipt.case_id} opened: workflow {receipt.workflow_id}", highlight=False)
@@ -251,7 +243,7 @@ async def cmd_report(settings: Settings, args) -> int:
 
 
 async def cmd_case(settings: Settings, args) -> int:
-    async with HubClient(settings.gateway_address, registry(settings)) as hub:
+    async with HubClient(settings.gateway_address, registry_file(settings)) as hub:
         case = await hub.get_case(args.case_id)
     console.print(case_table(case))
     return 0
@@ -261,7 +253,7 @@ async def cmd_cases(settings: Settings, args) -> int:
     status = {"all": 0, "stopping": hub_pb2.CASE_STATUS_STOPPING, "answered": hub_pb2.CASE_STATUS_STOPS_ANSWERED}
     cases: list[hub_pb2.CaseSummary] = []
     token = b""
-    async with HubClient(settings.gateway_address, registry(settings)) as hub:
+    async with HubClient(settings.gateway_address, registry_file(settings)) as hub:
         while len(cases) < args.limit:
             page = await hub.list_cases(status=status[args.status], page_size=min(500, args.limit - len(cases)), page_token=token)
             cases.extend(page.cases)
@@ -287,7 +279,7 @@ async def cmd_audit(settings: Settings, args) -> int:
         ok, message = audit_verify_bundle(Path(args.file), args.hub_key, Path(args.registry) if args.registry else None)
         console.print(message, highlight=False)
         return 0 if ok else 1
-    reg = registry(settings)()
+    reg = registry_file(settings)()
     try:
         if args.audit_command == "verify":
             since = Path(args.since) if args.since else None

@@ -12,11 +12,14 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
+import structlog
+
 from stopline.config import Settings
 from trust.keys import SigningKey
-from trust.registry import Institution, InstitutionKind, Registry, registered_key
+from trust.registry import Institution, InstitutionKind, Registry, RegistryFile, registered_key
 
 HUB_ID = "hub"
+log = structlog.get_logger("setup")
 
 
 def sandbox_keys_dir(settings: Settings) -> Path:
@@ -74,3 +77,11 @@ def record_endpoints(settings: Settings, endpoints: dict[str, str]) -> None:
         for inst in registry
     ]
     Registry(updated).save(settings.registry_path)
+
+
+def registry_file(settings: Settings) -> RegistryFile:
+    """The registry as every running part holds it: following the file, refusing bad edits."""
+    return RegistryFile(
+        settings.registry_path,
+        on_error=lambda e: log.error("registry edit refused; the last good registry stays in force", error=str(e)),
+    )

@@ -21,9 +21,8 @@ from gateway.server import start_gateway
 from gateway.service import HubServicer
 from stopline.config import Settings
 from stopline.embedded import DevServer, register_search_attributes
-from stopline.setup import HUB_ID, initialise, record_endpoints
+from stopline.setup import HUB_ID, initialise, record_endpoints, registry_file
 from trust.keys import SigningKey
-from trust.registry import RegistryFile
 from trust.replay import SqliteNonceCache
 from worker import build_worker
 
@@ -35,13 +34,6 @@ def load_scenario_and_keys(settings: Settings):
 
     scenario = load_scenario(settings.scenario)  # a shipped name ("boxing") or a JSON file
     return scenario, initialise(settings, scenario)
-
-
-def registry_file(settings: Settings) -> RegistryFile:
-    return RegistryFile(
-        settings.registry_path,
-        on_error=lambda e: log.error("registry edit refused; the last good registry stays in force", error=str(e)),
-    )
 
 
 async def connect(settings: Settings) -> Client:
