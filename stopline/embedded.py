@@ -99,10 +99,23 @@ class DevServer:
     db_file: Path
     log_file: Path
     process: subprocess.Popen | None = None
+    _log_offset: int = 0  # where this run's lines start in the log file
 
     @property
     def ui_url(self) -> str:
         return f"http://{self.address.rsplit(':', 1)[0]}:{self.ui_port}"
+
+    def command(self, namespace: str) -> list[str]:
+        host, port = self.address.rsplit(":", 1)
+        return [
+            temporal_cli(), "server", "start-dev",
+            "--ip", host, "--port", port, "--ui-port", str(self.ui_port),
+            "--db-filename", str(self.db_file),
+            "--namespace", namespace,
+            "--log-level", "warn",
+            *FAST_SQLITE_ARGS,
+            *search_attribute_args(),
+        ]  # fmt: skip
 
     def spawn(self, namespace: str = "default") -> None:
         """Start the server process; `wait_ready` then waits until it answers."""
@@ -115,21 +128,43 @@ class DevServer:
                     "(set STOPLINE_TEMPORAL_ADDRESS / STOPLINE_TEMPORAL_UI_PORT to use others)"
                 )
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
-        args = [
-            temporal_cli(), "server", "start-dev",
-            "--ip", host, "--port", port, "--ui-port", str(self.ui_port),
-            "--db-filename", str(self.db_file),
-            "--namespace", namespace,
-            "--log-level", "warn",
-            *FAST_SQLITE_ARGS,
-            *search_attribute_args(),
-        ]  # fmt: skip
+        args = self.command(namespace)
         with open(self.log_file, "ab") as log:  # the child keeps its own copy of the descriptor
+            self._log_offset = log.tell()
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
-    async def start(self, namespace: str = "default", within_seconds: float = 60.0) -> None:
-        self.spawn(namespace)
-        await self.wait_ready(namespace, within_seconds)
+    def log_since_spawn(self) -> str:
+        """What this run of the server has written to its log (the file keeps earlier runs too)."""
+        try:
+            with open(self.log_file, "rb") as log:
+                log.seek(self._log_offset)
+                return log.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def _exited(self) -> RuntimeError:
+        tail = "\n".join(self.log_since_spawn().strip().splitlines()[-5:])
+        return RuntimeError(
+            f"temporal dev server exited with {self.process.returncode}; see {self.log_file}"
+            + (f"\n{tail}" if tail else "")
+        )
+
+    async def start(self, namespace: str = "default", within_seconds: float = 60.0, attempts: int = 5) -> None:
+        """Start the server and wait until it answers.
+
+        Besides the ports we give it, the dev server picks a free port for its HTTP API, its
+        metrics and its internal services by binding port 0, closing it and binding it again a
+        moment later; another process can take the port in between ("bind: address already in
+        use"). That race is the server's, not a conflict with another Stopline, so start again.
+        """
+        for attempt in range(1, attempts + 1):
+            self.spawn(namespace)
+            try:
+                await self.wait_ready(namespace, within_seconds)
+                return
+            except RuntimeError:
+                if attempt == attempts or "address already in use" not in self.log_since_spawn():
+                    raise
 
     async def wait_ready(self, namespace: str, within_seconds: float) -> None:
         assert self.process is not None
@@ -137,9 +172,7 @@ class DevServer:
         deadline = loop.time() + within_seconds
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"temporal dev server exited with {self.process.returncode}; see {self.log_file}"
-                )
+                raise self._exited()
             try:
                 client = await Client.connect(self.address, namespace=namespace)
                 await client.service_client.check_health()
@@ -150,7 +183,7 @@ class DevServer:
                     raise TimeoutError(f"temporal dev server not ready on {self.address}; see {self.log_file}") from None
                 await asyncio.sleep(0.2)
         if self.process.poll() is not None:  # healthy, but was it ours?
-            raise RuntimeError(f"temporal dev server exited with {self.process.returncode}; see {self.log_file}")
+            raise self._exited()
         await keep_closed_cases(client, CLOSED_CASE_RETENTION)
 
     async def stop(self) -> None:

@@ -377,3 +377,38 @@ def datetime_now():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_dev_server_starts_again_when_it_loses_a_port_race(tmp_path):
+    """The dev server binds its HTTP API to a port it picked and released a moment earlier;
+    when another process takes that port in between, Stopline starts it again instead of
+    failing the demo, and any other exit is reported with the server's own words."""
+    from stopline.embedded import DevServer
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+
+    class LosesTheFirstRace(DevServer):
+        spawned = 0
+
+        def command(self, namespace):
+            self.spawned += 1
+            extra = ["--http-port", str(taken.getsockname()[1])] if self.spawned == 1 else []
+            return super().command(namespace) + extra
+
+    server = LosesTheFirstRace(f"127.0.0.1:{free_port()}", free_port(), tmp_path / "t.db", tmp_path / "t.log")
+    try:
+        await server.start(within_seconds=60)
+        assert server.spawned == 2 and server.process.poll() is None
+    finally:
+        await server.stop()
+
+    class AlwaysLoses(LosesTheFirstRace):
+        def command(self, namespace):
+            return DevServer.command(self, namespace) + ["--http-port", str(taken.getsockname()[1])]
+
+    server = AlwaysLoses(f"127.0.0.1:{free_port()}", free_port(), tmp_path / "u.db", tmp_path / "u.log")
+    with pytest.raises(RuntimeError, match="address already in use"):
+        await server.start(within_seconds=60, attempts=2)
+    taken.close()
