@@ -15,7 +15,7 @@ from activities.stop_payment import StopPaymentActivities
 from adapters.bank import DEFAULT_TIMEOUT_SECONDS, BankClient
 from adapters.channels import ChannelPool
 from audit.log import AuditLog
-from trust.keys import SigningKey
+from trust.keys import KeySource
 from trust.registry import Registry
 from trust.replay import NonceCache
 from workflows.case import CaseWorkflow
@@ -27,7 +27,7 @@ def build_worker(
     client: Client,
     task_queue: str,
     *,
-    hub_key: SigningKey,
+    hub_key: KeySource,
     registry: Callable[[], Registry],
     channels: ChannelPool,
     bank_timeout_seconds: float | None = None,

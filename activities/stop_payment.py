@@ -31,7 +31,7 @@ from stopline.domain import (
 from stopline.v1 import bank_pb2
 from trust.envelope import open_envelope, seal
 from trust.errors import KeyNotValid, ReplayedEnvelope, StaleEnvelope, TrustError, UnknownSigner
-from trust.keys import SigningKey
+from trust.keys import KeySource, key_source
 from trust.registry import Registry
 from trust.replay import MemoryNonceCache, NonceCache
 
@@ -58,13 +58,13 @@ def _short_reason(value: int) -> str:
 class StopPaymentActivities:
     def __init__(
         self,
-        hub_key: SigningKey,
+        hub_key: KeySource,
         registry: Callable[[], Registry],
         banks: BankClient,
         audit: AuditLog | None = None,
         replay: NonceCache | None = None,
     ):
-        self._hub_key = hub_key
+        self._hub_key = key_source(hub_key)
         self._replay = replay or MemoryNonceCache()
         self._registry = registry
         self._banks = banks
@@ -97,7 +97,7 @@ class StopPaymentActivities:
             hold_duration=duration_pb(timedelta(seconds=req.hold_seconds)),
         )
         healable = info.attempt < HEALABLE_ATTEMPTS
-        order_envelope = seal(order, self._hub_key)
+        order_envelope = seal(order, self._hub_key())
         where = {"case_id": req.case_id, "institution": institution}
         # Recorded before it leaves: the log never lacks a message an institution received.
         await self._record(envelope_entry(order_envelope, direction=Direction.OUT, **where))

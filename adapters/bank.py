@@ -33,7 +33,7 @@ class BankClient:
         except TrustError as e:
             # Retryable on purpose: an operator can fix the registry and the stop then goes through.
             raise InstitutionError(institution, grpc.StatusCode.UNAVAILABLE, str(e)) from None
-        return bank_pb2_grpc.BankServiceStub(self._channels.get(endpoint))
+        return bank_pb2_grpc.BankServiceStub(self._channels.get(endpoint, institution))
 
     async def _call(self, institution: str, method: str, request):
         """One BankService call with the deadline; the signed envelope of the answer, unopened."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 
+from trust.tls import TlsIdentity, target_name_options
+
 # Temporal owns retries (with backoff, visibility and durable state); a second retry layer in
 # the channel would hide failures from the workflow and multiply load on a struggling bank.
 #
@@ -19,16 +21,27 @@ CHANNEL_OPTIONS = (
 )
 
 
-class ChannelPool:
-    def __init__(self) -> None:
-        self._channels: dict[str, grpc.aio.Channel] = {}
+def open_channel(endpoint: str, institution_id: str, tls: TlsIdentity | None, options=CHANNEL_OPTIONS) -> grpc.aio.Channel:
+    """A channel to `institution_id` at `endpoint`: mutual TLS under our certificate, with the
+    handshake checking the server's certificate names `institution_id`; plaintext only when
+    `tls` is None (the explicit local-debugging flag)."""
+    if tls is None:
+        return grpc.aio.insecure_channel(endpoint, options=list(options))
+    return grpc.aio.secure_channel(
+        endpoint, tls.channel_credentials(), options=[*options, *target_name_options(institution_id)]
+    )
 
-    def get(self, endpoint: str) -> grpc.aio.Channel:
-        channel = self._channels.get(endpoint)
+
+class ChannelPool:
+    def __init__(self, tls: TlsIdentity | None = None) -> None:
+        self._tls = tls
+        self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
+
+    def get(self, endpoint: str, institution_id: str) -> grpc.aio.Channel:
+        channel = self._channels.get((endpoint, institution_id))
         if channel is None:
-            # Issue #3 replaces this with mutual TLS against the registry's certificates.
-            channel = grpc.aio.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
-            self._channels[endpoint] = channel
+            channel = open_channel(endpoint, institution_id, self._tls)
+            self._channels[(endpoint, institution_id)] = channel
         return channel
 
     async def close(self) -> None:

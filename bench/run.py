@@ -33,7 +33,7 @@ from sandbox.ledger import Account
 from stopline import logs
 from stopline.domain import SEARCH_ATTRIBUTES
 from stopline.embedded import FAST_SQLITE_ARGS, temporal_cli
-from tests.world import POLICE, hub_world
+from tests.world import hub_world
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", 40))
 CONCURRENT_TOTAL = int(os.environ.get("BENCH_CONCURRENT_TOTAL", 120))
@@ -105,7 +105,7 @@ async def bench_stopline(env: WorkflowEnvironment, data: Path) -> dict:
                 transfer.to_account_holder_name = ""
                 ledger = qilu if transfer.to_account.institution == "qilu-bank" else huaxia
                 ledger.seed([Account(number, "bench mule", "CNY", transfer.amount.minor_units)])
-            await w.hub.report_case(report, w.keys[POLICE])
+            await w.hub.report_case(report)
             view = await w.client.get_workflow_handle(f"case-{case_id}").result()
             assert view["total_held"]["minor_units"] == 147_500_000, view["total_held"]
 

@@ -8,6 +8,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.service import HubServicer
 from stopline.v1 import hub_pb2, hub_pb2_grpc
+from trust.tls import TlsIdentity
 
 HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
 # Larger than any valid report (validation caps a report at 256 KiB and says so by field); a
@@ -15,8 +16,10 @@ HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
 MAX_MESSAGE_BYTES = 1024 * 1024
 
 
-async def start_gateway(address: str, hub: HubServicer) -> tuple[grpc.aio.Server, int]:
-    """Serve `hub` on `address` ("host:port", port 0 = OS picks); return the server and port."""
+async def start_gateway(address: str, hub: HubServicer, tls: TlsIdentity | None) -> tuple[grpc.aio.Server, int]:
+    """Serve `hub` on `address` ("host:port", port 0 = OS picks) over mutual TLS with the hub's
+    certificate (plaintext only when `tls` is None: the explicit local-debugging flag); return
+    the server and port."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -30,7 +33,7 @@ async def start_gateway(address: str, hub: HubServicer) -> tuple[grpc.aio.Server
         (HUB_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(address)  # issue #3: mutual TLS
+    port = server.add_secure_port(address, tls.server_credentials()) if tls else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     await server.start()

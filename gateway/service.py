@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 import grpc
 import structlog
@@ -53,9 +54,10 @@ from stopline.money import format_amount
 from stopline.v1 import hub_pb2, hub_pb2_grpc
 from trust.envelope import open_envelope, seal
 from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
-from trust.keys import SigningKey
-from trust.registry import InstitutionKind, Registry
+from trust.keys import KeySource, key_source
+from trust.registry import Registry, Role
 from trust.replay import MemoryNonceCache, NonceCache
+from trust.tls import peer_mismatch, tls_peer
 
 log = structlog.get_logger("gateway")
 
@@ -64,6 +66,7 @@ DEFAULT_PAGE_SIZE = 100
 # Reading a running case asks its worker; without one, say so quickly instead of hanging.
 QUERY_TIMEOUT = timedelta(seconds=3)
 MAX_PAGE_SIZE = 500
+MAX_QUERY_BYTES = 4096  # a CaseQuery or CaseListQuery is a few dozen bytes
 
 
 def report_fingerprint(case: CaseInput) -> str:
@@ -102,7 +105,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self,
         client: Client,
         registry: Callable[[], Registry],
-        hub_key: SigningKey,
+        hub_key: KeySource,
         task_queue: str,
         audit: AuditLog | None = None,
         replay: NonceCache | None = None,
@@ -110,7 +113,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self._client = client
         self._replay = replay or MemoryNonceCache()
         self._registry = registry
-        self._hub_key = hub_key
+        self._hub_key = key_source(hub_key)
         self._task_queue = task_queue
         self._audit = audit
 
@@ -118,51 +121,66 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         if self._audit is not None:
             await asyncio.to_thread(self._audit.append, *entries)
 
+    # --- every request: signed, by a signer with the role, over its own TLS certificate ------
+
+    async def _refuse(
+        self, context, envelope, code: grpc.StatusCode, problem: str, case_id: str = ""
+    ) -> NoReturn:
+        """Every refusal is logged and audited, then answered; nothing else happens."""
+        log.warning("request refused", signer=envelope.signer, case_id=case_id, code=code.name, problem=problem)
+        await self._record(
+            refusal_entry(envelope, case_id=case_id, institution=envelope.signer, direction=Direction.IN,
+                          reason=f"{code.name}: {problem}")
+        )  # fmt: skip
+        await context.abort(code, problem)
+
+    async def _open(self, request, context, message_type, role: Role, doing: str, max_payload: int):
+        """The request's verified payload, or a refusal: UNAUTHENTICATED for a TLS client that is
+        not the signer or an envelope that fails any check, PERMISSION_DENIED for a signer without
+        `role`, INVALID_ARGUMENT for a missing, oversize or wrong-typed payload."""
+        if not request.HasField("envelope"):
+            await self._refuse(context, request.envelope, grpc.StatusCode.INVALID_ARGUMENT, "envelope: required")
+        envelope = request.envelope
+        registry = self._registry()
+        # Before the signature: a client may only send envelopes signed in its own name, so a
+        # stolen envelope replayed over another institution's connection burns nothing.
+        signer = registry.get(envelope.signer)
+        pinned = signer.tls_cert_sha256 if signer is not None else None
+        if (mismatch := peer_mismatch(tls_peer(context), envelope.signer, pinned)) is not None:
+            await self._refuse(context, envelope, grpc.StatusCode.UNAUTHENTICATED, mismatch)
+        if len(envelope.payload) > max_payload:
+            await self._refuse(
+                context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                f"envelope.payload: {len(envelope.payload)} bytes, at most {max_payload} here",
+            )  # fmt: skip
+
+        def may(signer_id: str) -> bool:
+            inst = registry.get(signer_id)
+            return inst is not None and inst.has_role(role)
+
+        try:
+            return open_envelope(envelope, message_type, registry, expected_signer=may, replay=self._replay)
+        except EnvelopeRejected as e:
+            await self._refuse(context, envelope, grpc.StatusCode.UNAUTHENTICATED, str(e))
+        except WrongSigner:
+            roles = ", ".join(sorted(registry.institution(envelope.signer).effective_roles)) or "none"
+            await self._refuse(
+                context, envelope, grpc.StatusCode.PERMISSION_DENIED,
+                f"{envelope.signer!r} may not {doing}: that needs role {role.value!r}, it has {roles}",
+            )  # fmt: skip
+        except (WrongPayloadType, MalformedPayload) as e:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
     # --- ReportCase ---------------------------------------------------------------------------
 
     @temporal_unavailable_is_unavailable
     async def ReportCase(self, request, context: grpc.aio.ServicerContext):
-        if not request.HasField("envelope"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: required")
+        report = await self._open(request, context, hub_pb2.CaseReport, Role.REPORT, "report cases", MAX_REPORT_BYTES)
         envelope = request.envelope
-
-        async def refuse(code: grpc.StatusCode, problem: str, case_id: str = "") -> None:
-            """Every refusal is logged and audited, then answered; nothing else happens."""
-            log.warning("report refused", signer=envelope.signer, case_id=case_id, code=code.name, problem=problem)
-            await self._record(
-                refusal_entry(envelope, case_id=case_id, institution=envelope.signer, direction=Direction.IN,
-                              reason=f"{code.name}: {problem}")
-            )  # fmt: skip
-            await context.abort(code, problem)
-
-        if len(envelope.payload) > MAX_REPORT_BYTES:
-            await refuse(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"envelope.payload: {len(envelope.payload)} bytes, a report is at most {MAX_REPORT_BYTES}",
-            )
-        registry = self._registry()
-
-        def is_police_unit(signer: str) -> bool:
-            inst = registry.get(signer)
-            return inst is not None and inst.kind is InstitutionKind.POLICE_UNIT
-
         try:
-            report = open_envelope(
-                envelope, hub_pb2.CaseReport, registry, expected_signer=is_police_unit, replay=self._replay
-            )
-        except EnvelopeRejected as e:
-            await refuse(grpc.StatusCode.UNAUTHENTICATED, str(e))
-        except WrongSigner:
-            await refuse(
-                grpc.StatusCode.PERMISSION_DENIED, f"{envelope.signer!r} is not a police unit; only police units report cases"
-            )
-        except (WrongPayloadType, MalformedPayload) as e:
-            await refuse(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-
-        try:
-            case = validate_report(report, registry, signer=envelope.signer)
+            case = validate_report(report, self._registry(), signer=envelope.signer)
         except InvalidReport as e:
-            await refuse(grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=report.case_id[:64])
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=report.case_id[:64])
 
         workflow_id = case_workflow_id(case.case_id)
         fingerprint = report_fingerprint(case)
@@ -215,7 +233,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         receipt = hub_pb2.CaseReceipt(
             case_id=case.case_id, workflow_id=workflow_id, created=created, accepted_at=accepted_at
         )
-        receipt_envelope = seal(receipt, self._hub_key)
+        receipt_envelope = seal(receipt, self._hub_key())
         await self._record(envelope_entry(receipt_envelope, direction=Direction.OUT, **where))
         return hub_pb2.ReportCaseResponse(envelope=receipt_envelope)
 
@@ -223,16 +241,21 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     @temporal_unavailable_is_unavailable
     async def GetCase(self, request, context: grpc.aio.ServicerContext):
-        if not CASE_ID_PATTERN.match(request.case_id):
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"case_id: {request.case_id!r} is not a valid case id"
-            )
-        handle = self._client.get_workflow_handle(case_workflow_id(request.case_id), result_type=CaseView)
+        query = await self._open(request, context, hub_pb2.CaseQuery, Role.READ, "read cases", MAX_QUERY_BYTES)
+        if not CASE_ID_PATTERN.match(query.case_id):
+            await self._refuse(
+                context, request.envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                f"case_id: {query.case_id[:80]!r} is not a valid case id",
+            )  # fmt: skip
+        await self._record(
+            envelope_entry(request.envelope, direction=Direction.IN, case_id=query.case_id, institution=request.envelope.signer)
+        )
+        handle = self._client.get_workflow_handle(case_workflow_id(query.case_id), result_type=CaseView)
         try:
             description = await handle.describe()
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"no case {request.case_id!r}")
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no case {query.case_id!r}")
             raise
         try:
             if description.status == WorkflowExecutionStatus.COMPLETED:
@@ -243,7 +266,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         except (RPCError, WorkflowFailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
-                f"case {request.case_id!r} cannot be read now (is a worker running on task queue "
+                f"case {query.case_id!r} cannot be read now (is a worker running on task queue "
                 f"{self._task_queue!r}?): {e}",
             )
         pending = {p.activity_id: (_calls_made(p), _last_error(p)) for p in description.raw_description.pending_activities}
@@ -253,18 +276,22 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     @temporal_unavailable_is_unavailable
     async def ListCases(self, request, context: grpc.aio.ServicerContext):
-        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"page_size: {request.page_size} is not within 0..{MAX_PAGE_SIZE}"
-            )
+        wanted = await self._open(request, context, hub_pb2.CaseListQuery, Role.READ, "read cases", MAX_QUERY_BYTES)
+        problem = None
+        if wanted.page_size < 0 or wanted.page_size > MAX_PAGE_SIZE:
+            problem = f"page_size: {wanted.page_size} is not within 0..{MAX_PAGE_SIZE}"
+        elif wanted.status != hub_pb2.CASE_STATUS_UNSPECIFIED and wanted.status not in CASE_STATUS_OF_PB:
+            problem = f"status: unknown value {wanted.status}"
+        if problem is not None:
+            await self._refuse(context, request.envelope, grpc.StatusCode.INVALID_ARGUMENT, problem)
+        await self._record(
+            envelope_entry(request.envelope, direction=Direction.IN, case_id="", institution=request.envelope.signer)
+        )
         query = f"WorkflowType = '{CASE_WORKFLOW}'"
-        if request.status != hub_pb2.CASE_STATUS_UNSPECIFIED:
-            status = CASE_STATUS_OF_PB.get(request.status)
-            if status is None:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status: unknown value {request.status}")
-            query += f" AND {SA_STATUS.name} = '{status.value}'"
+        if wanted.status != hub_pb2.CASE_STATUS_UNSPECIFIED:
+            query += f" AND {SA_STATUS.name} = '{CASE_STATUS_OF_PB[wanted.status].value}'"
         page = self._client.list_workflows(
-            query, page_size=request.page_size or DEFAULT_PAGE_SIZE, next_page_token=request.page_token or None
+            query, page_size=wanted.page_size or DEFAULT_PAGE_SIZE, next_page_token=wanted.page_token or None
         )
         try:
             await page.fetch_next_page()

@@ -26,10 +26,11 @@ from sandbox.ledger import IdempotencyConflict, Ledger
 from sandbox.wire import InvalidField, require, to_datetime, to_timedelta
 from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2
 from trust.envelope import open_envelope, seal, seal_bytes
-from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
+from trust.errors import EnvelopeRejected, MalformedPayload, PeerMismatch, WrongPayloadType, WrongSigner
 from trust.keys import SigningKey
 from trust.registry import Registry
 from trust.replay import MemoryNonceCache
+from trust.tls import peer_mismatch, tls_peer
 
 HUB_ID = "hub"
 # A stop lasts 48 h and a freeze at most a year: anything longer is a malformed order (and would
@@ -156,7 +157,11 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         """Verify the hub's signature over the bytes received, and only then parse them."""
         if not request.HasField("envelope"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: missing")
+        # Over mutual TLS only the hub's own certificate may carry the hub's envelopes.
+        mismatch = peer_mismatch(tls_peer(context), request.envelope.signer, self._pinned_cert(request.envelope.signer))
         try:
+            if mismatch is not None:
+                raise PeerMismatch(mismatch)
             return open_envelope(
                 request.envelope, message_type, self._registry(), expected_signer=HUB_ID, replay=self._nonces
             )
@@ -214,6 +219,10 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         # The field name only: the problem text may echo request values.
         bound.warning(f"{rpc}.invalid_argument", field=e.field)
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
+    def _pinned_cert(self, signer: str) -> str | None:
+        inst = self._registry().get(signer)
+        return inst.tls_cert_sha256 if inst is not None else None
 
     def _answer_key(self) -> SigningKey:
         """The institution's key, or under forge_answers a key nobody registered that claims the

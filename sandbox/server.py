@@ -23,6 +23,7 @@ from sandbox.scenario import Scenario, load_scenario
 from stopline.v1 import bank_pb2, bank_pb2_grpc
 from trust.keys import SigningKey
 from trust.registry import Registry
+from trust.tls import TlsIdentity
 
 BANK_SERVICE = bank_pb2.DESCRIPTOR.services_by_name["BankService"].full_name
 
@@ -44,7 +45,7 @@ class SandboxInstitution:
         port: int = 0,
         *,
         faults: Faults | None = None,
-        server_credentials: grpc.ServerCredentials | None = None,
+        tls: TlsIdentity | None = None,
     ):
         self.institution_id = institution_id
         self.host = host
@@ -56,7 +57,7 @@ class SandboxInstitution:
         # picked up without a restart.
         self._registry: Callable[[], Registry] = registry if callable(registry) else (lambda: registry)
         self._signing_key = signing_key
-        self._credentials = server_credentials  # None: plaintext on loopback (mTLS comes with issue 3)
+        self.tls = tls  # None: plaintext, only behind the explicit local-debugging flag
         self._server: grpc.aio.Server | None = None
         self._servicer = BankServicer(
             institution_id, signing_key, self._registry, self.ledger, self.faults, on_request=self._count
@@ -89,8 +90,8 @@ class SandboxInstitution:
         address = f"{self.host}:{self.port}"
         try:
             port = (
-                server.add_secure_port(address, self._credentials)
-                if self._credentials
+                server.add_secure_port(address, self.tls.server_credentials())
+                if self.tls is not None
                 else server.add_insecure_port(address)
             )
         except RuntimeError as e:
@@ -130,6 +131,7 @@ class Sandbox:
         signing_keys: dict[str, SigningKey],
         host: str = "127.0.0.1",
         use_scenario_ports: bool = True,
+        tls: dict[str, TlsIdentity] | None = None,
     ):
         missing = [i.id for i in scenario.institutions if i.id not in signing_keys]
         if missing:
@@ -145,6 +147,7 @@ class Sandbox:
                 host=host,
                 port=(inst.port or 0) if use_scenario_ports else 0,
                 faults=dataclasses.replace(inst.faults),  # a copy: tests mutate it per run
+                tls=tls[inst.id] if tls is not None else None,
             )
             sandbox_inst.ledger.seed(inst.accounts, inst.transfers_out)
             self.institutions[inst.id] = sandbox_inst

@@ -32,14 +32,15 @@ from stopline.casefile import CaseFileError, load_case_file, rebase_report, repo
 from stopline.config import ConfigError, Settings, load
 from stopline.hubclient import HubClient
 from stopline.render import case_table, cases_table, money, stop_line
-from stopline.setup import HUB_ID, registry_file
+from stopline.setup import HUB_ID, registry_file, tls_identity
 from stopline.v1 import hub_pb2
 from trust.errors import TrustError
 from trust.keys import SigningKey
 from trust.replay import SqliteNonceCache
 
 # Wide enough for the case table when output goes to a file or a pipe (rich assumes 80 there).
-console = Console() if sys.stdout.isatty() else Console(width=150)
+# Piped or captured output is read by scripts and logs: wide enough that no table cell is cut.
+console = Console() if sys.stdout.isatty() else Console(width=220)
 DEMO_WAIT_SECONDS = 60.0
 
 
@@ -79,6 +80,16 @@ def unit_key(settings: Settings, unit: str) -> SigningKey:
     return SigningKey.load(unit, path)
 
 
+def hub_client(settings: Settings, identity: str, address: str | None = None) -> HubClient:
+    """A HubService client speaking as `identity`: its key signs, its certificate connects."""
+    key = unit_key(settings, identity)
+    try:
+        tls = tls_identity(settings, identity)
+    except FileNotFoundError as e:
+        raise CommandError(str(e)) from None
+    return HubClient(address or settings.gateway_address, registry_file(settings), key, tls)
+
+
 # --- running the hub ----------------------------------------------------------------------------
 
 
@@ -113,9 +124,9 @@ async def cmd_demo(settings: Settings, args) -> int:
             f"  {len(report.transfers)} transfers, suspects {', '.join(report.suspect_phone_numbers) or '-'}",
             highlight=False,
         )
-        async with HubClient(stack.gateway_address, registry_file(settings)) as hub:
+        async with hub_client(settings, unit, stack.gateway_address) as hub:
             started = time.perf_counter()
-            receipt = await hub.report_case(report, stack.keys[unit])
+            receipt = await hub.report_case(report)
             console.print(f"  hub accepted it: workflow {receipt.workflow_id}", highlight=False)
             case = await follow_case(hub, report.case_id, started)
         elapsed = time.perf_counter() - started
@@ -172,15 +183,15 @@ async def cmd_init(settings: Settings, args) -> int:
 
 async def cmd_worker(settings: Settings, args) -> int:
     from adapters.channels import ChannelPool
-    from stopline.stack import checkpointing, connect, open_audit
+    from stopline.stack import checkpointing, connect, hub_key_file, open_audit
     from worker import build_worker
 
     client = await connect(settings)
-    channels = ChannelPool()
+    channels = ChannelPool(tls_identity(settings, HUB_ID))
     hub_key = unit_key(settings, HUB_ID)
     async with checkpointing(open_audit(settings, hub_key), settings.audit_checkpoint_seconds) as audit:
         worker = build_worker(
-            client, settings.task_queue, hub_key=hub_key, registry=registry_file(settings),
+            client, settings.task_queue, hub_key=hub_key_file(settings), registry=registry_file(settings),
             channels=channels, audit=audit, replay=SqliteNonceCache(settings.nonces_db),
         )  # fmt: skip
         task = asyncio.create_task(worker.run())
@@ -198,16 +209,17 @@ async def cmd_worker(settings: Settings, args) -> int:
 async def cmd_gateway(settings: Settings, args) -> int:
     from gateway.server import start_gateway
     from gateway.service import HubServicer
-    from stopline.stack import checkpointing, connect, ensure_search_attributes, open_audit
+    from stopline.stack import checkpointing, connect, ensure_search_attributes, hub_key_file, open_audit
 
     client = await connect(settings)
     await ensure_search_attributes(client)
     hub_key = unit_key(settings, HUB_ID)
     async with checkpointing(open_audit(settings, hub_key), settings.audit_checkpoint_seconds) as audit:
         hub = HubServicer(
-            client, registry_file(settings), hub_key, settings.task_queue, audit, SqliteNonceCache(settings.nonces_db)
-        )
-        server, port = await start_gateway(settings.gateway_address, hub)
+            client, registry_file(settings), hub_key_file(settings), settings.task_queue, audit,
+            SqliteNonceCache(settings.nonces_db),
+        )  # fmt: skip
+        server, port = await start_gateway(settings.gateway_address, hub, tls_identity(settings, HUB_ID))
         console.print(f"HubService on port {port}", highlight=False)
         await wait_for_stop_signal()
         await server.stop(2)
@@ -233,8 +245,8 @@ async def cmd_report(settings: Settings, args) -> int:
     except CaseFileError as e:
         raise CommandError(str(e)) from None
     unit = args.as_unit or report.reporting_unit
-    async with HubClient(settings.gateway_address, registry_file(settings)) as hub:
-        receipt = await hub.report_case(report, unit_key(settings, unit))
+    async with hub_client(settings, unit) as hub:
+        receipt = await hub.report_case(report)
     if receipt.created:
         console.print(f"case {receipt.case_id} opened: workflow {receipt.workflow_id}", highlight=False)
     else:
@@ -243,7 +255,7 @@ async def cmd_report(settings: Settings, args) -> int:
 
 
 async def cmd_case(settings: Settings, args) -> int:
-    async with HubClient(settings.gateway_address, registry_file(settings)) as hub:
+    async with hub_client(settings, args.as_reader or settings.operator_id) as hub:
         case = await hub.get_case(args.case_id)
     console.print(case_table(case))
     return 0
@@ -253,7 +265,7 @@ async def cmd_cases(settings: Settings, args) -> int:
     status = {"all": 0, "stopping": hub_pb2.CASE_STATUS_STOPPING, "answered": hub_pb2.CASE_STATUS_STOPS_ANSWERED}
     cases: list[hub_pb2.CaseSummary] = []
     token = b""
-    async with HubClient(settings.gateway_address, registry_file(settings)) as hub:
+    async with hub_client(settings, args.as_reader or settings.operator_id) as hub:
         while len(cases) < args.limit:
             page = await hub.list_cases(status=status[args.status], page_size=min(500, args.limit - len(cases)), page_token=token)
             cases.extend(page.cases)
@@ -349,6 +361,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stopline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="TOML settings file (default: $STOPLINE_CONFIG or ./stopline.toml)")
     p.add_argument("--data-dir", type=Path, help="data folder (default .stopline)")
+    p.add_argument(
+        "--plaintext", action="store_true", default=None,
+        help="local debugging only: no TLS on any server or channel (envelopes are still signed)",
+    )  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
@@ -357,6 +373,7 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--as", dest="as_unit", help="sign as this police unit (default: the file's reporting_unit)")
         elif name == "case":
             sp.add_argument("case_id")
+            sp.add_argument("--as", dest="as_reader", help="read as this registry identity (default: operator_id)")
         elif name == "keys":
             keys = sp.add_subparsers(dest="keys_command", required=True)
             keys.add_parser("list", help="every institution and key")
@@ -393,6 +410,7 @@ def parser() -> argparse.ArgumentParser:
         elif name == "cases":
             sp.add_argument("--status", choices=["all", "stopping", "answered"], default="all")
             sp.add_argument("--limit", type=int, default=100, help="at most this many cases (pages are followed)")
+            sp.add_argument("--as", dest="as_reader", help="read as this registry identity (default: operator_id)")
     return p
 
 
@@ -419,7 +437,7 @@ async def _run(settings: Settings, args) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
-        settings = load(args.config, data_dir=args.data_dir)
+        settings = load(args.config, data_dir=args.data_dir, plaintext=args.plaintext)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

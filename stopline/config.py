@@ -43,6 +43,11 @@ class Settings:
     audit_origin: str = "stopline.local/audit"
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: int = 60
+    # The centre's operators' console: `stopline case|cases` read as this registry identity.
+    operator_id: str = "centre-operators"
+    # Local debugging only: no TLS on any server or channel (envelopes are still signed and
+    # checked). Never on a network anyone else can reach.
+    plaintext: bool = False
     # Logs: "auto" (JSON unless a terminal), "json" or "console".
     log_format: str = "auto"
     log_level: str = "INFO"

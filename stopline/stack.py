@@ -21,8 +21,8 @@ from gateway.server import start_gateway
 from gateway.service import HubServicer
 from stopline.config import Settings
 from stopline.embedded import DevServer, register_search_attributes
-from stopline.setup import HUB_ID, initialise, record_endpoints, registry_file
-from trust.keys import SigningKey
+from stopline.setup import HUB_ID, initialise, record_endpoints, registry_file, tls_identity
+from trust.keys import SigningKey, SigningKeyFile
 from trust.replay import SqliteNonceCache
 from worker import build_worker
 
@@ -47,6 +47,11 @@ async def ensure_search_attributes(client: Client) -> None:
         await register_search_attributes(client)
     except RPCError as e:
         log.warning("could not register search attributes; register them on the cluster", error=str(e))
+
+
+def hub_key_file(settings: Settings) -> SigningKeyFile:
+    """The hub's signing key, followed across `stopline keys rotate hub` without a restart."""
+    return SigningKeyFile(HUB_ID, settings.key_path(HUB_ID))
 
 
 def open_audit(settings: Settings, hub_key: SigningKey) -> AuditLog:
@@ -187,6 +192,7 @@ class Stack:
                 self.scenario, s.data_dir, registry,
                 {i.id: self.keys[i.id] for i in self.scenario.institutions},
                 use_scenario_ports=s.sandbox_ports == "scenario",
+                tls=None if s.plaintext else {i.id: tls_identity(s, i.id) for i in self.scenario.institutions},
             )  # fmt: skip
             await self.sandbox.start()
             self._exit.push_async_callback(self.sandbox.stop)
@@ -206,10 +212,10 @@ class Stack:
             self.audit = audit
 
         if self._want["worker"]:
-            channels = ChannelPool()
+            channels = ChannelPool(tls_identity(s, HUB_ID))
             self._exit.push_async_callback(channels.close)
             worker = build_worker(
-                self.client, s.task_queue, hub_key=self.keys[HUB_ID], registry=registry, channels=channels,
+                self.client, s.task_queue, hub_key=hub_key_file(s), registry=registry, channels=channels,
                 audit=audit, replay=SqliteNonceCache(s.nonces_db),
             )  # fmt: skip
             task = asyncio.create_task(worker.run())
@@ -223,8 +229,8 @@ class Stack:
 
         if self._want["gateway"]:
             hub = HubServicer(
-                self.client, registry, self.keys[HUB_ID], s.task_queue, audit, SqliteNonceCache(s.nonces_db)
+                self.client, registry, hub_key_file(s), s.task_queue, audit, SqliteNonceCache(s.nonces_db)
             )
-            server, self.gateway_port = await start_gateway(s.gateway_address, hub)
+            server, self.gateway_port = await start_gateway(s.gateway_address, hub, tls_identity(s, HUB_ID))
             self._exit.push_async_callback(server.stop, 2)
             log.info("gateway listening", address=self.gateway_address)

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.convert import time_of
+from adapters.channels import open_channel
 from stopline.embedded import temporal_cli
 from stopline.v1 import hub_pb2
 from tests.world import POLICE, hub_world
@@ -32,7 +33,7 @@ def by_account(case: hub_pb2.CaseView) -> dict[str, hub_pb2.AccountStop]:
 
 async def test_boxing_case_holds_the_money_at_both_institutions(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
-        receipt = await w.hub.report_case(w.report("BX-E2E-1"), w.keys[POLICE])
+        receipt = await w.hub.report_case(w.report("BX-E2E-1"))
         assert receipt.created and receipt.workflow_id == "case-BX-E2E-1"
 
         case = await w.answered("BX-E2E-1")
@@ -64,7 +65,7 @@ async def test_unknown_account_is_refused_with_the_reason(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
         report = w.report("BX-UNKNOWN")
         report.transfers[0].to_account.account_number = "6229110000000000"
-        await w.hub.report_case(report, w.keys[POLICE])
+        await w.hub.report_case(report)
         case = await w.answered("BX-UNKNOWN")
         stop = by_account(case)["6229110000000000"]
         assert stop.state == hub_pb2.STOP_STATE_REFUSED
@@ -76,12 +77,12 @@ async def test_unknown_account_is_refused_with_the_reason(client, tmp_path):
 async def test_repeated_report_returns_the_case_and_starts_nothing(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
         report = w.report("BX-TWICE")
-        first = await w.hub.report_case(report, w.keys[POLICE])
+        first = await w.hub.report_case(report)
         await w.answered("BX-TWICE")
         run_id = (await client.get_workflow_handle("case-BX-TWICE").describe()).run_id
         asked = {i: inst.requests_received for i, inst in w.institutions.items()}
 
-        again = await w.hub.report_case(report, w.keys[POLICE])  # a new envelope, same report
+        again = await w.hub.report_case(report)  # a new envelope, same report
         assert first.created and not again.created
         assert again.workflow_id == first.workflow_id
         assert (await client.get_workflow_handle("case-BX-TWICE").describe()).run_id == run_id
@@ -90,7 +91,7 @@ async def test_repeated_report_returns_the_case_and_starts_nothing(client, tmp_p
         changed = w.report("BX-TWICE")
         changed.transfers[0].amount.minor_units += 1
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await w.hub.report_case(changed, w.keys[POLICE])
+            await w.hub.report_case(changed)
         assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert "BX-TWICE" in err.value.details()
 
@@ -98,7 +99,7 @@ async def test_repeated_report_returns_the_case_and_starts_nothing(client, tmp_p
 async def test_concurrent_identical_reports_start_one_case(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
         report = w.report("BX-RACE")
-        receipts = await asyncio.gather(*(w.hub.report_case(report, w.keys[POLICE]) for _ in range(5)))
+        receipts = await asyncio.gather(*(w.hub.report_case(report) for _ in range(5)))
         assert sum(r.created for r in receipts) == 1
         await w.answered("BX-RACE")
         assert len(w.institutions["qilu-bank"].ledger.holds()) == 2
@@ -108,7 +109,7 @@ async def test_bank_down_for_a_while_then_back_completes_and_holds_once(client, 
     async with hub_world(client, tmp_path) as w:
         qilu = w.institutions["qilu-bank"]
         await qilu.stop()
-        await w.hub.report_case(w.report("BX-OUTAGE"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-OUTAGE"))
 
         def qilu_retrying(case):
             stops = by_account(case)
@@ -131,7 +132,7 @@ async def test_answer_lost_after_the_bank_applied_it_is_not_applied_twice(client
     async with hub_world(client, tmp_path) as w:
         qilu = w.institutions["qilu-bank"]
         qilu.faults.fail_after_apply = 3  # the bank holds, but its answer never reaches the hub
-        await w.hub.report_case(w.report("BX-LOST"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-LOST"))
         case = await w.answered("BX-LOST")
         stops = by_account(case)
         assert stops[MULE_1].held.minor_units == 80_000_000
@@ -147,7 +148,7 @@ async def test_slow_bank_past_the_deadline_is_retried_without_holding_twice(clie
     async with hub_world(client, tmp_path, bank_timeout_seconds=0.5) as w:
         huaxia = w.institutions["huaxia-pay"]
         huaxia.faults.delay_seconds = 0.8
-        await w.hub.report_case(w.report("BX-SLOW"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-SLOW"))
         await w.wait_for_case("BX-SLOW", lambda c: by_account(c)[MULE_3].attempts >= 2)
         huaxia.faults.delay_seconds = 0
         case = await w.answered("BX-SLOW")
@@ -158,7 +159,7 @@ async def test_slow_bank_past_the_deadline_is_retried_without_holding_twice(clie
 async def test_forged_bank_answer_is_refused_and_not_acted_on(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
         w.institutions["huaxia-pay"].faults.forge_answers = True
-        await w.hub.report_case(w.report("BX-FORGED"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-FORGED"))
         case = await w.answered("BX-FORGED")
         stop = by_account(case)[MULE_3]
         assert stop.state == hub_pb2.STOP_STATE_ANSWER_REJECTED
@@ -174,7 +175,7 @@ async def test_institution_rejecting_the_request_fails_the_stop_without_retrying
     async with hub_world(client, tmp_path) as w:
         huaxia = w.institutions["huaxia-pay"]
         huaxia.faults.refuse_all_with = grpc.StatusCode.PERMISSION_DENIED
-        await w.hub.report_case(w.report("BX-DENIED"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-DENIED"))
         case = await w.answered("BX-DENIED")
         stop = by_account(case)[MULE_3]
         assert stop.state == hub_pb2.STOP_STATE_FAILED
@@ -239,7 +240,7 @@ async def test_bad_report_is_refused_naming_the_field_and_starts_nothing(client,
         report = w.report("BX-BAD")
         mutate(report)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await w.hub.report_case(report, w.keys[POLICE])
+            await w.hub.report_case(report)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.value.details().startswith(field), err.value.details()
         await _assert_nothing_started(w, "BX-BAD")
@@ -255,7 +256,7 @@ async def _assert_nothing_started(w, case_id):
 async def test_request_past_the_message_limit_is_cut_off_by_grpc(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await w.hub.report_case(w.report("BX-HUGE", summary="x" * 2_000_000), w.keys[POLICE])
+            await w.hub.report_case(w.report("BX-HUGE", summary="x" * 2_000_000))
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         await _assert_nothing_started(w, "BX-HUGE")
 
@@ -264,7 +265,7 @@ async def test_report_signed_by_an_unregistered_key_is_unauthenticated(client, t
     async with hub_world(client, tmp_path) as w:
         impostor = SigningKey(POLICE, w.keys[POLICE].key_id, SigningKey.generate(POLICE).private_key)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await w.hub.report_case(w.report("BX-FORGED-REPORT"), impostor)
+            await w.hub_as(POLICE, key=impostor).report_case(w.report("BX-FORGED-REPORT"))
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         await _assert_nothing_started(w, "BX-FORGED-REPORT")
 
@@ -273,7 +274,7 @@ async def test_tampered_report_is_unauthenticated(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
         envelope = seal(w.report("BX-TAMPERED"), w.keys[POLICE])
         envelope.payload = envelope.payload.replace(b"6229110000800001", b"6229110000800009")
-        stub = hub_pb2_grpc_stub(w.gateway_address)
+        stub = hub_pb2_grpc_stub(w, POLICE)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ReportCase(hub_pb2.ReportCaseRequest(envelope=envelope), timeout=5)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -284,7 +285,7 @@ async def test_report_from_a_bank_is_permission_denied(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
         report = w.report("BX-BANK", reporting_unit="qilu-bank")
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await w.hub.report_case(report, w.keys["qilu-bank"])
+            await w.hub_as("qilu-bank").report_case(report)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         await _assert_nothing_started(w, "BX-BANK")
 
@@ -299,15 +300,17 @@ async def test_unknown_case_is_not_found_and_bad_id_invalid(client, tmp_path):
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def hub_pb2_grpc_stub(address):
+def hub_pb2_grpc_stub(w, institution_id: str):
+    """A bare HubService stub over `institution_id`'s TLS connection, for hand-made envelopes."""
+    from adapters.channels import open_channel
     from stopline.v1 import hub_pb2_grpc
 
-    return hub_pb2_grpc.HubServiceStub(grpc.aio.insecure_channel(address))
+    return hub_pb2_grpc.HubServiceStub(open_channel(w.gateway_address, "hub", w.tls[institution_id]))
 
 
 async def test_gateway_serves_health_and_reflection(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
-        async with grpc.aio.insecure_channel(w.gateway_address) as channel:
+        async with open_channel(w.gateway_address, "hub", w.tls[POLICE]) as channel:
             health = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service="stopline.v1.HubService"), timeout=5
             )
@@ -324,7 +327,7 @@ async def test_gateway_serves_health_and_reflection(client, tmp_path):
 
 async def test_operators_find_cases_by_status_and_with_the_temporal_cli(local_env, tmp_path):
     async with hub_world(local_env.client, tmp_path) as w:
-        await w.hub.report_case(w.report("BX-LIST"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-LIST"))
         await w.answered("BX-LIST")
 
         async def listed(status):
@@ -366,7 +369,7 @@ async def test_victim_bank_need_not_be_on_the_platform(client, tmp_path):
         report = w.report("BX-OFFPLATFORM")
         for t in report.transfers:
             t.from_account.institution = "some-rural-bank"
-        assert (await w.hub.report_case(report, w.keys[POLICE])).created
+        assert (await w.hub.report_case(report)).created
         assert (await w.answered("BX-OFFPLATFORM")).total_held.minor_units == 122_640_000
 
 
@@ -379,11 +382,12 @@ async def test_temporal_outage_is_unavailable_not_unknown(client, tmp_path):
 
     dead = await Client.connect("127.0.0.1:1", lazy=True)
     async with hub_world(client, tmp_path) as w:
-        server, port = await start_gateway("127.0.0.1:0", HubServicer(dead, w.registry, w.keys["hub"], w.task_queue))
+        hub_servicer = HubServicer(dead, w.registry, w.keys["hub"], w.task_queue)
+        server, port = await start_gateway("127.0.0.1:0", hub_servicer, w.tls["hub"])
         try:
-            async with HubClient(f"127.0.0.1:{port}", w.registry) as hub:
+            async with HubClient(f"127.0.0.1:{port}", w.registry, w.keys[POLICE], w.tls[POLICE]) as hub:
                 calls = (
-                    hub.report_case(w.report("BX-OUTAGE-T"), w.keys[POLICE]),
+                    hub.report_case(w.report("BX-OUTAGE-T")),
                     hub.get_case("BX-OUTAGE-T"),
                     hub.list_cases(),
                 )
@@ -420,16 +424,21 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
     from trust.envelope import verify_as_signed
 
     async with hub_world(client, tmp_path) as w:
-        await w.hub.report_case(w.report("BX-AUDIT"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-AUDIT"))
         await w.answered("BX-AUDIT")
         impostor = SigningKey.generate(POLICE)
         with pytest.raises(grpc.aio.AioRpcError):
-            await w.hub.report_case(w.report("BX-AUDIT-2"), SigningKey(POLICE, w.keys[POLICE].key_id, impostor.private_key))
+            forged = SigningKey(POLICE, w.keys[POLICE].key_id, impostor.private_key)
+            await w.hub_as(POLICE, key=forged).report_case(w.report("BX-AUDIT-2"))
         w.audit.checkpoint()
 
         entries = [AuditEntry.decode(leaf) for _, leaf, _ in w.audit.store.leaves()]
         case_entries = [e for e in entries if e.case_id == "BX-AUDIT"]
         seen = sorted((e.direction.value, envelope_pb2.Envelope.FromString(e.payload).payload_type) for e in case_entries)
+        # Every read of the case is on record too, signed by who read it.
+        reads = len([t for t in seen if t == ("in", "stopline.v1.CaseQuery")])
+        assert reads >= 1
+        seen = [t for t in seen if t != ("in", "stopline.v1.CaseQuery")]
         assert seen == sorted(
             [("in", "stopline.v1.CaseReport"), ("out", "stopline.v1.CaseReceipt")]
             + [("out", "stopline.v1.StopPaymentOrder")] * 3
@@ -450,7 +459,7 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
         verifier = NoteSigner(AUDIT_ORIGIN, w.keys["hub"].private_key).verifier
         report = verify_log(w.audit.store, [verifier], AUDIT_ORIGIN, envelopes_verify)
         assert report.ok, report.problem
-        assert report.entries == 9
+        assert report.entries == 9 + reads
 
 
 async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(client, tmp_path):
@@ -462,15 +471,18 @@ async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(cli
 
     async with hub_world(client, tmp_path) as w:
         for case_id in ("BX-BUNDLE", "BX-OTHER"):
-            await w.hub.report_case(w.report(case_id), w.keys[POLICE])
+            await w.hub.report_case(w.report(case_id))
             await w.answered(case_id)
         w.audit.checkpoint()
         hub_vkey = NoteSigner(AUDIT_ORIGIN, w.keys["hub"].private_key).verifier.vkey
         bundle = export_case(w.audit.store, "BX-BUNDLE", AUDIT_ORIGIN, [hub_vkey], w.registry())
         other = export_case(w.audit.store, "BX-OTHER", AUDIT_ORIGIN, [hub_vkey], w.registry())
+        size = w.audit.store.size()
+        reads = sum(1 for _, leaf, _ in w.audit.store.leaves() if b"stopline.v1.CaseQuery" in leaf and b"BX-BUNDLE" in leaf)
 
     report = verify_bundle(bundle, [hub_vkey])
-    assert report.entries == 8 and report.tree_size == 16
+    # 8 messages (report, receipt, 3 orders, 3 answers) and every read of the case.
+    assert report.entries == 8 + reads and report.tree_size == size
     # Only the institutions that signed this case's messages travel with it.
     assert {i["id"] for i in bundle["registry"]["institutions"]} == {POLICE, "hub", "qilu-bank", "huaxia-pay"}
 
@@ -498,7 +510,7 @@ async def test_a_replayed_report_is_refused_and_audited(client, tmp_path):
 
     async with hub_world(client, tmp_path) as w:
         envelope = seal(w.report("BX-REPLAYED"), w.keys[POLICE])
-        async with grpc.aio.insecure_channel(w.gateway_address) as channel:
+        async with open_channel(w.gateway_address, "hub", w.tls[POLICE]) as channel:
             stub = hub_pb2_grpc.HubServiceStub(channel)
             await stub.ReportCase(hub_pb2.ReportCaseRequest(envelope=envelope), timeout=5)
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -523,7 +535,7 @@ async def test_a_bundle_whose_labels_disagree_with_what_was_signed_is_refused(cl
     from tests.world import AUDIT_ORIGIN
 
     async with hub_world(client, tmp_path) as w:
-        await w.hub.report_case(w.report("BX-LABEL"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-LABEL"))
         await w.answered("BX-LABEL")
         genuine = [AuditEntry.decode(leaf) for _, leaf, _ in w.audit.store.leaves()]
         registry = w.registry()

@@ -10,7 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from stopline.v1 import hub_pb2
-from tests.world import POLICE, hub_world
+from tests.world import hub_world
 from worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -18,7 +18,7 @@ HISTORIES = Path(__file__).parent / "histories"
 
 async def test_case_completes_on_the_time_skipping_server(time_skipping_env, tmp_path):
     async with hub_world(time_skipping_env.client, tmp_path) as w:
-        await w.hub.report_case(w.report("BX-TS-1"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-TS-1"))
         case = await w.answered("BX-TS-1")
         assert case.total_held.minor_units == 122_640_000
         states = sorted(hub_pb2.StopState.Name(s.state) for s in case.stops)
@@ -28,7 +28,7 @@ async def test_case_completes_on_the_time_skipping_server(time_skipping_env, tmp
 async def test_a_fresh_case_history_replays_deterministically(client, tmp_path):
     async with hub_world(client, tmp_path) as w:
         w.institutions["qilu-bank"].faults.fail_after_apply = 1  # a retry in the history too
-        await w.hub.report_case(w.report("BX-REPLAY"), w.keys[POLICE])
+        await w.hub.report_case(w.report("BX-REPLAY"))
         await w.answered("BX-REPLAY")
         history = await client.get_workflow_handle("case-BX-REPLAY").fetch_history()
     await Replayer(workflows=WORKFLOWS).replay_workflow(history)

@@ -68,7 +68,7 @@ def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
         assert "huaxia-pay/HXP-8800-3000-0003: held 300,000.00 CNY" in out
         assert "Temporal Web UI" in out
     case_id = next(line.split("reports case ")[1].split(":")[0] for line in out.splitlines() if "reports case" in line)
-    audit_log_commands_work_on(stack_env, entries=16, case_id=case_id)  # two demos: 8 envelopes each
+    audit_log_commands_work_on(stack_env, case_id=case_id)
     log = Path(stack_env["STOPLINE_DATA_DIR"]) / "stopline.log"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     case_lines = [entry for entry in lines if entry.get("event") == "stop-payment answered"]
@@ -100,6 +100,20 @@ def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
 
         missing = run(["case", "NOPE"], stack_env)
         assert missing.returncode == 1 and "NOT_FOUND" in missing.stdout
+        # A bank's identity may not read cases, even from the hub's own machine.
+        nosy = run(["case", "BX-CLI-1", "--as", "qilu-bank"], stack_env | {"STOPLINE_OPERATOR_ID": "qilu-bank"})
+        assert nosy.returncode != 0
+
+        # The hub's key is rotated while it runs: the next case's orders and receipt are signed
+        # with the new key, without a restart, and the banks accept them.
+        rotated = run(["keys", "rotate", "hub", "--overlap-hours", "1"], stack_env)
+        assert rotated.returncode == 0, rotated.stdout
+        new_hub_key = rotated.stdout.split("new key ")[1].split(";")[0]
+        case_file.write_text(json.dumps(case | {"case_id": "BX-CLI-2"}))
+        assert run(["report", str(case_file)], stack_env).returncode == 0
+        shown = run_until(["case", "BX-CLI-2"], stack_env, "all stops answered")
+        assert "all stops answered" in shown.stdout and "rejected" not in shown.stdout, shown.stdout
+        assert signers_of("BX-CLI-2", stack_env) == {new_hub_key}
 
         # A demo on the same data folder must not reset the running banks' ledgers.
         clash = run(["demo"], stack_env | {"STOPLINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
@@ -114,6 +128,24 @@ def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
         out, err = up.communicate(timeout=60)
     assert up.returncode == 0, out + err
     assert "Temporal Web UI" in out and "HubService (gateway)" in out
+
+
+def signers_of(case_id: str, env) -> set[str]:
+    """Key ids of the hub's envelopes about `case_id` in the audit log."""
+    from audit.entry import AuditEntry, EntryKind
+    from audit.store import SqliteAuditStore
+    from stopline.v1 import envelope_pb2
+
+    store = SqliteAuditStore(Path(env["STOPLINE_DATA_DIR"]) / "audit.db")
+    entries = (AuditEntry.decode(leaf) for _, leaf, _ in store.leaves())
+    envelopes = (envelope_pb2.Envelope.FromString(e.payload) for e in entries if e.kind is EntryKind.ENVELOPE and e.case_id == case_id)
+    return {envelope.key_id for envelope in envelopes if envelope.signer == "hub"}
+
+
+def test_plaintext_is_an_explicit_flag_and_the_demo_runs_with_it(stack_env):
+    done = run(["--plaintext", "demo"], stack_env)
+    assert done.returncode == 0, done.stdout
+    assert "1,226,400.00 CNY of 1,475,000.00 CNY held at 2 institutions" in done.stdout
 
 
 def test_report_file_with_a_fractional_amount_names_the_field(stack_env, tmp_path):
@@ -192,13 +224,21 @@ def test_unknown_scenario_is_a_clear_error_not_a_silent_exit(stack_env):
     assert "error:" in done.stdout and "no-such-scenario" in done.stdout
 
 
-def audit_log_commands_work_on(env, entries: int, case_id: str) -> None:
+def audit_log_commands_work_on(env, case_id: str) -> None:
     """What an auditor does with the log a stack left behind, and a changed byte caught."""
     import base64
     import sqlite3
 
+    from audit.entry import AuditEntry
     from audit.merkle import hash_leaf, verify_consistency, verify_inclusion
+    from audit.store import SqliteAuditStore
 
+    store = SqliteAuditStore(Path(env["STOPLINE_DATA_DIR"]) / "audit.db")
+    leaves = [AuditEntry.decode(leaf) for _, leaf, _ in store.leaves()]
+    entries = len(leaves)
+    of_case = [e for e in leaves if e.case_id == case_id]
+    # A case's 8 messages (report, receipt, 3 orders, 3 answers), plus every read of it.
+    assert len([e for e in of_case if b"stopline.v1.CaseQuery" not in e.payload]) == 8
     verified = run(["audit", "verify"], env, timeout=60)
     assert verified.returncode == 0, verified.stdout
     assert f"OK: {entries} entries" in verified.stdout and "latest signed checkpoint covers" in verified.stdout
@@ -215,11 +255,11 @@ def audit_log_commands_work_on(env, entries: int, case_id: str) -> None:
     bundle_file = Path(env["STOPLINE_DATA_DIR"]) / "bundle.json"
     assert run(["audit", "export", case_id, "-o", str(bundle_file)], env, timeout=60).returncode == 0
     bundle = json.loads(bundle_file.read_text())
-    assert len(bundle["entries"]) == 8 and bundle["case_id"] == case_id
+    assert len(bundle["entries"]) == len(of_case) and bundle["case_id"] == case_id
     hub_vkey = bundle["checkpoint_vkeys"][0]
     offline = {"PATH": env["PATH"], "STOPLINE_DATA_DIR": "/nonexistent"}  # no data folder, no registry
     checked = run(["audit", "verify-bundle", str(bundle_file), "--hub-key", hub_vkey], offline, timeout=60)
-    assert checked.returncode == 0 and f"OK: case {case_id}, 8 entries" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode == 0 and f"OK: case {case_id}, {len(of_case)} entries" in checked.stdout, checked.stdout + checked.stderr
     leaf = bytearray(base64.b64decode(bundle["entries"][2]["leaf"]))
     leaf[-1] ^= 0x01
     bundle["entries"][2]["leaf"] = base64.b64encode(bytes(leaf)).decode()
@@ -303,13 +343,14 @@ def test_audit_verify_catches_truncation_rewrites_and_foreign_keys(stack_env, tm
     from trust.keys import key_id_for, public_key_b64
     from trust.registry import Registry
 
-    for _ in range(2):  # two demos: checkpoints at 8 and 16 entries
+    for _ in range(2):  # two demos: a checkpoint as each stops
         assert run(["demo"], stack_env).returncode == 0
     data = Path(stack_env["STOPLINE_DATA_DIR"])
     settings = Settings(data_dir=data)
     registry = Registry.load(settings.registry_path)
     store = SqliteAuditStore(settings.audit_db)
-    assert [size for size, _ in store.checkpoints()] == [8, 16]
+    first, second = [size for size, _ in store.checkpoints()]
+    assert second == store.size() > first >= 8
     saved_note = store.checkpoints()[-1][1]  # what a careful auditor keeps
     real_vkey = NoteVerifier(settings.audit_origin, registry.institution("hub").keys[0].public_key).vkey
     pinned = [NoteSigner(settings.audit_origin, Ed25519PrivateKey.generate()).verifier.vkey]
@@ -331,11 +372,11 @@ def test_audit_verify_catches_truncation_rewrites_and_foreign_keys(stack_env, tm
 
     # Cut back to an older checkpoint, newer checkpoint deleted too: the log alone looks whole,
     # the checkpoint the auditor saved does not.
-    sql("DELETE FROM entries WHERE idx >= 8", "DELETE FROM checkpoints WHERE size > 8")
+    sql(f"DELETE FROM entries WHERE idx >= {first}", f"DELETE FROM checkpoints WHERE size > {first}")
     ok, message = audit_verify(settings, registry, [real_vkey])
     assert ok, message
     ok, message = audit_verify(settings, registry, [real_vkey], saved_note)
-    assert not ok and "fewer than the saved checkpoint's 16 (truncated)" in message
+    assert not ok and f"fewer than the saved checkpoint's {second} (truncated)" in message
     # With no checkpoint left at all, the log is not vouched for.
     sql("DELETE FROM checkpoints")
     ok, message = audit_verify(settings, registry, [real_vkey])
@@ -412,3 +453,30 @@ async def test_dev_server_starts_again_when_it_loses_a_port_race(tmp_path):
     with pytest.raises(RuntimeError, match="address already in use"):
         await server.start(within_seconds=60, attempts=2)
     taken.close()
+
+
+def test_set_up_adds_missing_institutions_to_an_existing_registry_and_keeps_operators_edits(tmp_path):
+    """A data folder made by an older Stopline (no operators' identity) or for another scenario
+    gains the entries it lacks; what operators changed stays as they left it."""
+    import dataclasses
+
+    from stopline.config import Settings
+    from stopline.setup import initialise
+    from trust.registry import Registry
+
+    settings = Settings(data_dir=tmp_path / "data")
+    scenario = load_scenario("boxing")
+    initialise(settings, scenario)
+    registry = Registry.load(settings.registry_path)
+    edited = [
+        dataclasses.replace(i, endpoint="10.0.0.7:443") if i.id == "qilu-bank" else i
+        for i in registry
+        if i.id != settings.operator_id
+    ]
+    Registry(edited).save(settings.registry_path)
+
+    initialise(settings, scenario)
+    again = Registry.load(settings.registry_path)
+    assert again.endpoint("qilu-bank") == "10.0.0.7:443"
+    assert again.institution(settings.operator_id).tls_cert_sha256
+    assert [i.id for i in again][: len(edited)] == [i.id for i in edited]

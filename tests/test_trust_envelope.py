@@ -204,3 +204,43 @@ def test_an_expired_nonce_may_be_seen_again():
     assert cache.first_sighting("hub", b"n" * 16, expires_at=0)  # already expired when recorded
     assert cache.first_sighting("hub", b"n" * 16, expires_at=4_000_000_000)
     assert not cache.first_sighting("hub", b"n" * 16, expires_at=4_000_000_000)
+
+
+def test_roles_default_by_kind_and_explicit_roles_replace_them(registry):
+    from trust.registry import Role
+
+    data = registry.to_dict()
+    assert data["institutions"][1]["roles"] == ["answer"]  # written out, for operators to see
+    del data["institutions"][1]["roles"]
+    assert Registry.from_dict(data).institution("qilu-bank").effective_roles == {Role.ANSWER}
+    data["institutions"][1]["roles"] = ["answer", "read"]
+    assert Registry.from_dict(data).institution("qilu-bank").has_role(Role.READ)
+    data["institutions"][1]["roles"] = []
+    assert not Registry.from_dict(data).institution("qilu-bank").effective_roles
+    data["institutions"][1]["roles"] = ["answer", "superuser"]
+    with pytest.raises(RegistryError, match=r"institutions\[1\] \(qilu-bank\)\.roles: 'superuser' is not one of"):
+        Registry.from_dict(data)
+
+
+def test_registry_pins_tls_certificates_by_sha256(registry):
+    from trust.tls import LocalCA
+
+    cert = LocalCA.create().issue("qilu-bank")
+    data = registry.to_dict()
+    data["institutions"][1]["tls_cert_sha256"] = cert.cert_sha256
+    assert Registry.from_dict(data).institution("qilu-bank").tls_cert_sha256 == cert.cert_sha256
+    data["institutions"][1]["tls_cert_sha256"] = "AB" * 32
+    with pytest.raises(RegistryError, match=r"tls_cert_sha256: 'ABAB.*is not 64 lowercase hex digits"):
+        Registry.from_dict(data)
+
+
+def test_a_running_process_signs_with_the_rotated_key_file(tmp_path, hub):
+    from trust.keys import SigningKeyFile
+
+    path = tmp_path / "hub.pem"
+    hub.save(path)
+    current = SigningKeyFile("hub", path)
+    assert current().key_id == hub.key_id
+    rotated = SigningKey.generate("hub")
+    rotated.save(path)  # what `stopline keys rotate hub` does: an atomic replace
+    assert current().key_id == rotated.key_id

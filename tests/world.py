@@ -1,6 +1,7 @@
 """A whole hub on real parts for one test: the Boxing scenario's sandbox institutions on
-OS-picked loopback ports with their own SQLite ledgers, real Ed25519 keys, a registry, a worker on
-a fresh task queue and the gateway, reached through HubClient over gRPC."""
+OS-picked loopback ports with their own SQLite ledgers, real Ed25519 keys, a local CA with a
+certificate per party (mutual TLS on every connection), a registry, a worker on a fresh task
+queue and the gateway, reached through HubClient over gRPC."""
 
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ from stopline.v1 import hub_pb2
 from tests.conftest import new_task_queue
 from trust.keys import SigningKey
 from trust.registry import Institution, InstitutionKind, Registry, registered_key
+from trust.tls import LocalCA, TlsIdentity
 from worker import build_worker
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 POLICE = "police-boxing"
+OPERATORS = "centre-operators"
+AUDITOR = "court-auditor"
 AUDIT_ORIGIN = "stopline.test/audit"
 
 
@@ -44,10 +48,21 @@ class World:
     gateway_address: str
     scenario: object
     audit: AuditLog
+    tls: dict[str, TlsIdentity]
     _registry: list[Registry] = field(default_factory=list)
+    _clients: list[HubClient] = field(default_factory=list)
 
     def registry(self) -> Registry:
         return self._registry[0]
+
+    def hub_as(self, institution_id: str, key: SigningKey | None = None, tls: TlsIdentity | None = None) -> HubClient:
+        """A HubService client speaking as `institution_id` over its own certificate (or `tls`),
+        signing with its key (or `key`, e.g. an impostor's); closed with the world."""
+        client = HubClient(
+            self.gateway_address, self.registry, key or self.keys[institution_id], tls or self.tls[institution_id]
+        )
+        self._clients.append(client)
+        return client
 
     def report(self, case_id: str, **changes) -> hub_pb2.CaseReport:
         """The scenario's case as if reported now, under `case_id`."""
@@ -73,7 +88,9 @@ class World:
         )
 
 
-def _registry(keys: dict[str, SigningKey], kinds: dict[str, InstitutionKind], endpoints: dict[str, str]) -> Registry:
+def _registry(
+    keys: dict[str, SigningKey], kinds: dict[str, InstitutionKind], endpoints: dict[str, str], tls: dict[str, TlsIdentity]
+) -> Registry:
     return Registry(
         [
             Institution(
@@ -82,6 +99,7 @@ def _registry(keys: dict[str, SigningKey], kinds: dict[str, InstitutionKind], en
                 kind=kinds[inst_id],
                 endpoint=endpoints.get(inst_id),
                 keys=(registered_key(key.public_key, key.key_id, EPOCH),),
+                tls_cert_sha256=tls[inst_id].cert_sha256,
             )
             for inst_id, key in keys.items()
         ]
@@ -91,21 +109,26 @@ def _registry(keys: dict[str, SigningKey], kinds: dict[str, InstitutionKind], en
 @asynccontextmanager
 async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: float | None = None) -> AsyncIterator[World]:
     scenario = load_scenario("boxing")
-    kinds = {"hub": InstitutionKind.HUB, POLICE: InstitutionKind.POLICE_UNIT}
+    kinds = {"hub": InstitutionKind.HUB, POLICE: InstitutionKind.POLICE_UNIT,
+             OPERATORS: InstitutionKind.OPERATIONS_CENTRE, AUDITOR: InstitutionKind.AUDITOR}  # fmt: skip
     kinds |= {i.id: InstitutionKind(i.kind) for i in scenario.institutions}
     keys = {inst_id: SigningKey.generate(inst_id) for inst_id in kinds}
-    holder: list[Registry] = [_registry(keys, kinds, {})]
+    ca = LocalCA.create()
+    tls = {inst_id: ca.issue(inst_id, ("127.0.0.1",)) for inst_id in kinds}
+    holder: list[Registry] = [_registry(keys, kinds, {}, tls)]
 
     institutions: dict[str, SandboxInstitution] = {}
     for spec in scenario.institutions:
-        inst = SandboxInstitution(spec.id, keys[spec.id], lambda: holder[0], tmp_path / f"{spec.id}.db")
+        inst = SandboxInstitution(
+            spec.id, keys[spec.id], lambda: holder[0], tmp_path / f"{spec.id}.db", tls=tls[spec.id]
+        )
         inst.ledger.seed(spec.accounts, spec.transfers_out)
         await inst.start()
         institutions[spec.id] = inst
-    holder[0] = _registry(keys, kinds, {i: inst.endpoint for i, inst in institutions.items()})
+    holder[0] = _registry(keys, kinds, {i: inst.endpoint for i, inst in institutions.items()}, tls)
 
     task_queue = new_task_queue()
-    channels = ChannelPool()
+    channels = ChannelPool(tls["hub"])
     audit = AuditLog(SqliteAuditStore(tmp_path / "audit.db"), NoteSigner(AUDIT_ORIGIN, keys["hub"].private_key), AUDIT_ORIGIN)
     worker = build_worker(
         client, task_queue, hub_key=keys["hub"], registry=lambda: holder[0], channels=channels,
@@ -116,9 +139,9 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
     try:
         async with worker:
             hub_servicer = HubServicer(client, lambda: holder[0], keys["hub"], task_queue, audit)
-            server, port = await start_gateway("127.0.0.1:0", hub_servicer)
-            hub = HubClient(f"127.0.0.1:{port}", lambda: holder[0])
-            yield World(
+            server, port = await start_gateway("127.0.0.1:0", hub_servicer, tls["hub"])
+            hub = HubClient(f"127.0.0.1:{port}", lambda: holder[0], keys[POLICE], tls[POLICE])
+            world = World(
                 client=client,
                 task_queue=task_queue,
                 keys=keys,
@@ -127,11 +150,15 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
                 gateway_address=f"127.0.0.1:{port}",
                 scenario=scenario,
                 audit=audit,
+                tls=tls,
                 _registry=holder,
             )
+            yield world
     finally:
         if hub is not None:
             await hub.close()
+            for client in world._clients:
+                await client.close()
         if server is not None:
             await server.stop(None)
         await channels.close()

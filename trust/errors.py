@@ -29,6 +29,10 @@ class ReplayedEnvelope(EnvelopeRejected):
     """This signer's nonce was already seen inside the clock-skew window."""
 
 
+class PeerMismatch(EnvelopeRejected):
+    """Over mutual TLS, the connection's client certificate is not the envelope signer's."""
+
+
 class WrongSigner(TrustError):
     """A validly signed envelope from an institution that may not send this message (wrong role,
     or an answer about another institution's account). Maps to PERMISSION_DENIED."""

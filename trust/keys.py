@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +78,41 @@ class SigningKey:
 
     def __repr__(self) -> str:  # never print key material, not even by accident in a log
         return f"SigningKey(institution_id={self.institution_id!r}, key_id={self.key_id!r})"
+
+
+class SigningKeyFile:
+    """An institution's current private key as a zero-argument callable that follows its file:
+    after `stopline keys rotate` replaces the file, running processes sign with the new key on
+    their next message, without a restart (the old key stays valid for the rotation's overlap, so
+    messages already on their way still verify)."""
+
+    def __init__(self, institution_id: str, path: Path):
+        self._institution_id = institution_id
+        self._path = Path(path)
+        self._stamp = self._stat()
+        self._key = SigningKey.load(institution_id, self._path)
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def __call__(self) -> SigningKey:
+        stamp = self._stat()
+        if stamp is not None and stamp != self._stamp:
+            try:
+                self._key = SigningKey.load(self._institution_id, self._path)
+                self._stamp = stamp
+            except (OSError, ValueError):
+                pass  # mid-replacement or unreadable: keep signing with the key we have
+        return self._key
+
+
+KeySource = SigningKey | Callable[[], SigningKey]
+
+
+def key_source(key: KeySource) -> Callable[[], SigningKey]:
+    """A fixed key or a `SigningKeyFile`, as a callable asked before every signature."""
+    return key if callable(key) else (lambda: key)

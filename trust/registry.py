@@ -1,5 +1,6 @@
-"""The institution registry: who exists, what kind of institution it is, where it listens and
-which Ed25519 keys it signs with (and when each key was valid).
+"""The institution registry: who exists, what kind of institution it is, what it may do (roles),
+where it listens, which TLS certificate it presents and which Ed25519 keys it signs with (and
+when each key was valid).
 
 Stored as one JSON file that operators edit; it is validated as a whole on load and a bad file is
 refused with the entry and field named, so a typo never half-applies.
@@ -36,6 +37,34 @@ class InstitutionKind(StrEnum):
     CENTRAL_BANK_CHANNEL = "central_bank_channel"
     BANK_REGULATOR = "bank_regulator"
     AUDITOR = "auditor"
+    # The anti-fraud centre's own operators' console: reads every case.
+    OPERATIONS_CENTRE = "operations_centre"
+
+
+class Role(StrEnum):
+    """What an institution may ask of the hub. Checked on every HubService call against the
+    envelope's signer; a signer without the role gets PERMISSION_DENIED."""
+
+    REPORT = "report"  # report cases
+    APPROVE = "approve"  # approve freezes, releases and other decisions on a case
+    READ = "read"  # read cases (GetCase, ListCases)
+    ANSWER = "answer"  # answer and call back about requests addressed to it
+    HUB = "hub"  # the hub itself: signs requests to institutions and the audit checkpoints
+
+
+# What each kind may do when its registry entry lists no roles of its own.
+DEFAULT_ROLES: dict[InstitutionKind, frozenset[Role]] = {
+    InstitutionKind.HUB: frozenset({Role.HUB, Role.READ}),
+    InstitutionKind.POLICE_UNIT: frozenset({Role.REPORT, Role.APPROVE, Role.READ}),
+    InstitutionKind.BANK: frozenset({Role.ANSWER}),
+    InstitutionKind.PAYMENT_COMPANY: frozenset({Role.ANSWER}),
+    InstitutionKind.CARRIER: frozenset({Role.ANSWER}),
+    InstitutionKind.TELECOM_REGULATOR: frozenset({Role.ANSWER}),
+    InstitutionKind.CENTRAL_BANK_CHANNEL: frozenset({Role.ANSWER}),
+    InstitutionKind.BANK_REGULATOR: frozenset({Role.ANSWER}),
+    InstitutionKind.AUDITOR: frozenset({Role.READ}),
+    InstitutionKind.OPERATIONS_CENTRE: frozenset({Role.READ}),
+}
 
 
 # Institutions that keep accounts and so can be asked to stop a payment.
@@ -52,6 +81,29 @@ def _parse_time(value: str | None, where: str) -> datetime | None:
     if parsed.tzinfo is None:
         raise RegistryError(f"{where}: {value!r} has no UTC offset")
     return parsed
+
+
+def _parse_roles(value, where: str) -> frozenset[Role] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise RegistryError(f"{where}: must be a list of role names")
+    roles = set()
+    for name in value:
+        try:
+            roles.add(Role(name))
+        except ValueError:
+            known = ", ".join(r.value for r in Role)
+            raise RegistryError(f"{where}: {name!r} is not one of {known}") from None
+    return frozenset(roles)
+
+
+def _parse_fingerprint(value, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise RegistryError(f"{where}: {value!r} is not 64 lowercase hex digits (SHA-256 of the certificate's DER)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -87,10 +139,21 @@ class Institution:
     kind: InstitutionKind
     endpoint: str | None = None
     keys: tuple[RegisteredKey, ...] = field(default_factory=tuple)
+    roles: frozenset[Role] | None = None  # None: the kind's DEFAULT_ROLES
+    # Hex SHA-256 of the DER of the TLS certificate it must present; None: any certificate our
+    # CA issued under its id.
+    tls_cert_sha256: str | None = None
 
     @property
     def keeps_accounts(self) -> bool:
         return self.kind in ACCOUNT_KEEPERS
+
+    @property
+    def effective_roles(self) -> frozenset[Role]:
+        return DEFAULT_ROLES[self.kind] if self.roles is None else self.roles
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.effective_roles
 
 
 class Registry:
@@ -204,6 +267,8 @@ class Registry:
                     kind=kind,
                     endpoint=endpoint,
                     keys=tuple(keys),
+                    roles=_parse_roles(entry.get("roles"), f"{where}.roles"),
+                    tls_cert_sha256=_parse_fingerprint(entry.get("tls_cert_sha256"), f"{where}.tls_cert_sha256"),
                 )
             )
         return cls(institutions)
@@ -223,7 +288,9 @@ class Registry:
                     "id": inst.id,
                     "name": inst.name,
                     "kind": inst.kind.value,
+                    "roles": sorted(role.value for role in inst.effective_roles),
                     "endpoint": inst.endpoint,
+                    "tls_cert_sha256": inst.tls_cert_sha256,
                     "keys": [key_dict(k) for k in inst.keys],
                 }
                 for inst in self._by_id.values()

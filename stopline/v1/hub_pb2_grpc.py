@@ -29,7 +29,8 @@ class HubServiceStub:
     """The hub's front door (the gateway). Errors: INVALID_ARGUMENT names the offending field,
     UNAUTHENTICATED for a bad envelope, PERMISSION_DENIED for a signer whose role may not call,
     ALREADY_EXISTS for a case id reported before with different content, NOT_FOUND for an unknown
-    case.
+    case. Every request carries a signed envelope; over mutual TLS the client certificate must be
+    the envelope signer's (UNAUTHENTICATED otherwise).
     """
 
     def __init__(self, channel):
@@ -59,7 +60,8 @@ class HubServiceServicer:
     """The hub's front door (the gateway). Errors: INVALID_ARGUMENT names the offending field,
     UNAUTHENTICATED for a bad envelope, PERMISSION_DENIED for a signer whose role may not call,
     ALREADY_EXISTS for a case id reported before with different content, NOT_FOUND for an unknown
-    case.
+    case. Every request carries a signed envelope; over mutual TLS the client certificate must be
+    the envelope signer's (UNAUTHENTICATED otherwise).
     """
 
     def ReportCase(self, request, context):
@@ -114,7 +116,8 @@ class HubService:
     """The hub's front door (the gateway). Errors: INVALID_ARGUMENT names the offending field,
     UNAUTHENTICATED for a bad envelope, PERMISSION_DENIED for a signer whose role may not call,
     ALREADY_EXISTS for a case id reported before with different content, NOT_FOUND for an unknown
-    case.
+    case. Every request carries a signed envelope; over mutual TLS the client certificate must be
+    the envelope signer's (UNAUTHENTICATED otherwise).
     """
 
     @staticmethod
