@@ -315,7 +315,14 @@ async def cmd_audit(settings: Settings, args) -> int:
 
 
 async def cmd_keys(settings: Settings, args) -> int:
-    from stopline.keyscli import KeysCommandError, keys_list, keys_new, keys_revoke, keys_rotate
+    from stopline.keyscli import (
+        KeysCommandError,
+        keys_certificate,
+        keys_list,
+        keys_new,
+        keys_revoke,
+        keys_rotate,
+    )
 
     try:
         if args.keys_command == "list":
@@ -334,6 +341,10 @@ async def cmd_keys(settings: Settings, args) -> int:
             console.print(
                 f"{args.institution}: new key {key_id}; older keys stay valid for {args.overlap_hours} h", highlight=False
             )
+        elif args.keys_command == "certificate":
+            pem = read_text(Path(args.certificate)).encode() if args.certificate else None
+            pin = keys_certificate(settings, args.institution, pem)
+            console.print(f"{args.institution}: TLS certificate {pin} pinned; any other is refused", highlight=False)
         else:
             keys_revoke(settings, args.institution, args.key_id)
             console.print(f"{args.institution}: key {args.key_id} revoked", highlight=False)
@@ -390,6 +401,9 @@ def parser() -> argparse.ArgumentParser:
             revoke = keys.add_parser("revoke", help="refuse everything signed with a key from now on")
             revoke.add_argument("institution")
             revoke.add_argument("key_id")
+            cert = keys.add_parser("certificate", help="issue a new TLS certificate from the local CA, or pin one")
+            cert.add_argument("institution")
+            cert.add_argument("--certificate", help="PEM certificate its own CA issued (else issued here)")
         elif name == "audit":
             audit = sp.add_subparsers(dest="audit_command", required=True)
             verify = audit.add_parser("verify", help="recompute the tree, check every checkpoint and envelope signature")

@@ -4,11 +4,17 @@
     stopline keys new ID --kind KIND --name NAME [--endpoint HOST:PORT] [--public-key B64]
     stopline keys rotate ID [--public-key B64] [--overlap-hours H]
     stopline keys revoke ID KEY_ID
+    stopline keys certificate ID [--certificate PEM_FILE]
 
 Every change is validated as a whole and written atomically; running hub processes pick it up on
 their next message. Without --public-key the key pair is made here and the private key kept in
 the data folder (the hub itself, local police units); an outside institution makes its own key
 and hands over only the public half.
+
+TLS certificates are pinned in the registry by SHA-256. For an identity kept here (no
+--public-key), `keys new` also issues its certificate from the local CA; `keys certificate`
+issues a fresh one (retiring the old: the hub refuses any certificate but the pinned one) or pins
+the certificate an outside institution's CA issued it.
 """
 
 from __future__ import annotations
@@ -100,8 +106,48 @@ def _keys_new(settings, institution_id, kind, name, endpoint, public_key_b64) ->
     except ValueError:
         raise KeysCommandError(f"--kind {kind!r}: one of {', '.join(k.value for k in InstitutionKind)}") from None
     key = _new_key(settings, institution_id, public_key_b64, datetime.now(UTC))
-    _save(settings, [*registry, Institution(institution_id, name, kind_value, endpoint, (key,))])
+    # An identity kept here gets its certificate too; an outside one brings its own (keys certificate).
+    pin = None if public_key_b64 else _issue_certificate(settings, institution_id, endpoint)
+    _save(settings, [*registry, Institution(institution_id, name, kind_value, endpoint, (key,), tls_cert_sha256=pin)])
     return key.key_id
+
+
+def _issue_certificate(settings: Settings, institution_id: str, endpoint: str | None) -> str:
+    from stopline.setup import tls_dir
+    from trust.tls import LocalCA
+
+    hosts = (endpoint.rsplit(":", 1)[0],) if endpoint else ()
+    identity = LocalCA.load_or_create(tls_dir(settings)).issue(institution_id, hosts)
+    identity.save(tls_dir(settings))
+    return identity.cert_sha256
+
+
+def keys_certificate(settings: Settings, institution_id: str, certificate_pem: bytes | None) -> str:
+    """Pin `certificate_pem` for the institution, or issue and pin a new one from the local CA;
+    return the pinned SHA-256."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from trust.tls import certificate_sha256
+
+    with _editing(settings):
+        registry = _load(settings)
+        inst = registry.get(institution_id)
+        if inst is None:
+            raise KeysCommandError(f"{institution_id!r} is not registered: use `stopline keys new`")
+        if certificate_pem is None:
+            pin = _issue_certificate(settings, institution_id, inst.endpoint)
+        else:
+            try:
+                cert = x509.load_pem_x509_certificate(certificate_pem)
+            except ValueError as e:
+                raise KeysCommandError(f"--certificate: not a PEM certificate ({e})") from None
+            names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+            if names != [institution_id]:
+                raise KeysCommandError(f"--certificate: its common name is {names}, not {institution_id!r}")
+            pin = certificate_sha256(certificate_pem)
+        _save(settings, [dataclasses.replace(i, tls_cert_sha256=pin) if i.id == institution_id else i for i in registry])
+        return pin
 
 
 def keys_rotate(settings: Settings, institution_id: str, public_key_b64: str | None,

@@ -480,3 +480,42 @@ def test_set_up_adds_missing_institutions_to_an_existing_registry_and_keeps_oper
     assert again.endpoint("qilu-bank") == "10.0.0.7:443"
     assert again.institution(settings.operator_id).tls_cert_sha256
     assert [i.id for i in again][: len(edited)] == [i.id for i in edited]
+
+
+def test_a_new_unit_gets_a_certificate_and_reports_over_mutual_tls(stack_env, tmp_path):
+    """`keys new` for an identity kept here issues and pins its certificate, so the new unit can
+    report at once; `keys certificate` retires it for a new one; a certificate naming someone
+    else is never pinned."""
+    from trust.registry import Registry
+    from trust.tls import LocalCA, certificate_sha256
+
+    data = Path(stack_env["STOPLINE_DATA_DIR"])
+    up = subprocess.Popen([STOPLINE, "up"], env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while run(["cases"], stack_env, timeout=30).returncode != 0:
+            assert up.poll() is None and time.monotonic() < deadline, "stopline up never answered"
+            time.sleep(0.3)
+        assert run(["keys", "new", "police-jinan", "--kind", "police_unit", "--name", "Jinan PSB"], stack_env).returncode == 0
+        pinned = Registry.load(data / "registry.json").institution("police-jinan").tls_cert_sha256
+        assert pinned == certificate_sha256((data / "tls" / "police-jinan.crt").read_bytes())
+
+        case_file = tmp_path / "case.json"
+        case_file.write_text(json.dumps(load_scenario("boxing").case | {"case_id": "JN-1", "reporting_unit": "police-jinan"}))
+        reported = run(["report", str(case_file)], stack_env)
+        assert reported.returncode == 0 and "case JN-1 opened" in reported.stdout, reported.stdout
+
+        old_cert = (data / "tls" / "police-jinan.crt").read_bytes()
+        reissued = run(["keys", "certificate", "police-jinan"], stack_env)
+        assert reissued.returncode == 0, reissued.stdout
+        assert (data / "tls" / "police-jinan.crt").read_bytes() != old_cert
+        read = run(["case", "JN-1", "--as", "police-jinan"], stack_env)
+        assert read.returncode == 0 and "JN-1" in read.stdout, read.stdout
+
+        stranger = tmp_path / "stranger.crt"
+        stranger.write_bytes(LocalCA.create().issue("qilu-bank").cert_pem)
+        refused = run(["keys", "certificate", "police-jinan", "--certificate", str(stranger)], stack_env)
+        assert refused.returncode == 2 and "not 'police-jinan'" in refused.stdout, refused.stdout
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.communicate(timeout=60)
