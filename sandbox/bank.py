@@ -71,7 +71,9 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
 
     # --- RPCs ----------------------------------------------------------------------------
 
-    async def StopPayment(self, request: bank_pb2.StopPaymentRequest, context) -> bank_pb2.StopPaymentResponse:
+    async def StopPayment(
+        self, request: bank_pb2.StopPaymentRequest, context
+    ) -> bank_pb2.StopPaymentResponse:
         await self._before(context)
         order = await self._open(request, bank_pb2.StopPaymentOrder, context)
         bound = log.bind(
@@ -108,7 +110,9 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         envelope = seal_bytes(result.answer_payload, answer.DESCRIPTOR.full_name, self._answer_key())
         return bank_pb2.StopPaymentResponse(envelope=envelope)
 
-    async def QueryAccount(self, request: bank_pb2.QueryAccountRequest, context) -> bank_pb2.QueryAccountResponse:
+    async def QueryAccount(
+        self, request: bank_pb2.QueryAccountRequest, context
+    ) -> bank_pb2.QueryAccountResponse:
         await self._before(context)
         query = await self._open(request, bank_pb2.AccountQuery, context)
         bound = log.bind(
@@ -126,7 +130,9 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         )
         if account is not None:
             report.holder_name = account.holder_name
-            report.balance.CopyFrom(common_pb2.Money(minor_units=account.balance_minor, currency=account.currency))
+            report.balance.CopyFrom(
+                common_pb2.Money(minor_units=account.balance_minor, currency=account.currency)
+            )
             report.held.CopyFrom(common_pb2.Money(minor_units=account.held_minor, currency=account.currency))
             for t in transfers:
                 out = report.transfers.add(
@@ -151,14 +157,18 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         code = self.faults.refuse_all_with
         if code is not None:
             log.warning("fault.refuse_all", institution=self.institution_id, code=code.name)
-            await context.abort(code, f"sandbox fault: {self.institution_id} refuses every request with {code.name}")
+            await context.abort(
+                code, f"sandbox fault: {self.institution_id} refuses every request with {code.name}"
+            )
 
     async def _open(self, request, message_type: type[Message], context):
         """Verify the hub's signature over the bytes received, and only then parse them."""
         if not request.HasField("envelope"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: missing")
         # Over mutual TLS only the hub's own certificate may carry the hub's envelopes.
-        mismatch = peer_mismatch(tls_peer(context), request.envelope.signer, self._pinned_cert(request.envelope.signer))
+        mismatch = peer_mismatch(
+            tls_peer(context), request.envelope.signer, self._pinned_cert(request.envelope.signer)
+        )
         try:
             if mismatch is not None:
                 raise PeerMismatch(mismatch)
@@ -186,9 +196,14 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         require("idempotency_key", bool(order.idempotency_key), "must not be empty")
         require("case_id", bool(order.case_id), "must not be empty")
         self._validate_account(order.account)
-        require("amount.minor_units", order.amount.minor_units > 0, f"must be positive, got {order.amount.minor_units}")
         require(
-            "amount.currency", bool(_CURRENCY.fullmatch(order.amount.currency)),
+            "amount.minor_units",
+            order.amount.minor_units > 0,
+            f"must be positive, got {order.amount.minor_units}",
+        )
+        require(
+            "amount.currency",
+            bool(_CURRENCY.fullmatch(order.amount.currency)),
             f"must be an ISO 4217 code (3 upper-case letters), got {order.amount.currency!r}",
         )
         if order.HasField("transfer_time"):
@@ -196,7 +211,8 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         if order.HasField("hold_duration"):
             duration = to_timedelta(order.hold_duration, "hold_duration")
             require(
-                "hold_duration", timedelta(0) < duration <= MAX_HOLD_DURATION,
+                "hold_duration",
+                timedelta(0) < duration <= MAX_HOLD_DURATION,
                 f"must be positive and at most {MAX_HOLD_DURATION.days} days when set, got {duration}",
             )
 
@@ -205,11 +221,16 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         require("idempotency_key", bool(query.idempotency_key), "must not be empty")
         require("case_id", bool(query.case_id), "must not be empty")
         self._validate_account(query.account)
-        return to_datetime(query.transfers_since, "transfers_since") if query.HasField("transfers_since") else None
+        return (
+            to_datetime(query.transfers_since, "transfers_since")
+            if query.HasField("transfers_since")
+            else None
+        )
 
     def _validate_account(self, account: common_pb2.AccountRef) -> None:
         require(
-            "account.institution", account.institution == self.institution_id,
+            "account.institution",
+            account.institution == self.institution_id,
             f"order is for institution {account.institution!r}, this is {self.institution_id!r}",
         )
         require("account.account_number", bool(account.account_number), "must not be empty")
@@ -230,5 +251,7 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         if not self.faults.forge_answers:
             return self._key
         if self._forged_key is None:
-            self._forged_key = SigningKey(self._key.institution_id, self._key.key_id, Ed25519PrivateKey.generate())
+            self._forged_key = SigningKey(
+                self._key.institution_id, self._key.key_id, Ed25519PrivateKey.generate()
+            )
         return self._forged_key

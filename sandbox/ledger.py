@@ -274,8 +274,15 @@ class Ledger:
                 cur = conn.execute(
                     "INSERT INTO holds (account, case_id, amount_minor, currency, idempotency_key,"
                     " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (number, order.case_id, decision.held_minor, order.amount.currency,
-                     order.idempotency_key, _ts(now), _ts(expires)),
+                    (
+                        number,
+                        order.case_id,
+                        decision.held_minor,
+                        order.amount.currency,
+                        order.idempotency_key,
+                        _ts(now),
+                        _ts(expires),
+                    ),
                 )
                 hold_id = f"{self.institution_id}-H{cur.lastrowid:06d}"
                 conn.execute("UPDATE holds SET hold_id = ? WHERE id = ?", (hold_id, cur.lastrowid))

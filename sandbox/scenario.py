@@ -222,7 +222,9 @@ def _check_case(case, institutions: dict[str, ScenarioInstitution], units: set[s
         _account_ref(t.get("from"), f"{twhere}.from")
         to_inst, _ = _account_ref(t.get("to"), f"{twhere}.to")
         if to_inst not in institutions:
-            raise ScenarioError(f"{twhere}.to.institution: {to_inst!r} is not one of the scenario's institutions")
+            raise ScenarioError(
+                f"{twhere}.to.institution: {to_inst!r} is not one of the scenario's institutions"
+            )
         if "to_holder_name" in t:
             _str(t, "to_holder_name", twhere)
         amount = _obj(t.get("amount"), f"{twhere}.amount")
@@ -247,7 +249,9 @@ def parse_scenario(data) -> Scenario:
         if inst.id in institutions or inst.id in _RESERVED_IDS:
             raise ScenarioError(f"institutions[{i}].id: {inst.id!r} is listed twice or reserved")
         if inst.port is not None and inst.port in ports:
-            raise ScenarioError(f"institutions[{i}] ({inst.id}).port: {inst.port} is also {ports[inst.port]}'s")
+            raise ScenarioError(
+                f"institutions[{i}] ({inst.id}).port: {inst.port} is also {ports[inst.port]}'s"
+            )
         if inst.port is not None:
             ports[inst.port] = inst.id
         institutions[inst.id] = inst
@@ -279,8 +283,11 @@ def scenario_path(name_or_path: str | Path) -> Path:
     shipped = resources.files("sandbox") / "scenarios" / f"{name_or_path}.json"
     if shipped.is_file():
         return Path(str(shipped))
-    available = sorted(p.name.removesuffix(".json") for p in (resources.files("sandbox") / "scenarios").iterdir()
-                       if p.name.endswith(".json"))
+    available = sorted(
+        p.name.removesuffix(".json")
+        for p in (resources.files("sandbox") / "scenarios").iterdir()
+        if p.name.endswith(".json")
+    )
     raise ScenarioError(f"no scenario file {name_or_path!r} (shipped scenarios: {', '.join(available)})")
 
 

@@ -40,7 +40,8 @@ def require(field: str, ok: bool, problem: str) -> None:
 def to_datetime(ts: Timestamp, field: str) -> datetime:
     """The UTC datetime a Timestamp names (to the microsecond), or InvalidField."""
     require(
-        field, TIMESTAMP_MIN_SECONDS <= ts.seconds <= TIMESTAMP_MAX_SECONDS,
+        field,
+        TIMESTAMP_MIN_SECONDS <= ts.seconds <= TIMESTAMP_MAX_SECONDS,
         f"out of range: seconds {ts.seconds} must be in [{TIMESTAMP_MIN_SECONDS}, {TIMESTAMP_MAX_SECONDS}]"
         " (0001-01-01 to 9999-12-31 UTC)",
     )
@@ -54,15 +55,18 @@ def to_datetime(ts: Timestamp, field: str) -> datetime:
 def to_timedelta(d: Duration, field: str) -> timedelta:
     """The timedelta a Duration names (to the microsecond), or InvalidField."""
     require(
-        field, -DURATION_MAX_SECONDS <= d.seconds <= DURATION_MAX_SECONDS,
+        field,
+        -DURATION_MAX_SECONDS <= d.seconds <= DURATION_MAX_SECONDS,
         f"out of range: seconds {d.seconds} must be in [-{DURATION_MAX_SECONDS}, {DURATION_MAX_SECONDS}]",
     )
     require(
-        field, -NANOS_MAX <= d.nanos <= NANOS_MAX,
+        field,
+        -NANOS_MAX <= d.nanos <= NANOS_MAX,
         f"out of range: nanos {d.nanos} must be in [-{NANOS_MAX}, {NANOS_MAX}]",
     )
     require(
-        field, not (d.seconds > 0 > d.nanos or d.seconds < 0 < d.nanos),
+        field,
+        not (d.seconds > 0 > d.nanos or d.seconds < 0 < d.nanos),
         f"out of range: seconds {d.seconds} and nanos {d.nanos} must not have opposite signs",
     )
     try:

@@ -57,9 +57,13 @@ ACCOUNTS = [
     Account(DOLLARS, "Zhou Lei", "USD", 5_000_000),
 ]
 TRANSFERS = [
-    Transfer(PARTIAL, OTHER, "HXP-0004", 15_000_000, "CNY", datetime(2026, 11, 25, 0, 52, tzinfo=UTC), "transfer"),
+    Transfer(
+        PARTIAL, OTHER, "HXP-0004", 15_000_000, "CNY", datetime(2026, 11, 25, 0, 52, tzinfo=UTC), "transfer"
+    ),
     Transfer(PARTIAL, "", "", 9_860_000, "CNY", datetime(2026, 11, 25, 1, 3, tzinfo=UTC), "cash"),
-    Transfer(PARTIAL, "", "", 100_000, "CNY", datetime(2026, 11, 1, 9, 0, tzinfo=UTC), "cash"),  # before the fraud
+    Transfer(
+        PARTIAL, "", "", 100_000, "CNY", datetime(2026, 11, 1, 9, 0, tzinfo=UTC), "cash"
+    ),  # before the fraud
 ]
 
 
@@ -72,12 +76,19 @@ def keys() -> dict[str, SigningKey]:
 
 
 def make_registry(keys: dict[str, SigningKey]) -> Registry:
-    kinds = {"hub": InstitutionKind.HUB, BANK: InstitutionKind.BANK, OTHER: InstitutionKind.PAYMENT_COMPANY,
-             POLICE: InstitutionKind.POLICE_UNIT, "boxing-rcb": InstitutionKind.BANK}
-    return Registry([
-        Institution(i, i, kinds[i], keys=(registered_key(k.public_key, k.key_id, VALID_FROM),))
-        for i, k in keys.items()
-    ])
+    kinds = {
+        "hub": InstitutionKind.HUB,
+        BANK: InstitutionKind.BANK,
+        OTHER: InstitutionKind.PAYMENT_COMPANY,
+        POLICE: InstitutionKind.POLICE_UNIT,
+        "boxing-rcb": InstitutionKind.BANK,
+    }
+    return Registry(
+        [
+            Institution(i, i, kinds[i], keys=(registered_key(k.public_key, k.key_id, VALID_FROM),))
+            for i, k in keys.items()
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +135,9 @@ def order(
 
 
 async def send(stub, message, signer: SigningKey) -> bank_pb2.StopPaymentResponse:
-    return await stub.StopPayment(bank_pb2.StopPaymentRequest(envelope=seal(message, signer)), timeout=CALL_TIMEOUT)
+    return await stub.StopPayment(
+        bank_pb2.StopPaymentRequest(envelope=seal(message, signer)), timeout=CALL_TIMEOUT
+    )
 
 
 async def stop(stub, keys, registry, message) -> bank_pb2.StopPaymentAnswer:
@@ -154,7 +167,11 @@ async def test_full_hold_holds_the_ordered_amount_for_48_hours(bank, stub, keys,
     assert answer.held == common_pb2.Money(minor_units=80_000_000, currency="CNY")
     assert answer.requested == common_pb2.Money(minor_units=80_000_000, currency="CNY")
     assert answer.refusal_reason == bank_pb2.REFUSAL_REASON_UNSPECIFIED
-    assert (answer.idempotency_key, answer.case_id, answer.account.account_number) == ("case-BX-1/stop/1", "BX-1", FULL)
+    assert (answer.idempotency_key, answer.case_id, answer.account.account_number) == (
+        "case-BX-1/stop/1",
+        "BX-1",
+        FULL,
+    )
     held_at = answer.held_at.ToDatetime(tzinfo=UTC)
     assert abs(datetime.now(UTC) - held_at) < timedelta(seconds=30)
     assert answer.hold_expires_at.ToDatetime(tzinfo=UTC) - held_at == timedelta(hours=48)
@@ -197,7 +214,9 @@ async def test_a_second_order_only_holds_what_the_first_left_available(bank, stu
     ],
     ids=["unknown-account", "closed", "name-mismatch", "currency-mismatch", "no-funds"],
 )
-async def test_refusals_are_signed_answers_that_hold_nothing(bank, stub, keys, registry, account, holder, currency, reason):
+async def test_refusals_are_signed_answers_that_hold_nothing(
+    bank, stub, keys, registry, account, holder, currency, reason
+):
     answer = await stop(stub, keys, registry, order(account, 1_000_000, holder=holder, currency=currency))
 
     assert answer.outcome == bank_pb2.STOP_PAYMENT_OUTCOME_REFUSED
@@ -247,7 +266,9 @@ async def test_a_repeated_order_gets_the_same_answer_and_is_held_once(bank, stub
 
 async def test_a_reused_key_for_another_order_is_refused_and_changes_nothing(bank, stub, keys, registry):
     first = await stop(stub, keys, registry, order(FULL, 80_000_000))
-    details = await rpc_error(send(stub, order(FULL, 90_000_000), keys["hub"]), grpc.StatusCode.FAILED_PRECONDITION)
+    details = await rpc_error(
+        send(stub, order(FULL, 90_000_000), keys["hub"]), grpc.StatusCode.FAILED_PRECONDITION
+    )
 
     assert "case-BX-1/stop/1" in details and "different order" in details
     assert [h.hold_id for h in bank.ledger.holds()] == [first.hold_id]
@@ -265,7 +286,9 @@ async def test_concurrent_duplicates_are_applied_once(bank, stub, keys, registry
 # --- faults ----------------------------------------------------------------------------------
 
 
-async def test_an_answer_lost_after_apply_is_answered_on_retry_without_a_second_hold(bank, stub, keys, registry):
+async def test_an_answer_lost_after_apply_is_answered_on_retry_without_a_second_hold(
+    bank, stub, keys, registry
+):
     bank.faults.fail_after_apply = 1
 
     details = await rpc_error(send(stub, order(FULL, 80_000_000), keys["hub"]), grpc.StatusCode.UNAVAILABLE)
@@ -330,14 +353,19 @@ async def test_tampered_request_is_unauthenticated(bank, stub, keys, tamper):
 
 
 async def test_order_validly_signed_by_a_non_hub_institution_is_permission_denied(bank, stub, keys):
-    details = await rpc_error(send(stub, order(FULL, 80_000_000), keys[POLICE]), grpc.StatusCode.PERMISSION_DENIED)
+    details = await rpc_error(
+        send(stub, order(FULL, 80_000_000), keys[POLICE]), grpc.StatusCode.PERMISSION_DENIED
+    )
     assert POLICE in details
     assert bank.ledger.holds() == []
 
 
 async def test_wrong_payload_type_is_invalid_argument(bank, stub, keys):
-    query = bank_pb2.AccountQuery(idempotency_key="q", case_id="BX-1",
-                                  account=common_pb2.AccountRef(institution=BANK, account_number=FULL))
+    query = bank_pb2.AccountQuery(
+        idempotency_key="q",
+        case_id="BX-1",
+        account=common_pb2.AccountRef(institution=BANK, account_number=FULL),
+    )
     details = await rpc_error(send(stub, query, keys["hub"]), grpc.StatusCode.INVALID_ARGUMENT)
     assert "stopline.v1.AccountQuery" in details
     assert bank.ledger.holds() == []
@@ -386,8 +414,13 @@ async def test_malformed_orders_name_the_field(bank, stub, keys, changes, field)
         ("transfer_time", 10**12, 0),  # past 9999-12-31
         ("transfer_time", 1_795_000_000, -5),
     ],
-    ids=["hold-nanos-too-big", "hold-nanos-opposite-sign", "hold-seconds-max-int64",
-         "transfer-time-seconds-1e12", "transfer-time-nanos-negative"],
+    ids=[
+        "hold-nanos-too-big",
+        "hold-nanos-opposite-sign",
+        "hold-seconds-max-int64",
+        "transfer-time-seconds-1e12",
+        "transfer-time-nanos-negative",
+    ],
 )
 async def test_out_of_range_times_in_an_order_are_invalid_argument_and_apply_nothing(
     bank, stub, keys, registry, field, seconds, nanos
@@ -511,7 +544,8 @@ async def test_restart_comes_back_on_the_same_port_with_the_same_ledger(bank, ke
         # The hub's retry; wait_for_ready rides out the channel's reconnect backoff.
         response = await stub.StopPayment(
             bank_pb2.StopPaymentRequest(envelope=seal(order(FULL, 80_000_000), keys["hub"])),
-            timeout=CALL_TIMEOUT, wait_for_ready=True,
+            timeout=CALL_TIMEOUT,
+            wait_for_ready=True,
         )
         again = open_envelope(response.envelope, bank_pb2.StopPaymentAnswer, registry, expected_signer=BANK)
     assert again.hold_id == first.hold_id
@@ -536,15 +570,20 @@ async def test_health_is_serving_and_reflection_lists_the_bank_service(bank):
 
 
 def query_message(number: str, since: datetime | None = None) -> bank_pb2.AccountQuery:
-    q = bank_pb2.AccountQuery(idempotency_key="case-BX-1/query/1", case_id="BX-1",
-                              account=common_pb2.AccountRef(institution=BANK, account_number=number))
+    q = bank_pb2.AccountQuery(
+        idempotency_key="case-BX-1/query/1",
+        case_id="BX-1",
+        account=common_pb2.AccountRef(institution=BANK, account_number=number),
+    )
     if since:
         q.transfers_since.FromDatetime(since)
     return q
 
 
 async def send_query(stub, q: bank_pb2.AccountQuery, signer: SigningKey) -> bank_pb2.QueryAccountResponse:
-    return await stub.QueryAccount(bank_pb2.QueryAccountRequest(envelope=seal(q, signer)), timeout=CALL_TIMEOUT)
+    return await stub.QueryAccount(
+        bank_pb2.QueryAccountRequest(envelope=seal(q, signer)), timeout=CALL_TIMEOUT
+    )
 
 
 async def query(stub, keys, registry, number, since=None) -> bank_pb2.AccountReport:
@@ -562,12 +601,16 @@ async def test_query_reports_balance_held_and_onward_transfers_since(bank, stub,
     assert report.balance == common_pb2.Money(minor_units=12_640_000, currency="CNY")
     assert report.held == common_pb2.Money(minor_units=12_640_000, currency="CNY")
     # Oldest first; the withdrawal before the fraud is not reported.
-    assert [(t.channel, t.amount.minor_units, t.to_account.institution, t.to_account.account_number)
-            for t in report.transfers] == [
+    assert [
+        (t.channel, t.amount.minor_units, t.to_account.institution, t.to_account.account_number)
+        for t in report.transfers
+    ] == [
         (bank_pb2.TRANSFER_CHANNEL_TRANSFER, 15_000_000, OTHER, "HXP-0004"),
         (bank_pb2.TRANSFER_CHANNEL_CASH, 9_860_000, "", ""),
     ]
-    assert report.transfers[0].transferred_at.ToDatetime(tzinfo=UTC) == datetime(2026, 11, 25, 0, 52, tzinfo=UTC)
+    assert report.transfers[0].transferred_at.ToDatetime(tzinfo=UTC) == datetime(
+        2026, 11, 25, 0, 52, tzinfo=UTC
+    )
     assert not report.transfers[1].HasField("to_account")
 
     everything = await query(stub, keys, registry, PARTIAL)
@@ -579,7 +622,9 @@ async def test_query_reports_balance_held_and_onward_transfers_since(bank, stub,
     [(0, -5), (1_795_000_000, 10**9), (10**12, 0), (-(2**63), 0)],
     ids=["nanos-negative", "nanos-too-big", "seconds-1e12", "seconds-min-int64"],
 )
-async def test_query_with_an_out_of_range_transfers_since_is_invalid_argument(bank, stub, keys, seconds, nanos):
+async def test_query_with_an_out_of_range_transfers_since_is_invalid_argument(
+    bank, stub, keys, seconds, nanos
+):
     q = query_message(PARTIAL)
     q.transfers_since.seconds = seconds
     q.transfers_since.nanos = nanos
@@ -601,8 +646,11 @@ async def test_query_for_an_unknown_account_says_not_found(bank, stub, keys, reg
 
 
 async def test_query_signed_by_a_non_hub_institution_is_permission_denied(bank, stub, keys):
-    q = bank_pb2.AccountQuery(idempotency_key="q", case_id="BX-1",
-                              account=common_pb2.AccountRef(institution=BANK, account_number=FULL))
+    q = bank_pb2.AccountQuery(
+        idempotency_key="q",
+        case_id="BX-1",
+        account=common_pb2.AccountRef(institution=BANK, account_number=FULL),
+    )
     await rpc_error(
         stub.QueryAccount(bank_pb2.QueryAccountRequest(envelope=seal(q, keys[OTHER])), timeout=CALL_TIMEOUT),
         grpc.StatusCode.PERMISSION_DENIED,
@@ -654,13 +702,23 @@ async def test_the_boxing_scenario_holds_what_the_demo_expects(tmp_path):
         outcomes = {}
         for n, t in enumerate(scenario.case["transfers"]):
             to = t["to"]
-            o = order(to["account_number"], t["amount"]["minor_units"], key=f"demo/{n}",
-                      case_id=scenario.case["case_id"], holder=t["to_holder_name"], institution=to["institution"])
+            o = order(
+                to["account_number"],
+                t["amount"]["minor_units"],
+                key=f"demo/{n}",
+                case_id=scenario.case["case_id"],
+                holder=t["to_holder_name"],
+                institution=to["institution"],
+            )
             async with grpc.aio.insecure_channel(sandbox.institutions[to["institution"]].endpoint) as channel:
                 response = await send(bank_pb2_grpc.BankServiceStub(channel), o, keys["hub"])
-            answer = open_envelope(response.envelope, bank_pb2.StopPaymentAnswer, registry,
-                                   expected_signer=to["institution"])
-            outcomes[to["account_number"]] = (bank_pb2.StopPaymentOutcome.Name(answer.outcome), answer.held.minor_units)
+            answer = open_envelope(
+                response.envelope, bank_pb2.StopPaymentAnswer, registry, expected_signer=to["institution"]
+            )
+            outcomes[to["account_number"]] = (
+                bank_pb2.StopPaymentOutcome.Name(answer.outcome),
+                answer.held.minor_units,
+            )
     finally:
         await sandbox.stop()
 
@@ -675,8 +733,16 @@ async def test_the_boxing_scenario_holds_what_the_demo_expects(tmp_path):
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("institutions", 0, "accounts", 0, "currency"), "cny", "institutions[0] (qilu-bank).accounts[0].currency"),
-        (("institutions", 0, "accounts", 0, "balance_minor"), 12.5, "accounts[0].balance_minor: must be an integer"),
+        (
+            ("institutions", 0, "accounts", 0, "currency"),
+            "cny",
+            "institutions[0] (qilu-bank).accounts[0].currency",
+        ),
+        (
+            ("institutions", 0, "accounts", 0, "balance_minor"),
+            12.5,
+            "accounts[0].balance_minor: must be an integer",
+        ),
         (("institutions", 0, "kind"), "carrier", "institutions[0] (qilu-bank).kind"),
         (("institutions", 0, "faults"), {"forge": True}, "faults.forge: unknown fault"),
         (("case", "transfers", 0, "to", "institution"), "nowhere-bank", "case.transfers[0].to.institution"),
@@ -695,7 +761,9 @@ def test_a_bad_scenario_is_refused_naming_the_field(path, value, message):
 
 def test_scenario_faults_are_parsed():
     faults = Faults.from_dict({"delay_seconds": 1, "fail_after_apply": 2, "refuse_all_with": "UNAVAILABLE"})
-    assert faults == Faults(delay_seconds=1.0, fail_after_apply=2, refuse_all_with=grpc.StatusCode.UNAVAILABLE)
+    assert faults == Faults(
+        delay_seconds=1.0, fail_after_apply=2, refuse_all_with=grpc.StatusCode.UNAVAILABLE
+    )
 
 
 async def test_a_replayed_request_envelope_is_unauthenticated(bank, stub, keys):
