@@ -11,7 +11,7 @@ from collections.abc import Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.stop_payment import StopPaymentActivities
+from activities.institutions import InstitutionActivities
 from adapters.bank import DEFAULT_TIMEOUT_SECONDS, BankClient
 from adapters.channels import ChannelPool
 from audit.log import AuditLog
@@ -35,12 +35,12 @@ def build_worker(
     replay: NonceCache | None = None,
 ) -> Worker:
     banks = BankClient(channels, registry, timeout_seconds=bank_timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
-    stops = StopPaymentActivities(hub_key, registry, banks, audit, replay)
+    institutions = InstitutionActivities(hub_key, registry, banks, audit, replay)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[stops.request_stop_payment],
+        activities=[institutions.request_stop_payment, institutions.request_account_query],
     )
 
 

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from activities.convert import account_pb, money_pb, timestamp_pb
-from stopline.domain import AccountStop, Amount, CaseStatus, CaseView, StopState, stop_step_id
+from stopline.domain import (
+    AccountStop,
+    Amount,
+    CaseStatus,
+    CaseView,
+    FlowKind,
+    MoneyFlow,
+    StopState,
+    stop_step_id,
+)
 from stopline.v1 import hub_pb2
 
 CASE_STATUS_PB = {
@@ -22,6 +31,30 @@ STOP_STATE_PB = {
 }
 
 
+FLOW_KIND_PB = {
+    FlowKind.ONWARD: hub_pb2.FLOW_KIND_ONWARD,
+    FlowKind.CASH: hub_pb2.FLOW_KIND_CASH,
+    FlowKind.ABROAD: hub_pb2.FLOW_KIND_ABROAD,
+    FlowKind.OFF_PLATFORM: hub_pb2.FLOW_KIND_OFF_PLATFORM,
+    FlowKind.BEYOND_DEPTH: hub_pb2.FLOW_KIND_BEYOND_DEPTH,
+    FlowKind.NOT_TRACED: hub_pb2.FLOW_KIND_NOT_TRACED,
+}
+
+
+def money_flow_pb(flow: MoneyFlow) -> hub_pb2.MoneyFlow:
+    msg = hub_pb2.MoneyFlow(
+        from_account=account_pb(flow.from_account),
+        amount=money_pb(flow.amount),
+        kind=FLOW_KIND_PB[flow.kind],
+        note=flow.note,
+    )
+    if flow.to_account is not None:
+        msg.to_account.CopyFrom(account_pb(flow.to_account))
+    if flow.moved_at is not None:
+        msg.moved_at.CopyFrom(timestamp_pb(flow.moved_at))
+    return msg
+
+
 def account_stop_pb(stop: AccountStop, attempts: int = 0, last_error: str = "") -> hub_pb2.AccountStop:
     msg = hub_pb2.AccountStop(
         account=account_pb(stop.account),
@@ -32,6 +65,8 @@ def account_stop_pb(stop: AccountStop, attempts: int = 0, last_error: str = "") 
         attempts=attempts,
         last_error=last_error,
         hold_id=stop.hold_id,
+        depth=stop.depth,
+        traced=stop.traced,
     )
     if stop.hold_expires_at is not None:
         msg.hold_expires_at.CopyFrom(timestamp_pb(stop.hold_expires_at))
@@ -43,6 +78,7 @@ def account_stop_pb(stop: AccountStop, attempts: int = 0, last_error: str = "") 
 def case_view_pb(view: CaseView, pending: dict[str, tuple[int, str]] | None = None) -> hub_pb2.CaseView:
     """`pending` maps a stop's activity id to (attempts so far, last error) for unanswered stops."""
     pending = pending or {}
+    zero = Amount.zero(view.total_reported.currency)
     stops = []
     for stop in view.stops:
         attempts, last_error = stop.attempts, ""
@@ -60,4 +96,8 @@ def case_view_pb(view: CaseView, pending: dict[str, tuple[int, str]] | None = No
         stops=stops,
         suspect_phone_numbers=view.suspect_phone_numbers,
         summary=view.summary,
+        flows=[money_flow_pb(f) for f in view.flows],
+        total_lost=money_pb(view.total_lost or zero),
+        total_abroad=money_pb(view.total_abroad or zero),
+        total_at_large=money_pb(view.total_at_large or zero),
     )

@@ -39,6 +39,7 @@ from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, case_view_pb
 from gateway.validation import CASE_ID_PATTERN, MAX_REPORT_BYTES, InvalidReport, validate_report
 from stopline.domain import (
     CASE_WORKFLOW,
+    DEFAULT_CHASE_DEPTH,
     SA_AMOUNT_MINOR,
     SA_CASE_ID,
     SA_CURRENCY,
@@ -109,7 +110,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         task_queue: str,
         audit: AuditLog | None = None,
         replay: NonceCache | None = None,
+        chase_max_depth: int = DEFAULT_CHASE_DEPTH,
     ):
+        self._chase_max_depth = chase_max_depth
         self._client = client
         self._replay = replay or MemoryNonceCache()
         self._registry = registry
@@ -178,7 +181,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         report = await self._open(request, context, hub_pb2.CaseReport, Role.REPORT, "report cases", MAX_REPORT_BYTES)
         envelope = request.envelope
         try:
-            case = validate_report(report, self._registry(), signer=envelope.signer)
+            case = dataclasses.replace(
+                validate_report(report, self._registry(), signer=envelope.signer), max_depth=self._chase_max_depth
+            )
         except InvalidReport as e:
             await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=report.case_id[:64])
 

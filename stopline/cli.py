@@ -31,7 +31,7 @@ from stopline import logs
 from stopline.casefile import CaseFileError, load_case_file, rebase_report, report_from_dict
 from stopline.config import ConfigError, Settings, load
 from stopline.hubclient import HubClient
-from stopline.render import case_table, cases_table, money, stop_line
+from stopline.render import case_table, cases_table, flow_line, money, money_summary, stop_line
 from stopline.setup import HUB_ID, registry_file, tls_identity
 from stopline.v1 import hub_pb2
 from trust.errors import TrustError
@@ -131,13 +131,13 @@ async def cmd_demo(settings: Settings, args) -> int:
             case = await follow_case(hub, report.case_id, started)
         elapsed = time.perf_counter() - started
         console.print()
-        console.print(case_table(case))
+        print_case(case)
         outcome_ok = case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED
         holding = {s.account.institution for s in case.stops if s.held.minor_units > 0}
         unverified = [s for s in case.stops if s.state in (hub_pb2.STOP_STATE_ANSWER_REJECTED, hub_pb2.STOP_STATE_FAILED)]
         console.print(
             f"{money(case.total_held)} of {money(case.total_reported)} held at {len(holding)} "
-            f"institution{'s' if len(holding) != 1 else ''}, "
+            f"institution{'s' if len(holding) != 1 else ''} across {len(case.stops)} accounts, "
             + (f"{len(unverified)} stop(s) need an operator" if unverified else "every answer signed and verified")
             + f", in {elapsed:.2f} s.",
             highlight=False,
@@ -152,9 +152,20 @@ async def cmd_demo(settings: Settings, args) -> int:
     return 0 if outcome_ok else 1
 
 
+def print_case(case: hub_pb2.CaseView) -> None:
+    """The per-account table, where the money went, and the four totals that add up."""
+    console.print(case_table(case))
+    for flow in case.flows:
+        if flow.kind != hub_pb2.FLOW_KIND_ONWARD:  # onward flows show as the next hop's row
+            console.print(f"  {flow_line(flow)}", highlight=False)
+    console.print(money_summary(case), highlight=False)
+
+
 async def follow_case(hub: HubClient, case_id: str, started: float) -> hub_pb2.CaseView:
-    """Print each account's change as it happens, until every institution has answered."""
+    """Print each account's change and each piece of money found moving, as they happen, until
+    the chase is done."""
     seen: dict[str, str] = {}
+    flows_seen = 0
     deadline = time.monotonic() + DEMO_WAIT_SECONDS
     while True:
         case = await hub.get_case(case_id)
@@ -164,6 +175,9 @@ async def follow_case(hub: HubClient, case_id: str, started: float) -> hub_pb2.C
             if seen.get(key) != line:
                 seen[key] = line
                 console.print(f"  [{time.perf_counter() - started:6.3f} s] {line}", highlight=False)
+        for flow in case.flows[flows_seen:]:
+            console.print(f"  [{time.perf_counter() - started:6.3f} s]   {flow_line(flow)}", highlight=False)
+        flows_seen = len(case.flows)
         if case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED or time.monotonic() > deadline:
             return case
         await asyncio.sleep(0.05)
@@ -217,7 +231,7 @@ async def cmd_gateway(settings: Settings, args) -> int:
     async with checkpointing(open_audit(settings, hub_key), settings.audit_checkpoint_seconds) as audit:
         hub = HubServicer(
             client, registry_file(settings), hub_key_file(settings), settings.task_queue, audit,
-            SqliteNonceCache(settings.nonces_db),
+            SqliteNonceCache(settings.nonces_db), chase_max_depth=settings.chase_max_depth,
         )  # fmt: skip
         server, port = await start_gateway(settings.gateway_address, hub, tls_identity(settings, HUB_ID))
         console.print(f"HubService on port {port}", highlight=False)
@@ -257,7 +271,7 @@ async def cmd_report(settings: Settings, args) -> int:
 async def cmd_case(settings: Settings, args) -> int:
     async with hub_client(settings, args.as_reader or settings.operator_id) as hub:
         case = await hub.get_case(args.case_id)
-    console.print(case_table(case))
+    print_case(case)
     return 0
 
 

@@ -43,6 +43,8 @@ class Settings:
     audit_origin: str = "stopline.local/audit"
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: int = 60
+    # How many hops the chase follows from the victim's receiving accounts.
+    chase_max_depth: int = 8
     # The centre's operators' console: `stopline case|cases` read as this registry identity.
     operator_id: str = "centre-operators"
     # Local debugging only: no TLS on any server or channel (envelopes are still signed and
@@ -133,6 +135,8 @@ def load(path: Path | None = None, env: dict[str, str] | None = None, **override
         raise ConfigError(f"log_level = {settings.log_level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
     if settings.audit_checkpoint_every < 1 or settings.audit_checkpoint_seconds < 1:
         raise ConfigError("audit_checkpoint_every and audit_checkpoint_seconds must be at least 1")
+    if not 1 <= settings.chase_max_depth <= 64:
+        raise ConfigError(f"chase_max_depth = {settings.chase_max_depth}: use 1 to 64")
     if settings.sandbox_ports not in {"scenario", "auto"}:
         raise ConfigError(f"sandbox_ports = {settings.sandbox_ports!r}: use scenario or auto")
     return settings

@@ -16,7 +16,12 @@ from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE_DEFAULT = "stopline-cases"
 REQUEST_STOP_PAYMENT = "request_stop_payment"
+REQUEST_ACCOUNT_QUERY = "request_account_query"
 CASE_WORKFLOW = "CaseWorkflow"
+
+# How many hops the chase follows from the victim's receiving accounts (hop 1) before recording
+# the rest as beyond reach; one real case ran to 87 accounts, most within 5 layers.
+DEFAULT_CHASE_DEPTH = 8
 
 # Emergency stop-payments hold money for 48 hours (see ../shared/DESIGN.md, "emergency stop-payment").
 STOP_PAYMENT_HOLD = timedelta(hours=48)
@@ -34,6 +39,11 @@ def stop_step_id(account: Account) -> str:
     """The stop-payment step for one account: its activity id (stable, so operators' views can
     match pending attempts to accounts) and part of its idempotency key."""
     return f"stop/{account.institution}/{account.number}"
+
+
+def query_step_id(account: Account) -> str:
+    """The account-query step for one account (activity id and idempotency key part)."""
+    return f"query/{account.institution}/{account.number}"
 
 
 def case_workflow_id(case_id: str) -> str:
@@ -90,6 +100,7 @@ class CaseInput:
     transfers: list[ReportedTransfer]
     suspect_phone_numbers: list[str] = field(default_factory=list)
     summary: str = ""
+    max_depth: int = DEFAULT_CHASE_DEPTH
 
     @property
     def currency(self) -> str:
@@ -177,6 +188,49 @@ class StopPaymentResult:
     attempts: int = 1  # calls it took to get this answer
 
 
+# --- account query and answer ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountQueryInput:
+    idempotency_key: str
+    case_id: str
+    requested_by: str
+    account: Account
+    transfers_since: datetime
+
+
+class Channel(StrEnum):
+    TRANSFER = "transfer"
+    CASH = "cash"  # withdrawn at a counter or ATM: out of reach
+    ABROAD = "abroad"  # sent to a foreign institution: cross-border recovery's job
+
+
+@dataclass(frozen=True)
+class OnwardTransfer:
+    """Money that left an account, as its institution reported it."""
+
+    amount: Amount
+    transferred_at: datetime
+    channel: Channel
+    to_account: Account | None = None  # None for cash
+    # Whether the receiving institution is on the platform (a bank or payment company in the
+    # registry), so the chase can ask it to stop the money; decided by the activity.
+    on_platform: bool = False
+
+
+@dataclass(frozen=True)
+class AccountQueryResult:
+    """A verified AccountReport."""
+
+    found: bool
+    holder_name: str = ""
+    balance: Amount | None = None
+    held: Amount | None = None
+    transfers: list[OnwardTransfer] = field(default_factory=list)
+    attempts: int = 1
+
+
 # Error types the activities raise (ApplicationError.type) and the workflow tells apart.
 ERR_ANSWER_REJECTED = "AnswerRejected"  # the institution's answer failed verification
 ERR_ANSWER_UNVERIFIED = "AnswerNotVerifiableYet"  # retryable: registry lag or clock skew
@@ -215,6 +269,36 @@ class AccountStop:
     hold_id: str = ""
     answered_at: datetime | None = None
     hold_expires_at: datetime | None = None
+    depth: int = 1  # 1: received the victim's money; 2: received it from a hop-1 account; ...
+    traced: bool = False  # the chase has accounted for where this account's money went
+
+
+class FlowKind(StrEnum):
+    """Where a piece of defrauded money went from an account the chase reached."""
+
+    ONWARD = "onward"  # to another account on the platform, which the chase follows
+    CASH = "cash"  # withdrawn: lost
+    ABROAD = "abroad"  # sent abroad: handed on to cross-border recovery
+    OFF_PLATFORM = "off_platform"  # to an institution not on the platform: still at large
+    BEYOND_DEPTH = "beyond_depth"  # the chase stopped following at its depth limit: at large
+    NOT_TRACED = "not_traced"  # neither held nor seen leaving (refused stop, unknown account,
+    # money that arrived after the account was stopped, a failed query): at large
+
+    @property
+    def at_large(self) -> bool:
+        return self in (FlowKind.OFF_PLATFORM, FlowKind.BEYOND_DEPTH, FlowKind.NOT_TRACED)
+
+
+@dataclass(frozen=True)
+class MoneyFlow:
+    """One piece of defrauded money leaving an account the chase reached."""
+
+    from_account: Account
+    amount: Amount
+    kind: FlowKind
+    to_account: Account | None = None
+    moved_at: datetime | None = None
+    note: str = ""
 
 
 @dataclass
@@ -229,3 +313,9 @@ class CaseView:
     stops: list[AccountStop]
     suspect_phone_numbers: list[str] = field(default_factory=list)
     summary: str = ""
+    flows: list[MoneyFlow] = field(default_factory=list)
+    total_lost: Amount | None = None  # withdrawn as cash
+    total_abroad: Amount | None = None  # sent abroad
+    # Neither held, lost nor abroad: still moving, beyond reach or not yet traced. With the
+    # other totals it adds up to total_reported, to the fen.
+    total_at_large: Amount | None = None

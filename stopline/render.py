@@ -22,9 +22,39 @@ STATE_LABEL = {
     hub_pb2.STOP_STATE_FAILED: "failed",
 }
 CASE_LABEL = {
-    hub_pb2.CASE_STATUS_STOPPING: "stopping",
-    hub_pb2.CASE_STATUS_STOPS_ANSWERED: "all stops answered",
+    hub_pb2.CASE_STATUS_STOPPING: "chasing",
+    hub_pb2.CASE_STATUS_STOPS_ANSWERED: "chase done",
 }
+FLOW_LABEL = {
+    hub_pb2.FLOW_KIND_ONWARD: "moved on to",
+    hub_pb2.FLOW_KIND_CASH: "withdrawn as cash (lost)",
+    hub_pb2.FLOW_KIND_ABROAD: "sent abroad to",
+    hub_pb2.FLOW_KIND_OFF_PLATFORM: "left the platform to",
+    hub_pb2.FLOW_KIND_BEYOND_DEPTH: "beyond the chase's depth, to",
+    hub_pb2.FLOW_KIND_NOT_TRACED: "not traced",
+}
+
+
+def account_name(ref: common_pb2.AccountRef) -> str:
+    return f"{ref.institution}/{ref.account_number}"
+
+
+def money_summary(case: hub_pb2.CaseView) -> str:
+    """Where every fen of the case is: the four add up to what was reported."""
+    return (
+        f"{money(case.total_held)} held, {money(case.total_lost)} lost as cash, "
+        f"{money(case.total_abroad)} abroad, {money(case.total_at_large)} at large "
+        f"(of {money(case.total_reported)} reported)"
+    )
+
+
+def flow_line(flow: hub_pb2.MoneyFlow) -> str:
+    text = f"{account_name(flow.from_account)}: {money(flow.amount)} {FLOW_LABEL.get(flow.kind, '?')}"
+    if flow.HasField("to_account"):
+        text += f" {account_name(flow.to_account)}"
+    if flow.note:
+        text += f" ({flow.note})"
+    return text
 
 
 def money(m: common_pb2.Money) -> str:
@@ -37,7 +67,7 @@ def local_time(ts) -> str:
 
 
 def stop_line(stop: hub_pb2.AccountStop) -> str:
-    account = f"{stop.account.institution}/{stop.account.account_number}"
+    account = f"hop {stop.depth} {account_name(stop.account)}"
     label = STATE_LABEL.get(stop.state, "?")
     if stop.state in (hub_pb2.STOP_STATE_HELD, hub_pb2.STOP_STATE_PARTIALLY_HELD):
         text = f"{account}: {label} {money(stop.held)} of {money(stop.requested)}"
@@ -58,13 +88,14 @@ def case_table(case: hub_pb2.CaseView) -> Table:
         ),
         caption=f"workflow {case.workflow_id}; times Asia/Shanghai",
     )
-    for column in ("institution", "account", "asked for", "state", "held", "hold expires", "why"):
-        table.add_column(column, justify="right" if column in ("asked for", "held") else "left")
+    for column in ("hop", "institution", "account", "asked for", "state", "held", "hold expires", "why"):
+        table.add_column(column, justify="right" if column in ("hop", "asked for", "held") else "left")
     for stop in case.stops:
         why = stop.reason
         if stop.state == hub_pb2.STOP_STATE_ASKED and stop.last_error:
             why = f"attempt {stop.attempts}: {stop.last_error}"
         table.add_row(
+            str(stop.depth),
             stop.account.institution,
             stop.account.account_number,
             money(stop.requested),

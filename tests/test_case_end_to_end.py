@@ -180,7 +180,12 @@ async def test_institution_rejecting_the_request_fails_the_stop_without_retrying
         stop = by_account(case)[MULE_3]
         assert stop.state == hub_pb2.STOP_STATE_FAILED
         assert "PERMISSION_DENIED" in stop.reason
-        assert huaxia.requests_received == 1
+        # Not retried: one stop-payment and one account query per huaxia-pay account reached
+        # (MULE_3, and HXP-8800-1500-0004 where mule 2's money went on).
+        huaxia_accounts = [s for s in case.stops if s.account.institution == "huaxia-pay"]
+        assert huaxia.requests_received == 2 * len(huaxia_accounts)
+        untraced = [f for f in case.flows if f.kind == hub_pb2.FLOW_KIND_NOT_TRACED and f.from_account.account_number == MULE_3]
+        assert untraced and "account query failed" in untraced[0].note
 
 
 # --- bad input: a clear error, and nothing changes ---------------------------------------------
@@ -415,6 +420,14 @@ async def test_case_without_a_worker_is_reported_unavailable_quickly(client, tmp
 # --- the audit log ------------------------------------------------------------------------------
 
 
+def messages_expected(case: hub_pb2.CaseView) -> tuple[int, int]:
+    """(stop-payments, account queries) the chase sent for a case: one stop per account
+    reached, and a query wherever the stop did not hold all of the money."""
+    stops = len(case.stops)
+    queries = sum(1 for s in case.stops if s.held.minor_units != s.requested.minor_units)
+    return stops, queries
+
+
 async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, tmp_path):
     from audit.entry import AuditEntry, Direction, EntryKind
     from audit.log import verify_log
@@ -425,7 +438,8 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
 
     async with hub_world(client, tmp_path) as w:
         await w.hub.report_case(w.report("BX-AUDIT"))
-        await w.answered("BX-AUDIT")
+        case = await w.answered("BX-AUDIT")
+        stops, queries = messages_expected(case)
         impostor = SigningKey.generate(POLICE)
         with pytest.raises(grpc.aio.AioRpcError):
             forged = SigningKey(POLICE, w.keys[POLICE].key_id, impostor.private_key)
@@ -441,8 +455,8 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
         seen = [t for t in seen if t != ("in", "stopline.v1.CaseQuery")]
         assert seen == sorted(
             [("in", "stopline.v1.CaseReport"), ("out", "stopline.v1.CaseReceipt")]
-            + [("out", "stopline.v1.StopPaymentOrder")] * 3
-            + [("in", "stopline.v1.StopPaymentAnswer")] * 3
+            + [("out", "stopline.v1.StopPaymentOrder"), ("in", "stopline.v1.StopPaymentAnswer")] * stops
+            + [("out", "stopline.v1.AccountQuery"), ("in", "stopline.v1.AccountReport")] * queries
         )
         refusals = [e for e in entries if e.kind is EntryKind.REFUSAL]
         assert len(refusals) == 1 and "UNAUTHENTICATED" in refusals[0].payload.decode()
@@ -459,7 +473,7 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
         verifier = NoteSigner(AUDIT_ORIGIN, w.keys["hub"].private_key).verifier
         report = verify_log(w.audit.store, [verifier], AUDIT_ORIGIN, envelopes_verify)
         assert report.ok, report.problem
-        assert report.entries == 9 + reads
+        assert report.entries == 2 + 2 * (stops + queries) + reads + 1  # and the refusal
 
 
 async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(client, tmp_path):
@@ -472,7 +486,9 @@ async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(cli
     async with hub_world(client, tmp_path) as w:
         for case_id in ("BX-BUNDLE", "BX-OTHER"):
             await w.hub.report_case(w.report(case_id))
-            await w.answered(case_id)
+            case = await w.answered(case_id)
+            if case_id == "BX-BUNDLE":
+                stops, queries = messages_expected(case)
         w.audit.checkpoint()
         hub_vkey = NoteSigner(AUDIT_ORIGIN, w.keys["hub"].private_key).verifier.vkey
         bundle = export_case(w.audit.store, "BX-BUNDLE", AUDIT_ORIGIN, [hub_vkey], w.registry())
@@ -481,8 +497,8 @@ async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(cli
         reads = sum(1 for _, leaf, _ in w.audit.store.leaves() if b"stopline.v1.CaseQuery" in leaf and b"BX-BUNDLE" in leaf)
 
     report = verify_bundle(bundle, [hub_vkey])
-    # 8 messages (report, receipt, 3 orders, 3 answers) and every read of the case.
-    assert report.entries == 8 + reads and report.tree_size == size
+    # The report and receipt, each order and answer, each query and report, every read of the case.
+    assert report.entries == 2 + 2 * (stops + queries) + reads and report.tree_size == size
     # Only the institutions that signed this case's messages travel with it.
     assert {i["id"] for i in bundle["registry"]["institutions"]} == {POLICE, "hub", "qilu-bank", "huaxia-pay"}
 

@@ -93,8 +93,10 @@ def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
         again = run(["report", str(case_file)], stack_env)
         assert "already open: nothing new started" in again.stdout
 
-        shown = run_until(["case", "BX-CLI-1"], stack_env, "all stops answered")
-        assert "1,226,400.00 CNY held of 1,475,000.00 CNY reported" in shown.stdout, shown.stdout
+        shown = run_until(["case", "BX-CLI-1"], stack_env, "chase done")
+        # Mule 2 had sent 150,000.00 on to huaxia-pay (stopped there, hop 2) and withdrawn 98,600.00.
+        assert "1,376,400.00 CNY held of 1,475,000.00 CNY reported" in shown.stdout, shown.stdout
+        assert "1,376,400.00 CNY held, 98,600.00 CNY lost as cash, 0.00 CNY abroad, 0.00 CNY at large" in shown.stdout
         listed = run_until(["cases", "--status", "answered"], stack_env, "BX-CLI-1")
         assert "BX-CLI-1" in listed.stdout
 
@@ -111,14 +113,14 @@ def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
         new_hub_key = rotated.stdout.split("new key ")[1].split(";")[0]
         case_file.write_text(json.dumps(case | {"case_id": "BX-CLI-2"}))
         assert run(["report", str(case_file)], stack_env).returncode == 0
-        shown = run_until(["case", "BX-CLI-2"], stack_env, "all stops answered")
-        assert "all stops answered" in shown.stdout and "rejected" not in shown.stdout, shown.stdout
+        shown = run_until(["case", "BX-CLI-2"], stack_env, "chase done")
+        assert "chase done" in shown.stdout and "rejected" not in shown.stdout, shown.stdout
         assert signers_of("BX-CLI-2", stack_env) == {new_hub_key}
 
         # A demo on the same data folder must not reset the running banks' ledgers.
         clash = run(["demo"], stack_env | {"STOPLINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
         assert clash.returncode == 1 and "is in use by another stopline process" in clash.stdout, clash.stdout
-        assert "1,226,400.00 CNY held" in run(["case", "BX-CLI-1"], stack_env).stdout
+        assert "1,376,400.00 CNY held" in run(["case", "BX-CLI-1"], stack_env).stdout
         # Nor may a second stack attach to the running Temporal.
         other = stack_env | {"STOPLINE_DATA_DIR": str(tmp_path / "other")}
         clash = run(["demo"], other)
@@ -209,8 +211,8 @@ def test_parts_run_as_separate_processes_against_one_temporal(local_env, stack_e
         case_file = tmp_path / "case.json"
         case_file.write_text(json.dumps(load_scenario("boxing").case | {"case_id": "BX-SPLIT"}))
         assert run(["report", str(case_file)], env).returncode == 0
-        shown = run_until(["case", "BX-SPLIT"], env, "all stops answered")
-        assert "1,226,400.00 CNY held of 1,475,000.00 CNY reported" in shown.stdout, shown.stdout
+        shown = run_until(["case", "BX-SPLIT"], env, "chase done")
+        assert "1,376,400.00 CNY held of 1,475,000.00 CNY reported" in shown.stdout, shown.stdout
     finally:
         for p in parts.values():
             p.send_signal(signal.SIGTERM)
@@ -237,8 +239,16 @@ def audit_log_commands_work_on(env, case_id: str) -> None:
     leaves = [AuditEntry.decode(leaf) for _, leaf, _ in store.leaves()]
     entries = len(leaves)
     of_case = [e for e in leaves if e.case_id == case_id]
-    # A case's 8 messages (report, receipt, 3 orders, 3 answers), plus every read of it.
-    assert len([e for e in of_case if b"stopline.v1.CaseQuery" not in e.payload]) == 8
+    # A case's messages: the report and receipt, an order and answer per account stopped, a
+    # query and report per account followed, and every read of it.
+    from collections import Counter
+
+    from stopline.v1 import envelope_pb2
+
+    kinds = Counter(envelope_pb2.Envelope.FromString(e.payload).payload_type.removeprefix("stopline.v1.") for e in of_case)
+    assert kinds["CaseReport"] == kinds["CaseReceipt"] == 1
+    assert kinds["StopPaymentOrder"] == kinds["StopPaymentAnswer"] >= 3
+    assert kinds["AccountQuery"] == kinds["AccountReport"]
     verified = run(["audit", "verify"], env, timeout=60)
     assert verified.returncode == 0, verified.stdout
     assert f"OK: {entries} entries" in verified.stdout and "latest signed checkpoint covers" in verified.stdout

@@ -1,10 +1,14 @@
 """CaseWorkflow: one per reported case. Asks every receiving institution to stop payment on the
-defrauded amount, all at once, and keeps a per-account picture operators can query."""
+defrauded amount, all at once, then follows the money: each account's institution is asked where
+the money that was not held went, and every onward transfer is stopped at the next institution,
+hop after hop, concurrently, until the money is held, withdrawn, sent abroad or out of reach.
+Operators query the per-account picture and the money-flow graph as it grows."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -15,21 +19,31 @@ with workflow.unsafe.imports_passed_through():
         CASE_WORKFLOW,
         ERR_ANSWER_REJECTED,
         ERR_REQUEST_REJECTED,
+        REQUEST_ACCOUNT_QUERY,
         REQUEST_STOP_PAYMENT,
         SA_STATUS,
+        Account,
+        AccountQueryInput,
+        AccountQueryResult,
         AccountStop,
         Amount,
         CaseInput,
         CaseStatus,
         CaseView,
+        FlowKind,
+        MoneyFlow,
         StopOutcome,
         StopPaymentInput,
         StopPaymentResult,
         StopState,
-        StopTarget,
+        query_step_id,
         stop_step_id,
         stop_targets,
     )
+    from workflows.flow import follow, totals
+
+# An account query is answered in seconds too.
+QUERY_CALL_TIMEOUT = timedelta(seconds=10)
 
 # A bank answers a stop-payment in seconds; a call that takes longer than this is treated as
 # lost and retried (the idempotency key makes the retry safe).
@@ -53,25 +67,46 @@ _OUTCOME_STATE = {
 }
 
 
+@dataclass
+class _Reached:
+    """An account the chase reached: its stop as operators see it, and what the chase needs."""
+
+    stop: AccountStop
+    arrived_at: datetime  # when the first disputed money reached it (transfers since then count)
+    last_arrival_at: datetime
+    holder_name: str = ""
+    asked: bool = False  # the stop-payment order is out: its amount can no longer grow
+
+
 @workflow.defn(name=CASE_WORKFLOW)
 class CaseWorkflow:
     @workflow.init
     def __init__(self, case: CaseInput) -> None:
         self._case = case
-        self._targets = stop_targets(case)
-        self._stops = {
-            t.account: AccountStop(account=t.account, requested=t.amount) for t in self._targets
-        }
+        self._reached: dict[Account, _Reached] = {}  # in the order the chase reached them
+        self._flows: list[MoneyFlow] = []
+        # One task per account reached, until its money is accounted for; kept so that a bug
+        # in one fails the workflow task loudly instead of leaving the case waiting for ever.
+        self._tasks: list[asyncio.Task] = []
         self._status = CaseStatus.STOPPING
 
     @workflow.run
     async def run(self, case: CaseInput) -> CaseView:
+        targets = stop_targets(case)
         workflow.logger.info(
-            "case opened: asking %d institutions to stop payment",
-            len(self._targets),
+            "case opened: asking %d institutions to stop payment, then following the money",
+            len(targets),
             extra={"case_id": case.case_id},
         )
-        await asyncio.gather(*(self._stop_payment(t) for t in self._targets))
+        first_arrival: dict[Account, datetime] = {}
+        for t in case.transfers:
+            first_arrival[t.to_account] = min(first_arrival.get(t.to_account, t.transferred_at), t.transferred_at)
+        for target in targets:
+            self._reach(target.account, target.amount, first_arrival[target.account], 1,
+                        last_arrival_at=target.last_transfer_at, holder_name=target.holder_name)  # fmt: skip
+        while self._tasks:  # tracing an account can reach new ones: wait for those too
+            tasks, self._tasks = self._tasks, []
+            await asyncio.gather(*tasks)
         self._set_status(CaseStatus.STOPS_ANSWERED)
         return self.status()
 
@@ -79,9 +114,10 @@ class CaseWorkflow:
     def status(self) -> CaseView:
         currency = self._case.currency
         total_held = Amount.zero(currency)
-        for stop in self._stops.values():
-            if stop.held is not None:
-                total_held = total_held + stop.held
+        for reached in self._reached.values():
+            if reached.stop.held is not None:
+                total_held = total_held + reached.stop.held
+        lost, abroad, at_large = totals(self._case.total, total_held, self._flows)
         info = workflow.info()
         return CaseView(
             case_id=self._case.case_id,
@@ -91,28 +127,106 @@ class CaseWorkflow:
             reported_at=self._case.reported_at,
             total_reported=self._case.total,
             total_held=total_held,
-            stops=list(self._stops.values()),
+            stops=[r.stop for r in self._reached.values()],
             suspect_phone_numbers=list(self._case.suspect_phone_numbers),
             summary=self._case.summary,
+            flows=list(self._flows),
+            total_lost=lost,
+            total_abroad=abroad,
+            total_at_large=at_large,
         )
 
     def _set_status(self, status: CaseStatus) -> None:
         self._status = status
         workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
 
-    async def _stop_payment(self, target: StopTarget) -> None:
-        step = stop_step_id(target.account)
+    # --- the chase ---------------------------------------------------------------------------
+
+    def _reach(self, account: Account, amount: Amount, arrived_at: datetime, depth: int, *,
+               last_arrival_at: datetime, holder_name: str = "", source: Account | None = None) -> None:  # fmt: skip
+        """Disputed money reached `account`. One stop per account per case, ever: money that
+        reaches an account whose order is already out is recorded, not asked for again."""
+        reached = self._reached.get(account)
+        if reached is None:
+            stop = AccountStop(account=account, requested=amount, depth=depth)
+            self._reached[account] = _Reached(stop, arrived_at, last_arrival_at, holder_name)
+            self._tasks.append(asyncio.create_task(self._trace(self._reached[account])))
+        elif not reached.asked:  # two transfers into one account in the same step: one order
+            reached.stop.requested = reached.stop.requested + amount
+            reached.arrived_at = min(reached.arrived_at, arrived_at)
+            reached.last_arrival_at = max(reached.last_arrival_at, last_arrival_at)
+        else:
+            self._flows.append(
+                MoneyFlow(account, amount, FlowKind.NOT_TRACED, moved_at=arrived_at,
+                          note=f"arrived from {source} after this account was asked to stop payment")  # fmt: skip
+            )
+
+    async def _trace(self, reached: _Reached) -> None:
+        """Stop the money at this account, then ask where the rest went and follow it."""
+        reached.asked = True
+        stop = reached.stop
+        await self._stop_payment(reached)
+        held = stop.held or Amount.zero(stop.requested.currency)
+        if held == stop.requested:
+            flows: list[MoneyFlow] = []  # all of it held: nothing left to follow
+        else:
+            report, problem = await self._query(reached)
+            transfers = report.transfers if report is not None else []
+            why = problem or (stop.reason if stop.state is not StopState.PARTIALLY_HELD else "")
+            flows = follow(stop.account, stop.requested, held, reached.arrived_at, transfers,
+                           depth=stop.depth, max_depth=self._case.max_depth, why_not_traced=why)  # fmt: skip
+        self._flows.extend(flows)
+        # Pieces bound for the same next account travel as one stop.
+        onward: dict[Account, list[MoneyFlow]] = {}
+        for flow in flows:
+            if flow.kind is FlowKind.ONWARD and flow.to_account is not None:
+                onward.setdefault(flow.to_account, []).append(flow)
+        for account, pieces in onward.items():
+            amount = Amount(sum(f.amount.minor_units for f in pieces), stop.requested.currency)
+            times = [f.moved_at or workflow.now() for f in pieces]
+            self._reach(account, amount, min(times), stop.depth + 1, last_arrival_at=max(times), source=stop.account)
+        stop.traced = True
+
+    async def _query(self, reached: _Reached) -> tuple[AccountQueryResult | None, str]:
+        """The institution's verified account report, or why there is none."""
+        stop = reached.stop
+        step = query_step_id(stop.account)
+        request = AccountQueryInput(
+            idempotency_key=f"{workflow.info().workflow_id}/{step}/1",
+            case_id=self._case.case_id,
+            requested_by=self._case.reporting_unit,
+            account=stop.account,
+            transfers_since=reached.arrived_at,
+        )
+        try:
+            report = await workflow.execute_activity(
+                REQUEST_ACCOUNT_QUERY,
+                request,
+                result_type=AccountQueryResult,
+                activity_id=step,
+                start_to_close_timeout=QUERY_CALL_TIMEOUT,
+                retry_policy=STOP_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            return None, f"account query failed: {cause.message if cause is not None else err}"
+        if not report.found:
+            return None, f"{stop.account.institution} does not know account {stop.account.number}"
+        return report, ""
+
+    async def _stop_payment(self, reached: _Reached) -> None:
+        stop = reached.stop
+        step = stop_step_id(stop.account)
         request = StopPaymentInput(
             # workflow id + step: the same on every retry and every replay, unique per stop.
             idempotency_key=f"{workflow.info().workflow_id}/{step}/1",
             case_id=self._case.case_id,
             requested_by=self._case.reporting_unit,
-            account=target.account,
-            amount=target.amount,
-            transfer_time=target.last_transfer_at,
-            holder_name=target.holder_name,
+            account=stop.account,
+            amount=stop.requested,
+            transfer_time=reached.last_arrival_at,
+            holder_name=reached.holder_name,
         )
-        stop = self._stops[target.account]
         try:
             result = await workflow.execute_activity(
                 REQUEST_STOP_PAYMENT,

@@ -27,6 +27,16 @@ class StopState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_STATE_REFUSED: _ClassVar[StopState]
     STOP_STATE_ANSWER_REJECTED: _ClassVar[StopState]
     STOP_STATE_FAILED: _ClassVar[StopState]
+
+class FlowKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FLOW_KIND_UNSPECIFIED: _ClassVar[FlowKind]
+    FLOW_KIND_ONWARD: _ClassVar[FlowKind]
+    FLOW_KIND_CASH: _ClassVar[FlowKind]
+    FLOW_KIND_ABROAD: _ClassVar[FlowKind]
+    FLOW_KIND_OFF_PLATFORM: _ClassVar[FlowKind]
+    FLOW_KIND_BEYOND_DEPTH: _ClassVar[FlowKind]
+    FLOW_KIND_NOT_TRACED: _ClassVar[FlowKind]
 CASE_STATUS_UNSPECIFIED: CaseStatus
 CASE_STATUS_STOPPING: CaseStatus
 CASE_STATUS_STOPS_ANSWERED: CaseStatus
@@ -37,6 +47,13 @@ STOP_STATE_PARTIALLY_HELD: StopState
 STOP_STATE_REFUSED: StopState
 STOP_STATE_ANSWER_REJECTED: StopState
 STOP_STATE_FAILED: StopState
+FLOW_KIND_UNSPECIFIED: FlowKind
+FLOW_KIND_ONWARD: FlowKind
+FLOW_KIND_CASH: FlowKind
+FLOW_KIND_ABROAD: FlowKind
+FLOW_KIND_OFF_PLATFORM: FlowKind
+FLOW_KIND_BEYOND_DEPTH: FlowKind
+FLOW_KIND_NOT_TRACED: FlowKind
 
 class ReportCaseRequest(_message.Message):
     __slots__ = ("envelope",)
@@ -93,7 +110,7 @@ class CaseReceipt(_message.Message):
     def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., created: _Optional[bool] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AccountStop(_message.Message):
-    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at")
+    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at", "depth", "traced")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +121,8 @@ class AccountStop(_message.Message):
     HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    TRACED_FIELD_NUMBER: _ClassVar[int]
     account: _common_pb2.AccountRef
     requested: _common_pb2.Money
     state: StopState
@@ -114,10 +133,28 @@ class AccountStop(_message.Message):
     hold_id: str
     hold_expires_at: _timestamp_pb2.Timestamp
     answered_at: _timestamp_pb2.Timestamp
-    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    depth: int
+    traced: bool
+    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., depth: _Optional[int] = ..., traced: _Optional[bool] = ...) -> None: ...
+
+class MoneyFlow(_message.Message):
+    __slots__ = ("from_account", "to_account", "amount", "kind", "moved_at", "note")
+    FROM_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MOVED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    from_account: _common_pb2.AccountRef
+    to_account: _common_pb2.AccountRef
+    amount: _common_pb2.Money
+    kind: FlowKind
+    moved_at: _timestamp_pb2.Timestamp
+    note: str
+    def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., kind: _Optional[_Union[FlowKind, str]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class CaseView(_message.Message):
-    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary")
+    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary", "flows", "total_lost", "total_abroad", "total_at_large")
     CASE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +165,10 @@ class CaseView(_message.Message):
     STOPS_FIELD_NUMBER: _ClassVar[int]
     SUSPECT_PHONE_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_LOST_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ABROAD_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_AT_LARGE_FIELD_NUMBER: _ClassVar[int]
     case_id: str
     workflow_id: str
     status: CaseStatus
@@ -138,7 +179,11 @@ class CaseView(_message.Message):
     stops: _containers.RepeatedCompositeFieldContainer[AccountStop]
     suspect_phone_numbers: _containers.RepeatedScalarFieldContainer[str]
     summary: str
-    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ...) -> None: ...
+    flows: _containers.RepeatedCompositeFieldContainer[MoneyFlow]
+    total_lost: _common_pb2.Money
+    total_abroad: _common_pb2.Money
+    total_at_large: _common_pb2.Money
+    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[MoneyFlow, _Mapping]]] = ..., total_lost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_abroad: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_at_large: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class GetCaseRequest(_message.Message):
     __slots__ = ("envelope",)

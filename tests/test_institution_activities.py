@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.convert import account_pb, money_pb, time_of, timestamp_pb
-from activities.stop_payment import HEALABLE_ATTEMPTS, StopPaymentActivities
+from activities.institutions import HEALABLE_ATTEMPTS, InstitutionActivities
 from adapters.bank import BankClient
 from adapters.channels import ChannelPool
 from adapters.errors import InstitutionError
@@ -110,7 +110,7 @@ class Hub:
     registry: Registry  # what the hub's registry says now; a test may replace it
     bank: RogueBank
     channels: ChannelPool
-    activities: StopPaymentActivities = field(init=False)
+    activities: InstitutionActivities = field(init=False)
 
     def __post_init__(self) -> None:
         self.use_bank_timeout(2.0)
@@ -118,7 +118,7 @@ class Hub:
     def use_bank_timeout(self, seconds: float) -> None:
         """The activities as the worker builds them, with this deadline on every bank call."""
         registry = lambda: self.registry  # noqa: E731  (read on every call, as RegistryFile is)
-        self.activities = StopPaymentActivities(
+        self.activities = InstitutionActivities(
             self.keys[HUB], registry, BankClient(self.channels, registry, timeout_seconds=seconds)
         )
 

@@ -1,5 +1,8 @@
-"""request_stop_payment: send one signed stop-payment order to the institution that keeps the
-account, verify its signed answer, and hand the workflow only what verified."""
+"""The activities that talk to banks and payment companies, one outside effect each:
+request_stop_payment (hold the disputed amount) and request_account_query (who holds the
+account, its balance, and where money went from it). Each sends one signed request to the
+institution that keeps the account, verifies its signed answer, and hands the workflow only what
+verified; every envelope either way, and every refusal, goes into the audit log."""
 
 from __future__ import annotations
 
@@ -22,8 +25,13 @@ from stopline.domain import (
     ERR_ANSWER_REJECTED,
     ERR_ANSWER_UNVERIFIED,
     ERR_REQUEST_REJECTED,
+    REQUEST_ACCOUNT_QUERY,
     REQUEST_STOP_PAYMENT,
+    AccountQueryInput,
+    AccountQueryResult,
     Amount,
+    Channel,
+    OnwardTransfer,
     StopOutcome,
     StopPaymentInput,
     StopPaymentResult,
@@ -35,7 +43,7 @@ from trust.keys import KeySource, key_source
 from trust.registry import Registry
 from trust.replay import MemoryNonceCache, NonceCache
 
-log = structlog.get_logger("activities.stop_payment")
+log = structlog.get_logger("activities.institutions")
 
 # Failures that can heal by themselves: one side's registry lags a key rotation, clocks have
 # drifted, or an answer was replayed (an honest bank's next answer carries a fresh nonce). A retry is safe (the bank replays its stored answer), but not for ever: after this
@@ -55,7 +63,7 @@ def _short_reason(value: int) -> str:
     return name.removeprefix("REFUSAL_REASON_").replace("_", " ").lower()
 
 
-class StopPaymentActivities:
+class InstitutionActivities:
     def __init__(
         self,
         hub_key: KeySource,
@@ -75,17 +83,51 @@ class StopPaymentActivities:
         if self._audit is not None:
             await asyncio.to_thread(self._audit.append, entry)
 
+    async def _exchange(self, request, send, answer_type, check, *, case_id: str, institution: str, what: str):
+        """Seal `request`, record it, send it with `send(institution, envelope)`, then open the
+        institution's signed answer as `answer_type` and `check(answer, attempt)` it. Raises what
+        Temporal should retry, or a final ApplicationError for what no retry can mend."""
+        info = activity.info()
+        bound = log.bind(case_id=case_id, workflow_id=info.workflow_id, institution=institution,
+                         step=info.activity_id, attempt=info.attempt)  # fmt: skip
+        healable = info.attempt < HEALABLE_ATTEMPTS
+        request_envelope = seal(request, self._hub_key())
+        where = {"case_id": case_id, "institution": institution}
+        # Recorded before it leaves: the log never lacks a message an institution received.
+        await self._record(envelope_entry(request_envelope, direction=Direction.OUT, **where))
+        try:
+            answer_envelope = await send(institution, request_envelope)
+        except InstitutionError as err:
+            bound.warning(f"{what} call failed", code=err.code.name if err.code else None, error=err.message)
+            if err.code in NON_RETRYABLE_CODES:  # the institution refused our message itself
+                await self._record(refusal_entry(request_envelope, direction=Direction.OUT, reason=str(err), **where))
+            if err.retryable or (err.code == grpc.StatusCode.UNAUTHENTICATED and healable):
+                raise  # Temporal retries with the workflow's policy
+            raise _final(str(err), ERR_REQUEST_REJECTED, info.attempt) from None
+
+        # The answer counts only if the institution that keeps the account signed it, about
+        # this very request. Anything else is refused and not acted on.
+        try:
+            answer = open_envelope(
+                answer_envelope, answer_type, self._registry(), expected_signer=institution, replay=self._replay
+            )
+            result = check(answer, info.attempt)
+        except (UnknownSigner, KeyNotValid, StaleEnvelope, ReplayedEnvelope) as err:
+            bound.error(f"{what} answer not verifiable", reason=str(err), will_retry=healable)
+            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
+            message = f"answer from {institution} not verifiable: {err}"
+            if healable:
+                raise ApplicationError(message, type=ERR_ANSWER_UNVERIFIED) from None
+            raise _final(message, ERR_ANSWER_REJECTED, info.attempt) from None
+        except (TrustError, ValueError) as err:
+            bound.error(f"{what} answer refused", reason=str(err))
+            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
+            raise _final(f"answer from {institution} refused: {err}", ERR_ANSWER_REJECTED, info.attempt) from None
+        await self._record(envelope_entry(answer_envelope, direction=Direction.IN, **where))
+        return result, bound
+
     @activity.defn(name=REQUEST_STOP_PAYMENT)
     async def request_stop_payment(self, req: StopPaymentInput) -> StopPaymentResult:
-        info = activity.info()
-        institution = req.account.institution
-        bound = log.bind(
-            case_id=req.case_id,
-            workflow_id=info.workflow_id,
-            institution=institution,
-            step=info.activity_id,
-            attempt=info.attempt,
-        )
         order = bank_pb2.StopPaymentOrder(
             idempotency_key=req.idempotency_key,
             case_id=req.case_id,
@@ -96,44 +138,11 @@ class StopPaymentActivities:
             requested_by=req.requested_by,
             hold_duration=duration_pb(timedelta(seconds=req.hold_seconds)),
         )
-        healable = info.attempt < HEALABLE_ATTEMPTS
-        order_envelope = seal(order, self._hub_key())
-        where = {"case_id": req.case_id, "institution": institution}
-        # Recorded before it leaves: the log never lacks a message an institution received.
-        await self._record(envelope_entry(order_envelope, direction=Direction.OUT, **where))
-        try:
-            answer_envelope = await self._banks.stop_payment(institution, order_envelope)
-        except InstitutionError as err:
-            bound.warning("stop-payment call failed", code=err.code.name if err.code else None, error=err.message)
-            if err.code in NON_RETRYABLE_CODES:  # the institution refused our message itself
-                await self._record(refusal_entry(order_envelope, direction=Direction.OUT, reason=str(err), **where))
-            if err.retryable or (err.code == grpc.StatusCode.UNAUTHENTICATED and healable):
-                raise  # Temporal retries with the workflow's policy
-            raise _final(str(err), ERR_REQUEST_REJECTED, info.attempt) from None
-
-        # The answer counts only if the institution that keeps the account signed it, about
-        # this very order. Anything else is refused and not acted on.
-        try:
-            answer = open_envelope(
-                answer_envelope,
-                bank_pb2.StopPaymentAnswer,
-                self._registry(),
-                expected_signer=institution,
-                replay=self._replay,
-            )
-            result = _check_answer(req, answer, attempt=info.attempt)
-        except (UnknownSigner, KeyNotValid, StaleEnvelope, ReplayedEnvelope) as err:
-            bound.error("stop-payment answer not verifiable", reason=str(err), will_retry=healable)
-            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
-            message = f"answer from {institution} not verifiable: {err}"
-            if healable:
-                raise ApplicationError(message, type=ERR_ANSWER_UNVERIFIED) from None
-            raise _final(message, ERR_ANSWER_REJECTED, info.attempt) from None
-        except (TrustError, ValueError) as err:
-            bound.error("stop-payment answer refused", reason=str(err))
-            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
-            raise _final(f"answer from {institution} refused: {err}", ERR_ANSWER_REJECTED, info.attempt) from None
-        await self._record(envelope_entry(answer_envelope, direction=Direction.IN, **where))
+        result, bound = await self._exchange(
+            order, self._banks.stop_payment, bank_pb2.StopPaymentAnswer,
+            lambda answer, attempt: _check_answer(req, answer, attempt=attempt),
+            case_id=req.case_id, institution=req.account.institution, what="stop-payment",
+        )  # fmt: skip
         bound.info(
             "stop-payment answered",
             outcome=result.outcome.value,
@@ -141,6 +150,23 @@ class StopPaymentActivities:
             currency=result.held.currency,
             hold_id=result.hold_id,
         )
+        return result
+
+    @activity.defn(name=REQUEST_ACCOUNT_QUERY)
+    async def request_account_query(self, req: AccountQueryInput) -> AccountQueryResult:
+        query = bank_pb2.AccountQuery(
+            idempotency_key=req.idempotency_key,
+            case_id=req.case_id,
+            account=account_pb(req.account),
+            transfers_since=timestamp_pb(req.transfers_since),
+        )
+        registry = self._registry()
+        result, bound = await self._exchange(
+            query, self._banks.query_account, bank_pb2.AccountReport,
+            lambda report, attempt: _check_report(req, report, registry, attempt=attempt),
+            case_id=req.case_id, institution=req.account.institution, what="account query",
+        )  # fmt: skip
+        bound.info("account query answered", found=result.found, transfers=len(result.transfers))
         return result
 
 
@@ -183,5 +209,55 @@ def _check_answer(req: StopPaymentInput, answer: bank_pb2.StopPaymentAnswer, *, 
         hold_id=answer.hold_id,
         answered_at=time_of(answer.held_at),
         hold_expires_at=time_of(answer.hold_expires_at),
+        attempts=attempt,
+    )
+
+
+_CHANNELS = {
+    bank_pb2.TRANSFER_CHANNEL_TRANSFER: Channel.TRANSFER,
+    bank_pb2.TRANSFER_CHANNEL_CASH: Channel.CASH,
+    bank_pb2.TRANSFER_CHANNEL_ABROAD: Channel.ABROAD,
+}
+
+
+def _check_report(req: AccountQueryInput, report: bank_pb2.AccountReport, registry: Registry, *, attempt: int) -> AccountQueryResult:
+    """Refuse a report that does not fit the query (ValueError says how); mark which onward
+    transfers went to an institution on the platform, which the chase can ask next."""
+    if report.idempotency_key != req.idempotency_key:
+        raise ValueError(f"report is for request {report.idempotency_key!r}, not {req.idempotency_key!r}")
+    if account_of(report.account) != req.account:
+        raise ValueError(f"report is about account {account_of(report.account)}, not {req.account}")
+    if not report.found:
+        return AccountQueryResult(found=False, attempts=attempt)
+    transfers = []
+    for i, t in enumerate(report.transfers):
+        channel = _CHANNELS.get(t.channel)
+        if channel is None:
+            raise ValueError(f"transfers[{i}].channel: not a known channel ({t.channel})")
+        amount = amount_of(t.amount)
+        if amount.minor_units <= 0 or not amount.currency:
+            raise ValueError(f"transfers[{i}].amount: must be a positive amount with a currency")
+        moved_at = time_of(t.transferred_at)
+        if moved_at is None:
+            raise ValueError(f"transfers[{i}].transferred_at: required")
+        to_account = account_of(t.to_account) if t.HasField("to_account") and t.to_account.account_number else None
+        if channel is Channel.TRANSFER and to_account is None:
+            raise ValueError(f"transfers[{i}].to_account: a transfer must name the receiving account")
+        receiver = registry.get(to_account.institution) if to_account is not None else None
+        transfers.append(
+            OnwardTransfer(
+                amount=amount,
+                transferred_at=moved_at,
+                channel=channel,
+                to_account=to_account,
+                on_platform=receiver is not None and receiver.keeps_accounts,
+            )
+        )
+    return AccountQueryResult(
+        found=True,
+        holder_name=report.holder_name,
+        balance=amount_of(report.balance),
+        held=amount_of(report.held),
+        transfers=transfers,
         attempts=attempt,
     )
