@@ -6,6 +6,11 @@ idempotency key, decides, writes the hold and stores the answer together: a retr
 duplicate finds the stored answer and is never applied twice, and a crash leaves either all of it
 or none of it. The methods block (SQLite does I/O): async callers run them via asyncio.to_thread;
 a lock makes the one connection safe across those threads.
+
+A mule's move (sandbox.mules) is one transaction here too: `send_on` records the move id, debits
+what is available (never held money) and writes the transfers_out row together, so a move runs at
+most once per ledger file. The receiving institution's `credit` is keyed by the same move id, so
+delivering it again (after a crash or a restart) never credits twice.
 """
 
 from __future__ import annotations
@@ -68,6 +73,39 @@ CREATE TABLE IF NOT EXISTS transfers_out (
     UNIQUE (account, to_institution, to_account, amount_minor, currency, transferred_at, channel)
 );
 CREATE INDEX IF NOT EXISTS transfers_by_account_time ON transfers_out (account, transferred_at);
+-- Where an "abroad" transfer went: kept beside transfers_out (whose shape older ledger files fix)
+-- until AccountReport can carry it.
+CREATE TABLE IF NOT EXISTS abroad_transfers (
+    transfer_id INTEGER PRIMARY KEY REFERENCES transfers_out (id),
+    bic         TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    reference   TEXT NOT NULL
+);
+-- Every scenario move this ledger has run (sent, partly sent or skipped), keyed by the move id:
+-- a move is run once per ledger file, whatever restarts follow.
+CREATE TABLE IF NOT EXISTS moves_done (
+    move_id      TEXT PRIMARY KEY,
+    account      TEXT NOT NULL REFERENCES accounts (number),
+    wanted_minor INTEGER NOT NULL CHECK (wanted_minor > 0),
+    sent_minor   INTEGER NOT NULL CHECK (sent_minor >= 0),
+    transfer_id  INTEGER REFERENCES transfers_out (id),  -- NULL when nothing was sent
+    done_at      TEXT NOT NULL
+);
+-- Money received from another sandbox institution's move, keyed by that move's id.
+CREATE TABLE IF NOT EXISTS credits_in (
+    move_id          TEXT PRIMARY KEY,
+    from_institution TEXT NOT NULL,
+    from_account     TEXT NOT NULL,
+    account          TEXT NOT NULL REFERENCES accounts (number),
+    amount_minor     INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency         TEXT NOT NULL,
+    credited_at      TEXT NOT NULL
+);
+-- seed_shift_us: how far the seeded history was moved in time (microseconds), fixed at first seed.
+CREATE TABLE IF NOT EXISTS seed_info (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -95,6 +133,16 @@ class Account:
 
 
 @dataclass(frozen=True)
+class Abroad:
+    """Where a transfer abroad went: the foreign bank, the account there, the payment reference
+    (e.g. a SWIFT gpi UETR) a recall would quote."""
+
+    bic: str
+    account: str
+    reference: str
+
+
+@dataclass(frozen=True)
 class Transfer:
     """Money that left an account (what an immediate query reports)."""
 
@@ -105,6 +153,28 @@ class Transfer:
     currency: str
     transferred_at: datetime
     channel: str  # one of CHANNELS
+    abroad: Abroad | None = None  # for channel "abroad"
+
+
+@dataclass(frozen=True)
+class MoveRecord:
+    """What one scenario move did on its source ledger."""
+
+    move_id: str
+    account: str
+    wanted_minor: int
+    sent_minor: int  # what was available of wanted_minor: 0 when the move was skipped
+    done_at: datetime  # when it ran; also the transfer's transferred_at when something was sent
+    replayed: bool  # True when the move had run before (this call changed nothing)
+
+    @property
+    def skipped(self) -> bool:
+        return self.sent_minor == 0
+
+    @property
+    def kept_minor(self) -> int:
+        """What the move wanted to send but could not: held or simply not there."""
+        return self.wanted_minor - self.sent_minor
 
 
 @dataclass(frozen=True)
@@ -191,14 +261,26 @@ class Ledger:
 
     # --- seeding -------------------------------------------------------------------------
 
-    def seed(self, accounts: Iterable[Account], transfers: Iterable[Transfer] = ()) -> int:
+    def seed(
+        self,
+        accounts: Iterable[Account],
+        transfers: Iterable[Transfer] = (),
+        *,
+        shift: timedelta = timedelta(0),
+    ) -> int:
         """Insert the scenario's accounts and past transfers that are not there yet; return how
         many accounts were added. Existing accounts keep their balances and holds: re-seeding a
-        ledger after a restart must not undo what the hub did."""
+        ledger after a restart must not undo what the hub did.
+
+        Every transfer's time is moved by exactly `shift` (see sandbox.scenario.seed_shift). The
+        first seed of a ledger file records its shift (`seed_shift()`), so whoever re-seeds the
+        same scenario (Sandbox, after a restart) can place the history where it already is
+        instead of writing it twice at two different times."""
         accounts = list(accounts)
         transfers = list(transfers)
 
         def work(conn: sqlite3.Connection) -> int:
+            self._record_shift(conn, shift)
             added = 0
             for a in accounts:
                 cur = conn.execute(
@@ -208,20 +290,162 @@ class Ledger:
                 )
                 added += cur.rowcount
             for t in transfers:
+                row = (t.account, t.to_institution, t.to_account, t.amount_minor, t.currency,
+                       _ts(t.transferred_at + shift), t.channel)  # fmt: skip
                 conn.execute(
                     "INSERT OR IGNORE INTO transfers_out (account, to_institution, to_account,"
                     " amount_minor, currency, transferred_at, channel) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        t.account,
-                        t.to_institution,
-                        t.to_account,
-                        t.amount_minor,
-                        t.currency,
-                        _ts(t.transferred_at),
-                        t.channel,
-                    ),
+                    row,
                 )
+                if t.abroad is not None:
+                    (transfer_id,) = conn.execute(
+                        "SELECT id FROM transfers_out WHERE account = ? AND to_institution = ? AND"
+                        " to_account = ? AND amount_minor = ? AND currency = ? AND transferred_at = ?"
+                        " AND channel = ?",
+                        row,
+                    ).fetchone()
+                    conn.execute(
+                        "INSERT OR IGNORE INTO abroad_transfers (transfer_id, bic, account, reference)"
+                        " VALUES (?, ?, ?, ?)",
+                        (transfer_id, t.abroad.bic, t.abroad.account, t.abroad.reference),
+                    )
             return added
+
+        return self._write(work)
+
+    @staticmethod
+    def _record_shift(conn: sqlite3.Connection, shift: timedelta) -> None:
+        """Record the first seed's shift (later seeds change nothing here)."""
+        if conn.execute("SELECT 1 FROM seed_info WHERE key = 'seed_shift_us'").fetchone():
+            return
+        # A ledger file seeded before shifts existed has its history at the file's own times.
+        (seeded,) = conn.execute("SELECT COUNT(*) FROM accounts").fetchone()
+        first = timedelta(0) if seeded else shift
+        conn.execute(
+            "INSERT INTO seed_info (key, value) VALUES ('seed_shift_us', ?)",
+            (str(first // timedelta(microseconds=1)),),
+        )
+
+    def seed_shift(self) -> timedelta | None:
+        """The shift the ledger's first seed placed its history with; None before any seed (a
+        ledger seeded before shifts were recorded counts as 0)."""
+
+        def work(conn: sqlite3.Connection) -> timedelta | None:
+            row = conn.execute("SELECT value FROM seed_info WHERE key = 'seed_shift_us'").fetchone()
+            if row is not None:
+                return timedelta(microseconds=int(row[0]))
+            (seeded,) = conn.execute("SELECT COUNT(*) FROM accounts").fetchone()
+            return timedelta(0) if seeded else None
+
+        return self._read(work)
+
+    # --- mule moves ------------------------------------------------------------------------
+
+    def send_on(self, move_id: str, transfer: Transfer) -> MoveRecord:
+        """Run one mule move at most once: send min(wanted, balance - held) out of
+        `transfer.account` (nothing from a closed account), at `transfer.transferred_at`, by
+        `transfer.channel`. Held money never moves. Debit, transfers_out row and the record of
+        the move are one transaction; a move id seen before returns its record, changing nothing.
+
+        Raises LookupError for an unknown account and ValueError for a currency the account is not
+        kept in (a scenario file checks both on load)."""
+        wanted = transfer.amount_minor
+        if wanted <= 0:
+            raise ValueError(f"move {move_id}: amount must be positive, got {wanted}")
+
+        def work(conn: sqlite3.Connection) -> MoveRecord:
+            done = self._move_record(conn, move_id)
+            if done is not None:
+                return done
+            row = conn.execute(
+                "SELECT currency, balance_minor, held_minor, status FROM accounts WHERE number = ?",
+                (transfer.account,),
+            ).fetchone()
+            if row is None:
+                raise LookupError(f"move {move_id}: no account {transfer.account!r} at {self.institution_id}")
+            currency, balance, held, status = row
+            if currency != transfer.currency:
+                raise ValueError(
+                    f"move {move_id}: the account is kept in {currency}, the move is in {transfer.currency}"
+                )
+            available = max(0, balance - held) if status == "open" else 0
+            sent = min(wanted, available)
+            at = _ts(transfer.transferred_at)
+            transfer_id = None
+            if sent > 0:
+                conn.execute(
+                    "UPDATE accounts SET balance_minor = balance_minor - ? WHERE number = ?",
+                    (sent, transfer.account),
+                )
+                cur = conn.execute(
+                    "INSERT INTO transfers_out (account, to_institution, to_account, amount_minor, currency,"
+                    " transferred_at, channel) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (transfer.account, transfer.to_institution, transfer.to_account, sent, currency, at,
+                     transfer.channel),
+                )  # fmt: skip
+                transfer_id = cur.lastrowid
+                if transfer.abroad is not None:
+                    conn.execute(
+                        "INSERT INTO abroad_transfers (transfer_id, bic, account, reference) VALUES (?, ?, ?, ?)",
+                        (
+                            transfer_id,
+                            transfer.abroad.bic,
+                            transfer.abroad.account,
+                            transfer.abroad.reference,
+                        ),
+                    )
+            conn.execute(
+                "INSERT INTO moves_done (move_id, account, wanted_minor, sent_minor, transfer_id, done_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (move_id, transfer.account, wanted, sent, transfer_id, at),
+            )
+            return MoveRecord(move_id, transfer.account, wanted, sent, _dt(at), replayed=False)
+
+        return self._write(work)
+
+    @staticmethod
+    def _move_record(conn: sqlite3.Connection, move_id: str) -> MoveRecord | None:
+        row = conn.execute(
+            "SELECT move_id, account, wanted_minor, sent_minor, done_at FROM moves_done WHERE move_id = ?",
+            (move_id,),
+        ).fetchone()
+        return MoveRecord(*row[:4], _dt(row[4]), replayed=True) if row else None
+
+    def move_record(self, move_id: str) -> MoveRecord | None:
+        """The move's record if it has run on this ledger (replayed=True), else None."""
+        return self._read(lambda conn: self._move_record(conn, move_id))
+
+    def credit(
+        self, move_id: str, account: str, amount_minor: int, currency: str, at: datetime,
+        from_institution: str, from_account: str,
+    ) -> bool:  # fmt: skip
+        """Credit money sent by another institution's move, at most once per move id. Returns
+        True when credited now, False when it was credited before."""
+        if amount_minor <= 0:
+            raise ValueError(f"credit for move {move_id}: amount must be positive, got {amount_minor}")
+
+        def work(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM credits_in WHERE move_id = ?", (move_id,)).fetchone():
+                return False
+            row = conn.execute("SELECT currency FROM accounts WHERE number = ?", (account,)).fetchone()
+            if row is None:
+                raise LookupError(
+                    f"credit for move {move_id}: no account {account!r} at {self.institution_id}"
+                )
+            if row[0] != currency:
+                raise ValueError(
+                    f"credit for move {move_id}: the account is kept in {row[0]}, not {currency}"
+                )
+            conn.execute(
+                "UPDATE accounts SET balance_minor = balance_minor + ? WHERE number = ?",
+                (amount_minor, account),
+            )
+            conn.execute(
+                "INSERT INTO credits_in (move_id, from_institution, from_account, account, amount_minor, currency,"
+                " credited_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (move_id, from_institution, from_account, account, amount_minor, currency, _ts(at)),
+            )
+            return True
 
         return self._write(work)
 
@@ -326,14 +550,27 @@ class Ledger:
     @staticmethod
     def _transfers(conn: sqlite3.Connection, number: str, since: datetime | None) -> list[Transfer]:
         rows = conn.execute(
-            "SELECT account, to_institution, to_account, amount_minor, currency, transferred_at, channel"
-            " FROM transfers_out WHERE account = ? AND transferred_at >= ? ORDER BY transferred_at, id",
+            "SELECT t.account, t.to_institution, t.to_account, t.amount_minor, t.currency, t.transferred_at,"
+            " t.channel, a.bic, a.account, a.reference FROM transfers_out t"
+            " LEFT JOIN abroad_transfers a ON a.transfer_id = t.id"
+            " WHERE t.account = ? AND t.transferred_at >= ? ORDER BY t.transferred_at, t.id",
             (number, _ts(since) if since else ""),
         ).fetchall()
-        return [Transfer(*r[:5], _dt(r[5]), r[6]) for r in rows]
+        return [
+            Transfer(*r[:5], _dt(r[5]), r[6], Abroad(*r[7:10]) if r[7] is not None else None) for r in rows
+        ]
 
     def account(self, number: str) -> Account | None:
         return self._read(lambda conn: self._account(conn, number))
+
+    def accounts(self) -> list[Account]:
+        """Every account, by number."""
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT number, holder_name, currency, balance_minor, status, held_minor FROM accounts ORDER BY number"
+            ).fetchall()
+        )
+        return [Account(*r) for r in rows]
 
     def transfers(self, number: str, since: datetime | None = None) -> list[Transfer]:
         """Transfers out of `number` at or after `since` (all when None), oldest first."""

@@ -1,8 +1,18 @@
-"""Scenario files: which sandbox institutions run, with which accounts, past transfers and faults,
-which police units exist, and the demo case to report.
+"""Scenario files: which sandbox institutions run, with which accounts, past transfers, mule moves
+and faults, which police units exist, and the demo case to report. The format is described in
+sandbox/scenarios/README.md.
 
 A scenario is validated as a whole on load; an error names the field ("institutions[1]
 (qilu-bank).accounts[0].currency: ..."), so a typo never starts half a sandbox.
+
+Times. A scenario's times (`transferred_at` of the history, the case's `reported_at`) are written
+as absolute UTC times, but they mean "this long before the report". The demo and the tests replay
+the case as if reported now (stopline.casefile.rebase_report), so a sandbox seeds its history
+shifted by the same amount: `seed_shift(reported_at, anchor)`.
+
+Moves (`moves`, per institution) are what the mules do after the report: send money on after a
+delay unless it is held. `after_seconds` counts from the start of the race (Sandbox.start);
+sandbox.mules runs them.
 """
 
 from __future__ import annotations
@@ -10,22 +20,46 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
 import iso4217
 
 from sandbox.faults import Faults, FaultsError
-from sandbox.ledger import CHANNELS, Account, Transfer
+from sandbox.ledger import CHANNELS, Abroad, Account, Transfer
 from trust.registry import ACCOUNT_KEEPERS, InstitutionKind
 
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _RESERVED_IDS = frozenset({"hub"})
+# ISO 9362: 4 letters (bank), 2 letters (country), 2 letters or digits (location), optional branch.
+_BIC = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?")
 
 
 class ScenarioError(ValueError):
     """The scenario file is not valid; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class Move:
+    """Money a mule sends on `after_seconds` after the race starts, unless it is held: only
+    min(amount, balance - held) leaves, and nothing when nothing is available."""
+
+    id: str  # "<institution>/moves[<index>]": the key that makes a move run once per ledger file
+    institution: str
+    account: str
+    amount_minor: int
+    currency: str
+    after_seconds: float
+    channel: str  # one of CHANNELS
+    to_institution: str = ""  # for channel "transfer": a sandbox or off-platform institution
+    to_account: str = ""
+    abroad: Abroad | None = None  # for channel "abroad"
+
+    def transfer(self, at: datetime) -> Transfer:
+        """The transfer this move asks the ledger for (the ledger sends what is available)."""
+        return Transfer(self.account, self.to_institution, self.to_account, self.amount_minor, self.currency, at,
+                        self.channel, self.abroad)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -37,10 +71,20 @@ class ScenarioInstitution:
     accounts: tuple[Account, ...]
     transfers_out: tuple[Transfer, ...] = ()
     faults: Faults = field(default_factory=Faults)  # template: each running institution gets a copy
+    moves: tuple[Move, ...] = ()
 
 
 @dataclass(frozen=True)
 class PoliceUnit:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class OffPlatformInstitution:
+    """An institution that exists but is not on the platform: money sent there is out of reach
+    (no sandbox server, no ledger), so a transfer to it is only a debit."""
+
     id: str
     name: str
 
@@ -53,12 +97,43 @@ class Scenario:
     police_units: tuple[PoliceUnit, ...]
     # The demo case in the `stopline report FILE` format, as loaded (its shape checked here).
     case: dict | None = None
+    off_platform: tuple[OffPlatformInstitution, ...] = ()
+    # Bookkeeping the scenario's author expects, checked against sandbox.money.scenario_money_map:
+    # {"disputed_minor": N, "ends_minor": {"balance": .., "cash": .., "abroad": .., "off_platform": ..}}
+    expected: dict | None = None
 
     def institution(self, institution_id: str) -> ScenarioInstitution:
         for inst in self.institutions:
             if inst.id == institution_id:
                 return inst
         raise KeyError(institution_id)
+
+    @property
+    def reported_at(self) -> datetime | None:
+        """When the scenario's case was reported (None without a case)."""
+        return datetime.fromisoformat(self.case["reported_at"]) if self.case else None
+
+    def seed_shift(self, anchor: datetime | None) -> timedelta:
+        """How far to move the seeded history so the case reads as reported at `anchor`."""
+        return seed_shift(self.reported_at, anchor)
+
+    @property
+    def moves(self) -> tuple[Move, ...]:
+        """Every move, in the order the race runs them: by after_seconds, then as written."""
+        return tuple(
+            sorted((m for inst in self.institutions for m in inst.moves), key=lambda m: m.after_seconds)
+        )
+
+
+def seed_shift(reported_at: datetime | None, anchor: datetime | None) -> timedelta:
+    """anchor - reported_at: what to add to every time in a scenario so its case reads as reported
+    at `anchor` (the same shift stopline.casefile.rebase_report gives the case). Zero when there is
+    no anchor (the file's times as written) or no case to anchor to."""
+    if anchor is None or reported_at is None:
+        return timedelta(0)
+    if anchor.tzinfo is None or reported_at.tzinfo is None:
+        raise ValueError("seed_shift: both times must carry a time zone (UTC)")
+    return anchor - reported_at
 
 
 # --- small checkers; each raises ScenarioError naming `where` ----------------------------------
@@ -124,10 +199,70 @@ def _account_ref(value, where: str) -> tuple[str, str]:
     return _str(ref, "institution", where), _str(ref, "account_number", where)
 
 
+def _seconds(data: dict, key: str, where: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN != NaN
+        raise ScenarioError(f"{where}.{key}: must be a number of seconds, got {value!r}")
+    if value < 0 or value == float("inf"):
+        raise ScenarioError(f"{where}.{key}: must be >= 0 and finite, got {value!r}")
+    return float(value)
+
+
+def _abroad(value, where: str) -> Abroad:
+    details = _obj(value, where)
+    bic = _str(details, "bic", where)
+    if not _BIC.fullmatch(bic):
+        raise ScenarioError(
+            f"{where}.bic: {bic!r} is not a BIC (8 or 11 letters and digits, e.g. FICTKHPPXXX)"
+        )
+    return Abroad(
+        bic=bic, account=_str(details, "account", where), reference=_str(details, "reference", where)
+    )
+
+
+@dataclass(frozen=True)
+class _Destination:
+    """A receiving account named by a transfer or move, checked once every institution is known."""
+
+    where: str  # "...transfers_out[0].to" or "...moves[2].to"
+    institution: str
+    account: str
+    currency: str
+    source: tuple[str, str]  # (institution, account) the money leaves
+
+
+def _onward(t: dict, where: str, channel: str, *, history: bool) -> tuple[str, str, Abroad | None]:
+    """Where money leaving by `channel` goes: (to_institution, to_account, abroad details).
+
+    transfer: `to` (an account) and no `abroad`. cash: neither (the money is gone). abroad: the
+    `abroad` details and, for moves, no `to`; history written before abroad details existed may
+    name a `to` account instead of (or besides) them."""
+    if channel not in CHANNELS:
+        raise ScenarioError(f"{where}.channel: {channel!r} is not one of {', '.join(CHANNELS)}")
+    has_to, has_abroad = t.get("to") is not None, t.get("abroad") is not None
+    if channel == "transfer":
+        if has_abroad:
+            raise ScenarioError(
+                f"{where}.abroad: only a transfer abroad (channel 'abroad') has abroad details"
+            )
+        return (*_account_ref(t.get("to"), f"{where}.to"), None)
+    if channel == "cash":
+        for key, present in (("to", has_to), ("abroad", has_abroad)):
+            if present:
+                raise ScenarioError(f"{where}.{key}: a cash withdrawal has no receiving account")
+        return "", "", None
+    if has_to and not history:
+        raise ScenarioError(f"{where}.to: a transfer abroad names its destination in 'abroad', not 'to'")
+    if not has_abroad and not (history and has_to):
+        raise ScenarioError(f"{where}.abroad: a transfer abroad needs its details (bic, account, reference)")
+    to_institution, to_account = _account_ref(t["to"], f"{where}.to") if has_to else ("", "")
+    return to_institution, to_account, _abroad(t["abroad"], f"{where}.abroad") if has_abroad else None
+
+
 # --- the parts ---------------------------------------------------------------------------------
 
 
-def _institution(entry, where: str) -> ScenarioInstitution:
+def _institution(entry, where: str) -> tuple[ScenarioInstitution, list[_Destination]]:
     entry = _obj(entry, where)
     inst_id = _str(entry, "id", where)
     where = f"{where} ({inst_id})"
@@ -164,29 +299,69 @@ def _institution(entry, where: str) -> ScenarioInstitution:
             )
         )
 
+    currency_of = {a.number: a.currency for a in accounts}
+    destinations: list[_Destination] = []
+
+    def source(t: dict, twhere: str) -> tuple[str, str, int]:
+        """The sending account, the currency (the account's own) and the amount."""
+        account = _str(t, "account", twhere)
+        if account not in currency_of:
+            raise ScenarioError(f"{twhere}.account: {account!r} is not one of this institution's accounts")
+        amount = _int(t, "amount_minor", twhere, minimum=1)
+        currency = _currency(t, "currency", twhere)
+        if currency != currency_of[account]:
+            raise ScenarioError(
+                f"{twhere}.currency: {currency} but account {account} is kept in {currency_of[account]}"
+            )
+        return account, currency, amount
+
     transfers: list[Transfer] = []
-    numbers = {a.number for a in accounts}
     for i, t in enumerate(_list(entry.get("transfers_out", []), f"{where}.transfers_out")):
         twhere = f"{where}.transfers_out[{i}]"
         t = _obj(t, twhere)
-        account = _str(t, "account", twhere)
-        if account not in numbers:
-            raise ScenarioError(f"{twhere}.account: {account!r} is not one of this institution's accounts")
+        account, currency, amount = source(t, twhere)
         channel = t.get("channel", "transfer")
-        if channel not in CHANNELS:
-            raise ScenarioError(f"{twhere}.channel: {channel!r} is not one of {', '.join(CHANNELS)}")
-        to_institution, to_account = ("", "")
-        if channel != "cash":  # cash has no receiving account: the money is gone
-            to_institution, to_account = _account_ref(t.get("to"), f"{twhere}.to")
+        to_institution, to_account, abroad = _onward(t, twhere, channel, history=True)
+        if channel == "transfer":
+            destinations.append(
+                _Destination(f"{twhere}.to", to_institution, to_account, currency, (inst_id, account))
+            )
         transfers.append(
             Transfer(
                 account=account,
                 to_institution=to_institution,
                 to_account=to_account,
-                amount_minor=_int(t, "amount_minor", twhere, minimum=1),
-                currency=_currency(t, "currency", twhere),
+                amount_minor=amount,
+                currency=currency,
                 transferred_at=_time(t, "transferred_at", twhere),
                 channel=channel,
+                abroad=abroad,
+            )
+        )
+
+    moves: list[Move] = []
+    for i, m in enumerate(_list(entry.get("moves", []), f"{where}.moves")):
+        mwhere = f"{where}.moves[{i}]"
+        m = _obj(m, mwhere)
+        account, currency, amount = source(m, mwhere)
+        channel = m.get("channel", "transfer")
+        to_institution, to_account, abroad = _onward(m, mwhere, channel, history=False)
+        if channel == "transfer":
+            destinations.append(
+                _Destination(f"{mwhere}.to", to_institution, to_account, currency, (inst_id, account))
+            )
+        moves.append(
+            Move(
+                id=f"{inst_id}/moves[{i}]",
+                institution=inst_id,
+                account=account,
+                amount_minor=amount,
+                currency=currency,
+                after_seconds=_seconds(m, "after_seconds", mwhere),
+                channel=channel,
+                to_institution=to_institution,
+                to_account=to_account,
+                abroad=abroad,
             )
         )
 
@@ -194,7 +369,7 @@ def _institution(entry, where: str) -> ScenarioInstitution:
         faults = Faults.from_dict(entry.get("faults", {}), f"{where}.faults")
     except FaultsError as e:
         raise ScenarioError(str(e)) from None
-    return ScenarioInstitution(
+    institution = ScenarioInstitution(
         id=inst_id,
         name=_str(entry, "name", where, required=False, default=inst_id),
         kind=kind,
@@ -202,7 +377,57 @@ def _institution(entry, where: str) -> ScenarioInstitution:
         accounts=tuple(accounts),
         transfers_out=tuple(transfers),
         faults=faults,
+        moves=tuple(moves),
     )
+    return institution, destinations
+
+
+def _check_destinations(
+    destinations: list[_Destination], institutions: dict[str, ScenarioInstitution], off_platform: set[str]
+) -> None:
+    """A transfer goes to an account of a sandbox institution, in that account's currency, or to
+    an institution declared off-platform (whose accounts the sandbox does not know)."""
+    for d in destinations:
+        if d.institution in off_platform:
+            continue
+        if d.institution not in institutions:
+            raise ScenarioError(
+                f"{d.where}.institution: {d.institution!r} is neither one of the scenario's institutions nor"
+                " one of its off_platform_institutions"
+            )
+        account = next((a for a in institutions[d.institution].accounts if a.number == d.account), None)
+        if account is None:
+            raise ScenarioError(f"{d.where}.account_number: {d.institution} has no account {d.account!r}")
+        if account.currency != d.currency:
+            raise ScenarioError(
+                f"{d.where}.account_number: {d.institution} keeps {d.account} in {account.currency},"
+                f" the transfer is in {d.currency}"
+            )
+        if (d.institution, d.account) == d.source:
+            raise ScenarioError(f"{d.where}: an account cannot send money to itself")
+
+
+def _check_expected(expected, case: dict | None) -> dict:
+    where = "expected"
+    expected = _obj(expected, where)
+    unknown = sorted(set(expected) - {"disputed_minor", "ends_minor", "note"})
+    if unknown:
+        raise ScenarioError(f"{where}.{unknown[0]}: unknown key (known: disputed_minor, ends_minor, note)")
+    disputed = _int(expected, "disputed_minor", where, minimum=1)
+    ends = _obj(expected.get("ends_minor"), f"{where}.ends_minor")
+    kinds = ("balance", "cash", "abroad", "off_platform")
+    for key in sorted(set(ends) - set(kinds)):
+        raise ScenarioError(f"{where}.ends_minor.{key}: unknown end (known: {', '.join(kinds)})")
+    total = sum(_int(ends, k, f"{where}.ends_minor", minimum=0) for k in kinds if k in ends)
+    if total != disputed:
+        raise ScenarioError(f"{where}.ends_minor: adds up to {total}, not disputed_minor {disputed}")
+    if case is not None:
+        reported = sum(t["amount"]["minor_units"] for t in case["transfers"])
+        if reported != disputed:
+            raise ScenarioError(
+                f"{where}.disputed_minor: {disputed}, but the case's transfers add up to {reported}"
+            )
+    return expected
 
 
 def _check_case(case, institutions: dict[str, ScenarioInstitution], units: set[str]) -> dict:
@@ -243,9 +468,11 @@ def parse_scenario(data) -> Scenario:
     data = _obj(data, "scenario")
     name = _str(data, "name", "scenario")
     institutions: dict[str, ScenarioInstitution] = {}
+    destinations: list[_Destination] = []
     ports: dict[int, str] = {}
     for i, entry in enumerate(_list(data.get("institutions"), "institutions", non_empty=True)):
-        inst = _institution(entry, f"institutions[{i}]")
+        inst, named = _institution(entry, f"institutions[{i}]")
+        destinations += named
         if inst.id in institutions or inst.id in _RESERVED_IDS:
             raise ScenarioError(f"institutions[{i}].id: {inst.id!r} is listed twice or reserved")
         if inst.port is not None and inst.port in ports:
@@ -263,15 +490,29 @@ def parse_scenario(data) -> Scenario:
         if unit.id in institutions or unit.id in _RESERVED_IDS or any(x.id == unit.id for x in units):
             raise ScenarioError(f"{uwhere}.id: {unit.id!r} is listed twice or reserved")
         units.append(unit if unit.name else PoliceUnit(unit.id, unit.id))
+    off_platform: list[OffPlatformInstitution] = []
+    key = "off_platform_institutions"
+    for i, o in enumerate(_list(data.get(key, []), key)):
+        owhere = f"{key}[{i}]"
+        o = _obj(o, owhere)
+        other = OffPlatformInstitution(_str(o, "id", owhere), _str(o, "name", owhere, required=False))
+        taken = {*institutions, *_RESERVED_IDS, *(u.id for u in units), *(x.id for x in off_platform)}
+        if other.id in taken:
+            raise ScenarioError(f"{owhere}.id: {other.id!r} is listed twice or reserved")
+        off_platform.append(other if other.name else OffPlatformInstitution(other.id, other.id))
+    _check_destinations(destinations, institutions, {o.id for o in off_platform})
     case = None
     if data.get("case") is not None:
         case = _check_case(data["case"], institutions, {u.id for u in units})
+    expected = _check_expected(data["expected"], case) if data.get("expected") is not None else None
     return Scenario(
         name=name,
         description=_str(data, "description", "scenario", required=False),
         institutions=tuple(institutions.values()),
         police_units=tuple(units),
         case=case,
+        off_platform=tuple(off_platform),
+        expected=expected,
     )
 
 

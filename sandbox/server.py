@@ -3,12 +3,21 @@ health checking and server reflection; and `Sandbox`, which runs every instituti
 
 A test takes an institution down with stop() and brings it back with restart() on the same port
 and the same ledger file, as a bank's maintenance window would look to the hub.
+
+`Sandbox(..., anchor=now)` seeds the scenario's history as if its case were reported at `anchor`
+(the shift stopline.casefile.rebase_report gives the case), and runs the scenario's mule moves
+(sandbox.mules) from start(): in a background task, or by hand with run_mules=False and
+`await sandbox.mules.step(until=...)`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -19,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from sandbox.bank import BankServicer
 from sandbox.faults import Faults
 from sandbox.ledger import Ledger
+from sandbox.mules import Mules
 from sandbox.scenario import Scenario, load_scenario
 from stopline.v1 import bank_pb2, bank_pb2_grpc
 from trust.keys import SigningKey
@@ -121,7 +131,13 @@ class SandboxInstitution:
 
 
 class Sandbox:
-    """Every institution of a scenario, each on its own server and ledger file."""
+    """Every institution of a scenario, each on its own server and ledger file, and its mules.
+
+    anchor: seed the history as if the case were reported at this (UTC) time; None keeps the
+    file's times. A ledger file seeded before (a restart) keeps the history where its first seed
+    put it, so it is never written twice.
+    run_mules: run the moves in a background task from start(); False leaves them to
+    `mules.step()`. clock: the race clock's seconds (monotonic), for tests."""
 
     def __init__(
         self,
@@ -132,11 +148,16 @@ class Sandbox:
         host: str = "127.0.0.1",
         use_scenario_ports: bool = True,
         tls: dict[str, TlsIdentity] | None = None,
+        *,
+        anchor: datetime | None = None,
+        run_mules: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ):
         missing = [i.id for i in scenario.institutions if i.id not in signing_keys]
         if missing:
             raise ValueError(f"no signing key for sandbox institution(s): {', '.join(missing)}")
         self.scenario = scenario
+        self.anchor = anchor
         self.institutions: dict[str, SandboxInstitution] = {}
         for inst in scenario.institutions:
             sandbox_inst = SandboxInstitution(
@@ -149,8 +170,14 @@ class Sandbox:
                 faults=dataclasses.replace(inst.faults),  # a copy: tests mutate it per run
                 tls=tls[inst.id] if tls is not None else None,
             )
-            sandbox_inst.ledger.seed(inst.accounts, inst.transfers_out)
+            # A ledger file seeded before (a restart) keeps its history where it is.
+            seeded = sandbox_inst.ledger.seed_shift()
+            shift = seeded if seeded is not None else scenario.seed_shift(anchor)
+            sandbox_inst.ledger.seed(inst.accounts, inst.transfers_out, shift=shift)
             self.institutions[inst.id] = sandbox_inst
+        self.mules = Mules(scenario, {i: inst.ledger for i, inst in self.institutions.items()}, clock=clock)
+        self._run_mules = run_mules
+        self._mule_task: asyncio.Task | None = None
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -163,11 +190,25 @@ class Sandbox:
             for inst in self.institutions.values():
                 await inst.start()
                 started.append(inst)
+            await self.mules.recover()  # moves a previous run on these ledgers already made
         except BaseException:
             for inst in started:  # all or nothing: never leave half a sandbox listening
                 await inst.stop()
             raise
+        self.mules.start()
+        if self._run_mules and self.mules.pending():
+            self._mule_task = asyncio.create_task(self.mules.run(), name="sandbox-mules")
+
+    async def wait_for_mules(self) -> None:
+        """Wait until the background task has run every move (at once when there is none)."""
+        if self._mule_task is not None:
+            await asyncio.shield(self._mule_task)
 
     async def stop(self, grace: float | None = None) -> None:
+        task, self._mule_task = self._mule_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for inst in self.institutions.values():
             await inst.stop(grace)
