@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import runpy
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -36,7 +37,7 @@ from trust.registry import Institution, InstitutionKind, Registry, registered_ke
 
 CALL_TIMEOUT = 5.0
 VALID_FROM = datetime(2020, 1, 1, tzinfo=UTC)
-SHIPPED = ("boxing",)
+SHIPPED = ("boxing", "qingdao", "shengli", "layered")
 
 MULE = "6229110000800001"  # qilu-bank: received 800,000.00 from the victim
 NEXT = "HXP-8800-3000-0003"  # huaxia-pay: the next layer
@@ -487,6 +488,91 @@ def test_shipped_scenarios_use_distinct_ports():
     assert shipped == sorted(SHIPPED)
 
 
+def test_the_layered_scenario_is_large_and_layered():
+    scenario = load_scenario("layered")
+    victims = {t["from"]["account_number"] for t in scenario.case["transfers"]}
+    mules = [
+        (inst.id, a.number)
+        for inst in scenario.institutions
+        for a in inst.accounts
+        if a.number not in victims
+    ]
+    assert len(mules) >= 100
+    kinds = {inst.kind for inst in scenario.institutions}
+    assert len(scenario.institutions) >= 5 and kinds == {
+        InstitutionKind.BANK,
+        InstitutionKind.PAYMENT_COMPANY,
+    }
+
+    # Layers: the longest chain of transfers from a first-hop account; a cycle: money back to an
+    # account that had already sent money on.
+    edges: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for inst in scenario.institutions:
+        for t in (*inst.transfers_out, *inst.moves):
+            if t.channel == "transfer" and t.to_institution in {i.id for i in scenario.institutions}:
+                edges.setdefault((inst.id, t.account), set()).add((t.to_institution, t.to_account))
+    first_hops = {(t["to"]["institution"], t["to"]["account_number"]) for t in scenario.case["transfers"]}
+
+    def depth(node, path=()):
+        if node in path:
+            return 0
+        return 1 + max((depth(n, (*path, node)) for n in edges.get(node, ())), default=0)
+
+    assert 4 <= max(depth(f) for f in first_hops) <= 6
+    assert any(a in reachable for a, reachable in _reach(edges).items()), "no cycle"
+    money = scenario_money_map(scenario)
+    assert all(money.totals()[kind] > 0 for kind in ("balance", "cash", "abroad", "off_platform"))
+    merges = [
+        n
+        for n in {n for targets in edges.values() for n in targets}
+        if sum(n in t for t in edges.values()) > 1
+    ]
+    splits = [n for n, targets in edges.items() if len(targets) > 1]
+    assert len(merges) >= 5 and len(splits) >= 10
+
+
+def test_layered_json_is_what_make_layered_writes():
+    script = runpy.run_path(
+        str(scenario_path("layered").with_name("make_layered.py")), run_name="make_layered"
+    )
+    assert script["dump"](script["generate"]()) + "\n" == scenario_path("layered").read_text("utf-8")
+
+
+def _reach(edges):
+    out = {}
+    for start in edges:
+        seen, stack = set(), list(edges[start])
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(edges.get(node, ()))
+        out[start] = seen
+    return out
+
+
+@pytest.mark.parametrize("name", ["qingdao", "shengli", "layered"])
+async def test_with_nothing_held_the_ledgers_end_where_the_money_map_says(tmp_path, name):
+    """The generator's bookkeeping, the money map and the real ledgers agree to the fen."""
+    scenario = load_scenario(name)
+    keys = keys_for(scenario)
+    sandbox = Sandbox(
+        scenario, tmp_path, registry_for(scenario, keys), keys, use_scenario_ports=False, run_mules=False
+    )
+    try:
+        results = await sandbox.mules.step(until=float("inf"))
+        assert len(results) == len(scenario.moves) and not any(r.skipped for r in results)
+        money = scenario_money_map(scenario)
+        actual = {
+            (inst_id, a.number): a.balance_minor
+            for inst_id, inst in sandbox.institutions.items()
+            for a in inst.ledger.accounts()
+        }
+        assert actual == money.balances
+    finally:
+        await sandbox.stop()
+
+
 async def test_boxing_a_fast_chase_saves_the_second_layer_and_a_slow_one_does_not(tmp_path):
     scenario = load_scenario("boxing")
     [move] = scenario.moves
@@ -509,6 +595,20 @@ async def test_boxing_a_fast_chase_saves_the_second_layer_and_a_slow_one_does_no
         finally:
             await sandbox.stop()
     assert saved == {"fast": 15_000_000, "slow": 0}
+
+
+def test_shengli_has_a_slow_institution_whose_delay_costs_money():
+    scenario = load_scenario("shengli")
+    slow = [inst for inst in scenario.institutions if inst.faults.delay_seconds > 0]
+    assert slow
+    first_hops = {t["to"]["account_number"] for t in scenario.case["transfers"]}
+    # Money sits at a first-hop account of the slow institution and leaves sooner than one
+    # answer from there takes: a hub that waits on it loses the race.
+    assert any(
+        m.account in first_hops and m.after_seconds < inst.faults.delay_seconds
+        for inst in slow
+        for m in inst.moves
+    )
 
 
 def test_the_money_map_follows_own_money_first_and_tags_by_first_hop():
