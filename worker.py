@@ -19,8 +19,9 @@ from trust.keys import KeySource
 from trust.registry import Registry
 from trust.replay import NonceCache
 from workflows.case import CaseWorkflow
+from workflows.hold import HoldWorkflow
 
-WORKFLOWS = [CaseWorkflow]
+WORKFLOWS = [CaseWorkflow, HoldWorkflow]
 
 
 def build_worker(
@@ -40,7 +41,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[institutions.request_stop_payment, institutions.request_account_query],
+        activities=[institutions.request_stop_payment, institutions.request_account_query, institutions.record_decision],
     )
 
 

@@ -20,17 +20,19 @@ from adapters.bank import BankClient
 from adapters.errors import NON_RETRYABLE_CODES, InstitutionError
 from audit.entry import AuditEntry, Direction
 from audit.log import AuditLog
-from audit.record import envelope_entry, refusal_entry
+from audit.record import decision_entry, envelope_entry, refusal_entry
 from stopline.domain import (
     ERR_ANSWER_REJECTED,
     ERR_ANSWER_UNVERIFIED,
     ERR_REQUEST_REJECTED,
+    RECORD_DECISION,
     REQUEST_ACCOUNT_QUERY,
     REQUEST_STOP_PAYMENT,
     AccountQueryInput,
     AccountQueryResult,
     Amount,
     Channel,
+    DecisionRecord,
     OnwardTransfer,
     StopOutcome,
     StopPaymentInput,
@@ -137,6 +139,7 @@ class InstitutionActivities:
             transfer_time=timestamp_pb(req.transfer_time),
             requested_by=req.requested_by,
             hold_duration=duration_pb(timedelta(seconds=req.hold_seconds)),
+            extends_hold_id=req.extends_hold_id,
         )
         result, bound = await self._exchange(
             order, self._banks.stop_payment, bank_pb2.StopPaymentAnswer,
@@ -151,6 +154,17 @@ class InstitutionActivities:
             hold_id=result.hold_id,
         )
         return result
+
+    @activity.defn(name=RECORD_DECISION)
+    async def record_decision(self, record: DecisionRecord) -> None:
+        """Append a workflow decision that moved money to the audit log (safe to retry: a repeat
+        is a second, identical record of the same decision, never a second decision)."""
+        info = activity.info()
+        await self._record(
+            decision_entry(case_id=record.case_id, institution=record.institution, decision=record.decision,
+                           details={**record.details, "workflow_id": info.workflow_id})
+        )  # fmt: skip
+        log.info("decision recorded", case_id=record.case_id, workflow_id=info.workflow_id, decision=record.decision)
 
     @activity.defn(name=REQUEST_ACCOUNT_QUERY)
     async def request_account_query(self, req: AccountQueryInput) -> AccountQueryResult:

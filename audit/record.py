@@ -47,3 +47,16 @@ def refusal_entry(
         recorded_at=datetime.now(UTC),
         payload=json.dumps(payload, sort_keys=True).encode(),
     )
+
+
+def decision_entry(*, case_id: str, institution: str, decision: str, details: dict) -> AuditEntry:
+    """A decision that moved money or numbers (a workflow's, or an officer's): what, about whom."""
+    payload = {"decision": decision, "details": details}
+    return AuditEntry(
+        kind=EntryKind.DECISION,
+        case_id=case_id,
+        institution=institution,
+        direction=Direction.INTERNAL,
+        recorded_at=datetime.now(UTC),
+        payload=json.dumps(payload, sort_keys=True, separators=(",", ":")).encode(),
+    )

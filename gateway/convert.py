@@ -9,6 +9,7 @@ from stopline.domain import (
     CaseStatus,
     CaseView,
     FlowKind,
+    HoldState,
     MoneyFlow,
     StopState,
     stop_step_id,
@@ -30,6 +31,12 @@ STOP_STATE_PB = {
     StopState.FAILED: hub_pb2.STOP_STATE_FAILED,
 }
 
+
+HOLD_STATE_PB = {
+    HoldState.HELD: hub_pb2.HOLD_STATE_HELD,
+    HoldState.EXTENDED: hub_pb2.HOLD_STATE_EXTENDED,
+    HoldState.LAPSED: hub_pb2.HOLD_STATE_LAPSED,
+}
 
 FLOW_KIND_PB = {
     FlowKind.ONWARD: hub_pb2.FLOW_KIND_ONWARD,
@@ -67,7 +74,12 @@ def account_stop_pb(stop: AccountStop, attempts: int = 0, last_error: str = "") 
         hold_id=stop.hold_id,
         depth=stop.depth,
         traced=stop.traced,
+        hold_state=HOLD_STATE_PB.get(stop.hold_state, hub_pb2.HOLD_STATE_UNSPECIFIED),
+        stops_used=stop.stops_used,
+        hold_events=[hub_pb2.HoldEvent(at=timestamp_pb(e.at), what=e.what) for e in stop.hold_events],
     )
+    if stop.freeze_decision_due_at is not None:
+        msg.freeze_decision_due_at.CopyFrom(timestamp_pb(stop.freeze_decision_due_at))
     if stop.hold_expires_at is not None:
         msg.hold_expires_at.CopyFrom(timestamp_pb(stop.hold_expires_at))
     if stop.answered_at is not None:

@@ -122,6 +122,8 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             since = self._validate_query(query)
         except InvalidField as e:
             await self._invalid(context, bound, "query_account", e)
+        # Holds whose 48 hours ran out no longer hold anything: the balance shows it.
+        await asyncio.to_thread(self._ledger.lapse_expired, datetime.now(UTC))
         account, transfers = await asyncio.to_thread(
             self._ledger.account_report, query.account.account_number, since
         )

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sandbox.stops import AccountState, decide, order_fingerprint
-from sandbox.wire import to_timedelta
+from sandbox.stops import MAX_STOPS_PER_CASE, AccountState, decide, order_fingerprint
+from sandbox.wire import require, to_timedelta
 from stopline.v1 import bank_pb2, common_pb2
 
 # An emergency stop-payment lasts 48 hours unless the order says otherwise.
@@ -100,6 +100,20 @@ CREATE TABLE IF NOT EXISTS credits_in (
     amount_minor     INTEGER NOT NULL CHECK (amount_minor > 0),
     currency         TEXT NOT NULL,
     credited_at      TEXT NOT NULL
+);
+-- The second stop-payment of an account for a case extends the first hold instead of holding
+-- new money: one row per extension (it counts toward the two stops the rules allow).
+CREATE TABLE IF NOT EXISTS hold_extensions (
+    idempotency_key TEXT PRIMARY KEY,
+    hold_id         TEXT NOT NULL REFERENCES holds (hold_id),
+    old_expires_at  TEXT NOT NULL,
+    new_expires_at  TEXT NOT NULL,
+    extended_at     TEXT NOT NULL
+);
+-- Holds that lapsed (expired unfrozen): their money was released back to the account.
+CREATE TABLE IF NOT EXISTS holds_lapsed (
+    hold_id   TEXT PRIMARY KEY REFERENCES holds (hold_id),
+    lapsed_at TEXT NOT NULL
 );
 -- seed_shift_us: how far the seeded history was moved in time (microseconds), fixed at first seed.
 CREATE TABLE IF NOT EXISTS seed_info (
@@ -472,10 +486,23 @@ class Ledger:
                 return StopResult(payload, bank_pb2.StopPaymentAnswer.FromString(payload), replayed=True)
 
             number = order.account.account_number
-            state = self._account_state(conn, number)
+            self._lapse_expired(conn, now)
             (stops,) = conn.execute(
-                "SELECT COUNT(*) FROM holds WHERE account = ? AND case_id = ?", (number, order.case_id)
+                "SELECT (SELECT COUNT(*) FROM holds WHERE account = ?1 AND case_id = ?2)"
+                " + (SELECT COUNT(*) FROM hold_extensions e JOIN holds h ON h.hold_id = e.hold_id"
+                "    WHERE h.account = ?1 AND h.case_id = ?2)",
+                (number, order.case_id),
             ).fetchone()
+            if order.extends_hold_id:
+                extended = self._extend(conn, order, stops, now)
+                if extended is not None:
+                    payload = extended.SerializeToString(deterministic=True)
+                    conn.execute(
+                        "INSERT INTO idempotency (key, order_fingerprint, answer_payload, created_at) VALUES (?, ?, ?, ?)",
+                        (order.idempotency_key, fingerprint, payload, _ts(now)),
+                    )
+                    return StopResult(payload, extended, replayed=False)
+            state = self._account_state(conn, number)
             decision = decide(order, state, stops, self.institution_id)
 
             answer = bank_pb2.StopPaymentAnswer(
@@ -527,6 +554,79 @@ class Ledger:
             return StopResult(payload, answer, replayed=False)
 
         return self._write(work)
+
+    def _extend(
+        self, conn: sqlite3.Connection, order, stops: int, now: datetime
+    ) -> bank_pb2.StopPaymentAnswer | None:
+        """The second stop-payment on a hold still in force: keep it, move its expiry on by the
+        order's duration, hold nothing new. None when that hold has lapsed (the order is then a
+        new stop like any other). InvalidField for a hold of another account or case."""
+        row = conn.execute(
+            "SELECT h.account, h.case_id, h.amount_minor, h.currency, h.expires_at, l.hold_id IS NOT NULL"
+            " FROM holds h LEFT JOIN holds_lapsed l ON l.hold_id = h.hold_id WHERE h.hold_id = ?",
+            (order.extends_hold_id,),
+        ).fetchone()
+        require(
+            "extends_hold_id",
+            row is not None and row[0] == order.account.account_number and row[1] == order.case_id,
+            f"{order.extends_hold_id!r} is not a hold on this account for case {order.case_id!r}",
+        )
+        _, case_id, amount, currency, expires_text, lapsed = row
+        if lapsed:
+            return None
+        answer = bank_pb2.StopPaymentAnswer(
+            idempotency_key=order.idempotency_key, case_id=order.case_id, account=order.account,
+            requested=order.amount,
+        )  # fmt: skip
+        if stops >= MAX_STOPS_PER_CASE:
+            answer.outcome = bank_pb2.STOP_PAYMENT_OUTCOME_REFUSED
+            answer.refusal_reason = bank_pb2.REFUSAL_REASON_STOP_LIMIT_REACHED
+            answer.detail = f"the account was already stopped {stops} times for case {case_id}"
+            answer.held.CopyFrom(common_pb2.Money(minor_units=0, currency=order.amount.currency))
+            return answer
+        duration = (
+            to_timedelta(order.hold_duration, "hold_duration")
+            if order.HasField("hold_duration")
+            else DEFAULT_HOLD_DURATION
+        )
+        new_expires = _dt(expires_text) + duration
+        conn.execute(
+            "UPDATE holds SET expires_at = ? WHERE hold_id = ?", (_ts(new_expires), order.extends_hold_id)
+        )
+        conn.execute(
+            "INSERT INTO hold_extensions (idempotency_key, hold_id, old_expires_at, new_expires_at, extended_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (order.idempotency_key, order.extends_hold_id, expires_text, _ts(new_expires), _ts(now)),
+        )
+        held = min(amount, order.amount.minor_units)
+        full = held == order.amount.minor_units
+        answer.outcome = (
+            bank_pb2.STOP_PAYMENT_OUTCOME_HELD if full else bank_pb2.STOP_PAYMENT_OUTCOME_PARTIALLY_HELD
+        )
+        answer.held.CopyFrom(common_pb2.Money(minor_units=held, currency=currency))
+        answer.detail = f"hold {order.extends_hold_id} extended to {_ts(new_expires)}"
+        answer.hold_id = order.extends_hold_id
+        answer.held_at.FromDatetime(now)
+        answer.hold_expires_at.FromDatetime(new_expires)
+        return answer
+
+    @staticmethod
+    def _lapse_expired(conn: sqlite3.Connection, now: datetime) -> None:
+        """Release the money of every hold whose time ran out (a bank does this by itself)."""
+        rows = conn.execute(
+            "SELECT h.hold_id, h.account, h.amount_minor FROM holds h LEFT JOIN holds_lapsed l"
+            " ON l.hold_id = h.hold_id WHERE l.hold_id IS NULL AND h.expires_at <= ?",
+            (_ts(now),),
+        ).fetchall()
+        for hold_id, account, amount in rows:
+            conn.execute("INSERT INTO holds_lapsed (hold_id, lapsed_at) VALUES (?, ?)", (hold_id, _ts(now)))
+            conn.execute(
+                "UPDATE accounts SET held_minor = held_minor - ? WHERE number = ?", (amount, account)
+            )
+
+    def lapse_expired(self, now: datetime) -> None:
+        """Release every hold that has expired by `now` (called before each request)."""
+        self._write(lambda conn: self._lapse_expired(conn, now))
 
     # --- reading -------------------------------------------------------------------------
 

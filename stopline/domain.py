@@ -18,13 +18,23 @@ TASK_QUEUE_DEFAULT = "stopline-cases"
 REQUEST_STOP_PAYMENT = "request_stop_payment"
 REQUEST_ACCOUNT_QUERY = "request_account_query"
 CASE_WORKFLOW = "CaseWorkflow"
+HOLD_WORKFLOW = "HoldWorkflow"
+RECORD_DECISION = "record_decision"
+HOLD_CHANGED_SIGNAL = "hold_changed"
 
 # How many hops the chase follows from the victim's receiving accounts (hop 1) before recording
 # the rest as beyond reach; one real case ran to 87 accounts, most within 5 layers.
 DEFAULT_CHASE_DEPTH = 8
 
-# Emergency stop-payments hold money for 48 hours (see ../shared/DESIGN.md, "emergency stop-payment").
+# Emergency stop-payments hold money for 48 hours (see ../shared/DESIGN.md, "emergency stop-payment"),
+# and one account may be stopped at most twice for one case: the second stop extends the first.
 STOP_PAYMENT_HOLD = timedelta(hours=48)
+MAX_STOPS_PER_ACCOUNT = 2
+# Before a stop lapses: the freeze decision is asked for this long ahead, a reminder follows,
+# and if nobody has decided by EXTEND_LEAD before expiry the second stop goes out.
+FREEZE_DECISION_LEAD = timedelta(hours=12)
+FREEZE_REMINDER_LEAD = timedelta(hours=4)
+EXTEND_LEAD = timedelta(hours=1)
 
 # Search attributes: what operators filter on in `temporal workflow list --query` and the Web UI.
 # No personal data goes here (no names, no account numbers): only ids, status and amounts.
@@ -44,6 +54,11 @@ def stop_step_id(account: Account) -> str:
 def query_step_id(account: Account) -> str:
     """The account-query step for one account (activity id and idempotency key part)."""
     return f"query/{account.institution}/{account.number}"
+
+
+def hold_workflow_id(case_workflow: str, account: Account) -> str:
+    """The child workflow that watches one hold's deadlines (one per account per case)."""
+    return f"{case_workflow}/hold/{account.institution}/{account.number}"
 
 
 def case_workflow_id(case_id: str) -> str:
@@ -166,6 +181,7 @@ class StopPaymentInput:
     transfer_time: datetime
     holder_name: str = ""
     hold_seconds: int = int(STOP_PAYMENT_HOLD.total_seconds())
+    extends_hold_id: str = ""  # the second stop of an account: the first's hold, to extend
 
 
 class StopOutcome(StrEnum):
@@ -271,6 +287,61 @@ class AccountStop:
     hold_expires_at: datetime | None = None
     depth: int = 1  # 1: received the victim's money; 2: received it from a hop-1 account; ...
     traced: bool = False  # the chase has accounted for where this account's money went
+    hold_state: HoldState | None = None  # once something is held: where its deadlines stand
+    stops_used: int = 0
+    freeze_decision_due_at: datetime | None = None
+    hold_events: list[HoldEvent] = field(default_factory=list)
+
+
+class HoldState(StrEnum):
+    """Where a hold stands over its deadlines."""
+
+    HELD = "held"  # the first stop-payment is in force
+    EXTENDED = "extended"  # the second (and last) stop-payment is in force
+    LAPSED = "lapsed"  # it expired with no freeze decided: the institution released the money
+
+
+@dataclass(frozen=True)
+class HoldInput:
+    case_id: str
+    case_workflow_id: str
+    requested_by: str
+    account: Account
+    held: Amount
+    hold_id: str
+    expires_at: datetime
+    transfer_time: datetime
+    holder_name: str = ""
+
+
+@dataclass(frozen=True)
+class HoldEvent:
+    at: datetime
+    what: str
+
+
+@dataclass
+class HoldView:
+    """What the hold's workflow tells its case (by signal) whenever something changes."""
+
+    account: Account
+    state: HoldState
+    held: Amount
+    hold_id: str
+    expires_at: datetime
+    stops_used: int = 1
+    freeze_decision_due_at: datetime | None = None  # set once the decision has been asked for
+    events: list[HoldEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A workflow decision that moved money, for the audit log (kind `decision`)."""
+
+    case_id: str
+    institution: str
+    decision: str  # e.g. "hold_extended", "hold_lapsed"
+    details: dict = field(default_factory=dict)
 
 
 class FlowKind(StrEnum):

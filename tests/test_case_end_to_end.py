@@ -25,6 +25,7 @@ from trust.keys import SigningKey
 MULE_1 = "6229110000800001"  # qilu-bank, covers 800,000.00
 MULE_2 = "6229110000375002"  # qilu-bank, only 126,400.00 left of 375,000.00
 MULE_3 = "HXP-8800-3000-0003"  # huaxia-pay, covers 300,000.00
+MULE_2B = "HXP-8800-1500-0004"  # huaxia-pay, second layer: 150,000.00 from mule 2
 
 
 def by_account(case: hub_pb2.CaseView) -> dict[str, hub_pb2.AccountStop]:
@@ -45,8 +46,13 @@ async def test_boxing_case_holds_the_money_at_both_institutions(client, tmp_path
         assert "126,400.00" in stops[MULE_2].reason
         assert stops[MULE_3].state == hub_pb2.STOP_STATE_HELD
         assert stops[MULE_3].held.minor_units == 30_000_000
+        # Mule 2 had sent 150,000.00 on to huaxia-pay before the report: stopped there (hop 2);
+        # its 98,600.00 cash withdrawal is lost.
+        assert stops[MULE_2B].depth == 2 and stops[MULE_2B].held.minor_units == 15_000_000
         assert case.total_reported.minor_units == 147_500_000
-        assert case.total_held.minor_units == 122_640_000
+        assert case.total_held.minor_units == 137_640_000
+        assert case.total_lost.minor_units == 9_860_000
+        assert case.total_abroad.minor_units == case.total_at_large.minor_units == 0
         assert case.total_held.currency == "CNY"
 
         # The money is held where the hub says it is, once.
@@ -54,7 +60,8 @@ async def test_boxing_case_holds_the_money_at_both_institutions(client, tmp_path
         assert qilu.account(MULE_1).held_minor == 80_000_000
         assert qilu.account(MULE_2).held_minor == 12_640_000
         assert huaxia.account(MULE_3).held_minor == 30_000_000
-        assert len(qilu.holds()) == 2 and len(huaxia.holds()) == 1
+        assert huaxia.account(MULE_2B).held_minor == 15_000_000
+        assert len(qilu.holds()) == 2 and len(huaxia.holds()) == 2
         # An emergency stop lasts 48 hours.
         for stop in case.stops:
             assert time_of(stop.hold_expires_at) - time_of(stop.answered_at) == timedelta(hours=48)
@@ -71,7 +78,7 @@ async def test_unknown_account_is_refused_with_the_reason(client, tmp_path):
         assert stop.state == hub_pb2.STOP_STATE_REFUSED
         assert "unknown account" in stop.reason
         assert stop.held.minor_units == 0
-        assert case.total_held.minor_units == 12_640_000 + 30_000_000
+        assert case.total_held.minor_units == 12_640_000 + 30_000_000 + 15_000_000
 
 
 async def test_repeated_report_returns_the_case_and_starts_nothing(client, tmp_path):
@@ -153,7 +160,7 @@ async def test_slow_bank_past_the_deadline_is_retried_without_holding_twice(clie
         huaxia.faults.delay_seconds = 0
         case = await w.answered("BX-SLOW")
         assert by_account(case)[MULE_3].held.minor_units == 30_000_000
-        assert len(huaxia.ledger.holds()) == 1
+        assert sorted(h.account for h in huaxia.ledger.holds()) == [MULE_2B, MULE_3]  # once each
 
 
 async def test_forged_bank_answer_is_refused_and_not_acted_on(client, tmp_path):
@@ -375,7 +382,7 @@ async def test_victim_bank_need_not_be_on_the_platform(client, tmp_path):
         for t in report.transfers:
             t.from_account.institution = "some-rural-bank"
         assert (await w.hub.report_case(report)).created
-        assert (await w.answered("BX-OFFPLATFORM")).total_held.minor_units == 122_640_000
+        assert (await w.answered("BX-OFFPLATFORM")).total_held.minor_units == 137_640_000
 
 
 async def test_temporal_outage_is_unavailable_not_unknown(client, tmp_path):

@@ -777,3 +777,56 @@ async def test_a_replayed_request_envelope_is_unauthenticated(bank, stub, keys):
     )
     assert "replayed" in details
     assert len(bank.ledger.holds()) == 1
+
+
+# --- the second stop extends; an expired hold lapses --------------------------------------------
+
+
+def test_the_second_stop_extends_the_first_hold_and_holds_nothing_new(tmp_path):
+    ledger = Ledger(tmp_path / "l.db", BANK)
+    try:
+        ledger.seed(ACCOUNTS)
+        t0 = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+        first = ledger.apply_stop(order(FULL, 80_000_000, key="case-BX-1/stop/1"), t0).answer
+        second = order(FULL, 80_000_000, key="case-BX-1/stop/2")
+        second.extends_hold_id = first.hold_id
+        answer = ledger.apply_stop(second, t0 + timedelta(hours=47)).answer
+        assert answer.outcome == bank_pb2.STOP_PAYMENT_OUTCOME_HELD and answer.hold_id == first.hold_id
+        assert answer.hold_expires_at.ToDatetime(tzinfo=UTC) == t0 + timedelta(hours=96)
+        [hold] = ledger.holds(FULL)
+        assert hold.expires_at == t0 + timedelta(hours=96) and ledger.account(FULL).held_minor == 80_000_000
+        # A third, extension or not, is past the limit of two.
+        third = order(FULL, 80_000_000, key="case-BX-1/stop/3")
+        third.extends_hold_id = first.hold_id
+        refused = ledger.apply_stop(third, t0 + timedelta(hours=90)).answer
+        assert refused.refusal_reason == bank_pb2.REFUSAL_REASON_STOP_LIMIT_REACHED
+        assert ledger.holds(FULL)[0].expires_at == t0 + timedelta(hours=96)
+        # The extended hold lapses at its new expiry: the money is free again.
+        ledger.lapse_expired(t0 + timedelta(hours=95))
+        assert ledger.account(FULL).held_minor == 80_000_000
+        ledger.lapse_expired(t0 + timedelta(hours=96))
+        assert ledger.account(FULL).held_minor == 0
+        ledger.lapse_expired(t0 + timedelta(hours=97))  # once only
+        assert ledger.account(FULL).held_minor == 0
+    finally:
+        ledger.close()
+
+
+def test_extending_a_lapsed_hold_is_a_new_stop_and_another_cases_hold_is_refused(tmp_path):
+    ledger = Ledger(tmp_path / "l.db", BANK)
+    try:
+        ledger.seed(ACCOUNTS)
+        t0 = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+        first = ledger.apply_stop(order(FULL, 80_000_000, key="k1"), t0).answer
+        foreign = order(FULL, 1_000, key="k-other", case_id="BX-OTHER")
+        foreign.extends_hold_id = first.hold_id
+        with pytest.raises(InvalidField, match=r"^extends_hold_id: "):
+            ledger.apply_stop(foreign, t0 + timedelta(hours=1))
+        late = order(FULL, 80_000_000, key="k2")
+        late.extends_hold_id = first.hold_id
+        answer = ledger.apply_stop(late, t0 + timedelta(hours=49)).answer  # the first lapsed at 48 h
+        assert answer.outcome == bank_pb2.STOP_PAYMENT_OUTCOME_HELD and answer.hold_id != first.hold_id
+        assert answer.hold_expires_at.ToDatetime(tzinfo=UTC) == t0 + timedelta(hours=97)
+        assert ledger.account(FULL).held_minor == 80_000_000  # the lapsed hold released its money
+    finally:
+        ledger.close()

@@ -49,7 +49,7 @@ async def test_operators_and_auditors_read_cases_but_may_not_report(client, tmp_
         await w.answered("BX-READERS")
         for reader in (OPERATORS, AUDITOR):
             case = await w.hub_as(reader).get_case("BX-READERS")
-            assert case.total_held.minor_units == 122_640_000
+            assert case.total_held.minor_units == 137_640_000
             listed = await w.hub_as(reader).list_cases()
             assert "BX-READERS" in [c.case_id for c in listed.cases]
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -189,11 +189,12 @@ async def test_the_hub_refuses_a_bank_endpoint_that_presents_another_institution
         qilu = [s for s in case.stops if s.account.institution == "qilu-bank"]
         assert all(s.state == hub_pb2.STOP_STATE_ASKED and "UNAVAILABLE" in s.last_error for s in qilu)
         assert w.institutions["qilu-bank"].requests_received == 0
-        assert len(w.institutions["huaxia-pay"].ledger.holds()) == 1  # only its own account
+        # Only huaxia-pay's own account; qilu-bank's orders never reached it.
+        assert [h.account for h in w.institutions["huaxia-pay"].ledger.holds()] == ["HXP-8800-3000-0003"]
         # The operator fixes the registry; the retries go through to the real bank.
         w._registry[0] = registry
         case = await w.answered("BX-HIJACK", within=30)
-        assert case.total_held.minor_units == 122_640_000
+        assert case.total_held.minor_units == 137_640_000
 
 
 async def test_a_bank_refuses_the_hubs_envelope_over_anyone_elses_certificate(client, tmp_path):

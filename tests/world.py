@@ -51,6 +51,7 @@ class World:
     tls: dict[str, TlsIdentity]
     _registry: list[Registry] = field(default_factory=list)
     _clients: list[HubClient] = field(default_factory=list)
+    _case_ids: set[str] = field(default_factory=set)
 
     def registry(self) -> Registry:
         return self._registry[0]
@@ -66,6 +67,7 @@ class World:
 
     def report(self, case_id: str, **changes) -> hub_pb2.CaseReport:
         """The scenario's case as if reported now, under `case_id`."""
+        self._case_ids.add(case_id)  # ended with the world: its holds' timers must not outlive it
         report = rebase_report(report_from_dict(self.scenario.case), datetime.now(UTC), case_id)
         for name, value in changes.items():
             setattr(report, name, value)
@@ -106,6 +108,27 @@ def _registry(
     )
 
 
+async def _end_cases(client: Client, case_ids: set[str]) -> None:
+    """Terminate the world's cases still open (a case stays open while its holds' deadlines run,
+    up to days): with its worker gone, a case's timers on a shared Temporal would fire into an
+    empty task queue, and on the time-skipping server would hold up later tests' skipping."""
+    from temporalio.service import RPCError
+
+    for case_id in case_ids:
+        case = client.get_workflow_handle(f"case-{case_id}")
+        try:
+            description = await case.describe()
+        except RPCError:
+            continue  # never started
+        # Children first: the time-skipping server does not apply parent-close policies.
+        ids = [child.workflow_id for child in description.raw_description.pending_children] + [case.id]
+        for workflow_id in ids:
+            try:
+                await client.get_workflow_handle(workflow_id).terminate("test world closed")
+            except RPCError:
+                pass  # already closed
+
+
 @asynccontextmanager
 async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: float | None = None) -> AsyncIterator[World]:
     scenario = load_scenario("boxing")
@@ -118,11 +141,12 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
     holder: list[Registry] = [_registry(keys, kinds, {}, tls)]
 
     institutions: dict[str, SandboxInstitution] = {}
+    shift = scenario.seed_shift(datetime.now(UTC))  # the history as if the case were reported now
     for spec in scenario.institutions:
         inst = SandboxInstitution(
             spec.id, keys[spec.id], lambda: holder[0], tmp_path / f"{spec.id}.db", tls=tls[spec.id]
         )
-        inst.ledger.seed(spec.accounts, spec.transfers_out)
+        inst.ledger.seed(spec.accounts, spec.transfers_out, shift=shift)
         await inst.start()
         institutions[spec.id] = inst
     holder[0] = _registry(keys, kinds, {i: inst.endpoint for i, inst in institutions.items()}, tls)
@@ -154,6 +178,7 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
                 _registry=holder,
             )
             yield world
+            await _end_cases(client, world._case_ids)
     finally:
         if hub is not None:
             await hub.close()

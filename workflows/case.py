@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
         CASE_WORKFLOW,
         ERR_ANSWER_REJECTED,
         ERR_REQUEST_REJECTED,
+        HOLD_CHANGED_SIGNAL,
+        HOLD_WORKFLOW,
         REQUEST_ACCOUNT_QUERY,
         REQUEST_STOP_PAYMENT,
         SA_STATUS,
@@ -31,11 +33,15 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseView,
         FlowKind,
+        HoldInput,
+        HoldState,
+        HoldView,
         MoneyFlow,
         StopOutcome,
         StopPaymentInput,
         StopPaymentResult,
         StopState,
+        hold_workflow_id,
         query_step_id,
         stop_step_id,
         stop_targets,
@@ -88,6 +94,9 @@ class CaseWorkflow:
         # One task per account reached, until its money is accounted for; kept so that a bug
         # in one fails the workflow task loudly instead of leaving the case waiting for ever.
         self._tasks: list[asyncio.Task] = []
+        # The hold workflows (one per account where money is held); the case stays open while
+        # any of them still watches a deadline.
+        self._holds: list[workflow.ChildWorkflowHandle] = []
         self._status = CaseStatus.STOPPING
 
     @workflow.run
@@ -108,7 +117,23 @@ class CaseWorkflow:
             tasks, self._tasks = self._tasks, []
             await asyncio.gather(*tasks)
         self._set_status(CaseStatus.STOPS_ANSWERED)
+        # The chase is done; the holds' deadlines (freeze or lapse) run on in their workflows.
+        await asyncio.gather(*self._holds)
         return self.status()
+
+    @workflow.signal(name=HOLD_CHANGED_SIGNAL)
+    def hold_changed(self, view: HoldView) -> None:
+        reached = self._reached.get(view.account)
+        if reached is None:
+            return  # not one of ours: ignore rather than fail the case
+        stop = reached.stop
+        stop.hold_state = view.state
+        stop.stops_used = view.stops_used
+        stop.freeze_decision_due_at = view.freeze_decision_due_at
+        stop.hold_events = list(view.events)
+        stop.hold_id = view.hold_id
+        stop.hold_expires_at = view.expires_at
+        stop.held = view.held
 
     @workflow.query
     def status(self) -> CaseView:
@@ -167,6 +192,8 @@ class CaseWorkflow:
         stop = reached.stop
         await self._stop_payment(reached)
         held = stop.held or Amount.zero(stop.requested.currency)
+        if held.minor_units > 0 and stop.hold_expires_at is not None:
+            await self._watch_hold(reached, held)
         if held == stop.requested:
             flows: list[MoneyFlow] = []  # all of it held: nothing left to follow
         else:
@@ -186,6 +213,29 @@ class CaseWorkflow:
             times = [f.moved_at or workflow.now() for f in pieces]
             self._reach(account, amount, min(times), stop.depth + 1, last_arrival_at=max(times), source=stop.account)
         stop.traced = True
+
+    async def _watch_hold(self, reached: _Reached, held: Amount) -> None:
+        """Hand the hold's deadlines to its own workflow."""
+        stop = reached.stop
+        assert stop.hold_expires_at is not None
+        stop.hold_state = HoldState.HELD
+        stop.stops_used = 1
+        handle = await workflow.start_child_workflow(
+            HOLD_WORKFLOW,
+            HoldInput(
+                case_id=self._case.case_id,
+                case_workflow_id=workflow.info().workflow_id,
+                requested_by=self._case.reporting_unit,
+                account=stop.account,
+                held=held,
+                hold_id=stop.hold_id,
+                expires_at=stop.hold_expires_at,
+                transfer_time=reached.last_arrival_at,
+                holder_name=reached.holder_name,
+            ),
+            id=hold_workflow_id(workflow.info().workflow_id, stop.account),
+        )
+        self._holds.append(handle)
 
     async def _query(self, reached: _Reached) -> tuple[AccountQueryResult | None, str]:
         """The institution's verified account report, or why there is none."""

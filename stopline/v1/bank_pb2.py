@@ -28,37 +28,37 @@ from stopline.v1 import common_pb2 as stopline_dot_v1_dot_common__pb2
 from stopline.v1 import envelope_pb2 as stopline_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16stopline/v1/bank.proto\x12\x0bstopline.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stopline/v1/common.proto\x1a\x1astopline/v1/envelope.proto\"=\n\x12StopPaymentRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\">\n\x13StopPaymentResponse\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"\xa2\x02\n\x10StopPaymentOrder\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\x1b\n\x13\x61\x63\x63ount_holder_name\x18\x04 \x01(\t\x12\"\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x31\n\rtransfer_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x07 \x01(\t\x12\x30\n\rhold_duration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x99\x03\n\x11StopPaymentAnswer\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\x30\n\x07outcome\x18\x04 \x01(\x0e\x32\x1f.stopline.v1.StopPaymentOutcome\x12 \n\x04held\x18\x05 \x01(\x0b\x32\x12.stopline.v1.Money\x12%\n\trequested\x18\x06 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x32\n\x0erefusal_reason\x18\x07 \x01(\x0e\x32\x1a.stopline.v1.RefusalReason\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\x12\x0f\n\x07hold_id\x18\t \x01(\t\x12+\n\x07held_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fhold_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x13QueryAccountRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"?\n\x14QueryAccountResponse\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"\x97\x01\n\x0c\x41\x63\x63ountQuery\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\x33\n\x0ftransfers_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x10OutgoingTransfer\x12+\n\nto_account\x18\x01 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\"\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x32\n\x0etransferred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x1c.stopline.v1.TransferChannel\"\xef\x01\n\rAccountReport\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\x12\x13\n\x0bholder_name\x18\x04 \x01(\t\x12#\n\x07\x62\x61lance\x18\x05 \x01(\x0b\x32\x12.stopline.v1.Money\x12 \n\x04held\x18\x06 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x30\n\ttransfers\x18\x07 \x03(\x0b\x32\x1d.stopline.v1.OutgoingTransfer*\xa4\x01\n\x12StopPaymentOutcome\x12$\n STOP_PAYMENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19STOP_PAYMENT_OUTCOME_HELD\x10\x01\x12\'\n#STOP_PAYMENT_OUTCOME_PARTIALLY_HELD\x10\x02\x12 \n\x1cSTOP_PAYMENT_OUTCOME_REFUSED\x10\x03*\x82\x02\n\rRefusalReason\x12\x1e\n\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\"\n\x1eREFUSAL_REASON_UNKNOWN_ACCOUNT\x10\x01\x12!\n\x1dREFUSAL_REASON_ACCOUNT_CLOSED\x10\x02\x12 \n\x1cREFUSAL_REASON_NAME_MISMATCH\x10\x03\x12\x1b\n\x17REFUSAL_REASON_NO_FUNDS\x10\x04\x12%\n!REFUSAL_REASON_STOP_LIMIT_REACHED\x10\x05\x12$\n REFUSAL_REASON_CURRENCY_MISMATCH\x10\x06*\x8a\x01\n\x0fTransferChannel\x12 \n\x1cTRANSFER_CHANNEL_UNSPECIFIED\x10\x00\x12\x1d\n\x19TRANSFER_CHANNEL_TRANSFER\x10\x01\x12\x19\n\x15TRANSFER_CHANNEL_CASH\x10\x02\x12\x1b\n\x17TRANSFER_CHANNEL_ABROAD\x10\x03\x32\xb4\x01\n\x0b\x42\x61nkService\x12P\n\x0bStopPayment\x12\x1f.stopline.v1.StopPaymentRequest\x1a .stopline.v1.StopPaymentResponse\x12S\n\x0cQueryAccount\x12 .stopline.v1.QueryAccountRequest\x1a!.stopline.v1.QueryAccountResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16stopline/v1/bank.proto\x12\x0bstopline.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stopline/v1/common.proto\x1a\x1astopline/v1/envelope.proto\"=\n\x12StopPaymentRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\">\n\x13StopPaymentResponse\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"\xbb\x02\n\x10StopPaymentOrder\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\x1b\n\x13\x61\x63\x63ount_holder_name\x18\x04 \x01(\t\x12\"\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x31\n\rtransfer_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crequested_by\x18\x07 \x01(\t\x12\x30\n\rhold_duration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0f\x65xtends_hold_id\x18\t \x01(\t\"\x99\x03\n\x11StopPaymentAnswer\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\x30\n\x07outcome\x18\x04 \x01(\x0e\x32\x1f.stopline.v1.StopPaymentOutcome\x12 \n\x04held\x18\x05 \x01(\x0b\x32\x12.stopline.v1.Money\x12%\n\trequested\x18\x06 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x32\n\x0erefusal_reason\x18\x07 \x01(\x0e\x32\x1a.stopline.v1.RefusalReason\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\x12\x0f\n\x07hold_id\x18\t \x01(\t\x12+\n\x07held_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fhold_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x13QueryAccountRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"?\n\x14QueryAccountResponse\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"\x97\x01\n\x0c\x41\x63\x63ountQuery\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\x33\n\x0ftransfers_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x10OutgoingTransfer\x12+\n\nto_account\x18\x01 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\"\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x32\n\x0etransferred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x1c.stopline.v1.TransferChannel\"\xef\x01\n\rAccountReport\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\x12\x13\n\x0bholder_name\x18\x04 \x01(\t\x12#\n\x07\x62\x61lance\x18\x05 \x01(\x0b\x32\x12.stopline.v1.Money\x12 \n\x04held\x18\x06 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x30\n\ttransfers\x18\x07 \x03(\x0b\x32\x1d.stopline.v1.OutgoingTransfer*\xa4\x01\n\x12StopPaymentOutcome\x12$\n STOP_PAYMENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19STOP_PAYMENT_OUTCOME_HELD\x10\x01\x12\'\n#STOP_PAYMENT_OUTCOME_PARTIALLY_HELD\x10\x02\x12 \n\x1cSTOP_PAYMENT_OUTCOME_REFUSED\x10\x03*\x82\x02\n\rRefusalReason\x12\x1e\n\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\"\n\x1eREFUSAL_REASON_UNKNOWN_ACCOUNT\x10\x01\x12!\n\x1dREFUSAL_REASON_ACCOUNT_CLOSED\x10\x02\x12 \n\x1cREFUSAL_REASON_NAME_MISMATCH\x10\x03\x12\x1b\n\x17REFUSAL_REASON_NO_FUNDS\x10\x04\x12%\n!REFUSAL_REASON_STOP_LIMIT_REACHED\x10\x05\x12$\n REFUSAL_REASON_CURRENCY_MISMATCH\x10\x06*\x8a\x01\n\x0fTransferChannel\x12 \n\x1cTRANSFER_CHANNEL_UNSPECIFIED\x10\x00\x12\x1d\n\x19TRANSFER_CHANNEL_TRANSFER\x10\x01\x12\x19\n\x15TRANSFER_CHANNEL_CASH\x10\x02\x12\x1b\n\x17TRANSFER_CHANNEL_ABROAD\x10\x03\x32\xb4\x01\n\x0b\x42\x61nkService\x12P\n\x0bStopPayment\x12\x1f.stopline.v1.StopPaymentRequest\x1a .stopline.v1.StopPaymentResponse\x12S\n\x0cQueryAccount\x12 .stopline.v1.QueryAccountRequest\x1a!.stopline.v1.QueryAccountResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stopline.v1.bank_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STOPPAYMENTOUTCOME']._serialized_start=1717
-  _globals['_STOPPAYMENTOUTCOME']._serialized_end=1881
-  _globals['_REFUSALREASON']._serialized_start=1884
-  _globals['_REFUSALREASON']._serialized_end=2142
-  _globals['_TRANSFERCHANNEL']._serialized_start=2145
-  _globals['_TRANSFERCHANNEL']._serialized_end=2283
+  _globals['_STOPPAYMENTOUTCOME']._serialized_start=1742
+  _globals['_STOPPAYMENTOUTCOME']._serialized_end=1906
+  _globals['_REFUSALREASON']._serialized_start=1909
+  _globals['_REFUSALREASON']._serialized_end=2167
+  _globals['_TRANSFERCHANNEL']._serialized_start=2170
+  _globals['_TRANSFERCHANNEL']._serialized_end=2308
   _globals['_STOPPAYMENTREQUEST']._serialized_start=158
   _globals['_STOPPAYMENTREQUEST']._serialized_end=219
   _globals['_STOPPAYMENTRESPONSE']._serialized_start=221
   _globals['_STOPPAYMENTRESPONSE']._serialized_end=283
   _globals['_STOPPAYMENTORDER']._serialized_start=286
-  _globals['_STOPPAYMENTORDER']._serialized_end=576
-  _globals['_STOPPAYMENTANSWER']._serialized_start=579
-  _globals['_STOPPAYMENTANSWER']._serialized_end=988
-  _globals['_QUERYACCOUNTREQUEST']._serialized_start=990
-  _globals['_QUERYACCOUNTREQUEST']._serialized_end=1052
-  _globals['_QUERYACCOUNTRESPONSE']._serialized_start=1054
-  _globals['_QUERYACCOUNTRESPONSE']._serialized_end=1117
-  _globals['_ACCOUNTQUERY']._serialized_start=1120
-  _globals['_ACCOUNTQUERY']._serialized_end=1271
-  _globals['_OUTGOINGTRANSFER']._serialized_start=1274
-  _globals['_OUTGOINGTRANSFER']._serialized_end=1472
-  _globals['_ACCOUNTREPORT']._serialized_start=1475
-  _globals['_ACCOUNTREPORT']._serialized_end=1714
-  _globals['_BANKSERVICE']._serialized_start=2286
-  _globals['_BANKSERVICE']._serialized_end=2466
+  _globals['_STOPPAYMENTORDER']._serialized_end=601
+  _globals['_STOPPAYMENTANSWER']._serialized_start=604
+  _globals['_STOPPAYMENTANSWER']._serialized_end=1013
+  _globals['_QUERYACCOUNTREQUEST']._serialized_start=1015
+  _globals['_QUERYACCOUNTREQUEST']._serialized_end=1077
+  _globals['_QUERYACCOUNTRESPONSE']._serialized_start=1079
+  _globals['_QUERYACCOUNTRESPONSE']._serialized_end=1142
+  _globals['_ACCOUNTQUERY']._serialized_start=1145
+  _globals['_ACCOUNTQUERY']._serialized_end=1296
+  _globals['_OUTGOINGTRANSFER']._serialized_start=1299
+  _globals['_OUTGOINGTRANSFER']._serialized_end=1497
+  _globals['_ACCOUNTREPORT']._serialized_start=1500
+  _globals['_ACCOUNTREPORT']._serialized_end=1739
+  _globals['_BANKSERVICE']._serialized_start=2311
+  _globals['_BANKSERVICE']._serialized_end=2491
 # @@protoc_insertion_point(module_scope)

@@ -65,7 +65,7 @@ class StopPaymentResponse(_message.Message):
     def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
 
 class StopPaymentOrder(_message.Message):
-    __slots__ = ("idempotency_key", "case_id", "account", "account_holder_name", "amount", "transfer_time", "requested_by", "hold_duration")
+    __slots__ = ("idempotency_key", "case_id", "account", "account_holder_name", "amount", "transfer_time", "requested_by", "hold_duration", "extends_hold_id")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CASE_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class StopPaymentOrder(_message.Message):
     TRANSFER_TIME_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     HOLD_DURATION_FIELD_NUMBER: _ClassVar[int]
+    EXTENDS_HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     case_id: str
     account: _common_pb2.AccountRef
@@ -82,7 +83,8 @@ class StopPaymentOrder(_message.Message):
     transfer_time: _timestamp_pb2.Timestamp
     requested_by: str
     hold_duration: _duration_pb2.Duration
-    def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., account_holder_name: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., transfer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., hold_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    extends_hold_id: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., account_holder_name: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., transfer_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., hold_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., extends_hold_id: _Optional[str] = ...) -> None: ...
 
 class StopPaymentAnswer(_message.Message):
     __slots__ = ("idempotency_key", "case_id", "account", "outcome", "held", "requested", "refusal_reason", "detail", "hold_id", "held_at", "hold_expires_at")

@@ -28,6 +28,13 @@ class StopState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_STATE_ANSWER_REJECTED: _ClassVar[StopState]
     STOP_STATE_FAILED: _ClassVar[StopState]
 
+class HoldState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HOLD_STATE_UNSPECIFIED: _ClassVar[HoldState]
+    HOLD_STATE_HELD: _ClassVar[HoldState]
+    HOLD_STATE_EXTENDED: _ClassVar[HoldState]
+    HOLD_STATE_LAPSED: _ClassVar[HoldState]
+
 class FlowKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FLOW_KIND_UNSPECIFIED: _ClassVar[FlowKind]
@@ -47,6 +54,10 @@ STOP_STATE_PARTIALLY_HELD: StopState
 STOP_STATE_REFUSED: StopState
 STOP_STATE_ANSWER_REJECTED: StopState
 STOP_STATE_FAILED: StopState
+HOLD_STATE_UNSPECIFIED: HoldState
+HOLD_STATE_HELD: HoldState
+HOLD_STATE_EXTENDED: HoldState
+HOLD_STATE_LAPSED: HoldState
 FLOW_KIND_UNSPECIFIED: FlowKind
 FLOW_KIND_ONWARD: FlowKind
 FLOW_KIND_CASH: FlowKind
@@ -110,7 +121,7 @@ class CaseReceipt(_message.Message):
     def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., created: _Optional[bool] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AccountStop(_message.Message):
-    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at", "depth", "traced")
+    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at", "depth", "traced", "hold_state", "stops_used", "freeze_decision_due_at", "hold_events")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +134,10 @@ class AccountStop(_message.Message):
     ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     TRACED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_STATE_FIELD_NUMBER: _ClassVar[int]
+    STOPS_USED_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_DECISION_DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EVENTS_FIELD_NUMBER: _ClassVar[int]
     account: _common_pb2.AccountRef
     requested: _common_pb2.Money
     state: StopState
@@ -135,7 +150,19 @@ class AccountStop(_message.Message):
     answered_at: _timestamp_pb2.Timestamp
     depth: int
     traced: bool
-    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., depth: _Optional[int] = ..., traced: _Optional[bool] = ...) -> None: ...
+    hold_state: HoldState
+    stops_used: int
+    freeze_decision_due_at: _timestamp_pb2.Timestamp
+    hold_events: _containers.RepeatedCompositeFieldContainer[HoldEvent]
+    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., depth: _Optional[int] = ..., traced: _Optional[bool] = ..., hold_state: _Optional[_Union[HoldState, str]] = ..., stops_used: _Optional[int] = ..., freeze_decision_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hold_events: _Optional[_Iterable[_Union[HoldEvent, _Mapping]]] = ...) -> None: ...
+
+class HoldEvent(_message.Message):
+    __slots__ = ("at", "what")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    WHAT_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    what: str
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., what: _Optional[str] = ...) -> None: ...
 
 class MoneyFlow(_message.Message):
     __slots__ = ("from_account", "to_account", "amount", "kind", "moved_at", "note")
