@@ -10,6 +10,7 @@ make the encoding unambiguous; see docs/audit.md.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ from enum import StrEnum
 ENTRY_TAG = b"stopline.v1/audit-entry\n"
 ENTRY_VERSION = b"1"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Exactly what encode() writes for TIME_FORMAT, in ASCII digits. A bytes pattern: \d would match
+# other scripts' digits in a str.
+_CANONICAL_TIME = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 class EntryKind(StrEnum):
@@ -80,8 +84,21 @@ class AuditEntry:
                 case_id=fields[2].decode(),
                 institution=fields[3].decode(),
                 direction=Direction(fields[4].decode()),
-                recorded_at=datetime.strptime(fields[5].decode(), TIME_FORMAT).replace(tzinfo=UTC),
+                recorded_at=_parse_time(fields[5]),
                 payload=fields[6],
             )
         except (UnicodeDecodeError, ValueError) as e:
             raise EntryFormatError(f"bad field: {e}") from None
+
+
+def _parse_time(text: bytes) -> datetime:
+    """`recorded at` as strptime(TIME_FORMAT) reads it. strptime costs about 6 us, half of
+    decoding an entry, and `audit verify` decodes every entry; fromisoformat reads the canonical
+    form encode() writes in under 0.5 us. Anything else (including impossible dates the pattern
+    lets through) goes to strptime, which decides and words the error exactly as before."""
+    if _CANONICAL_TIME.fullmatch(text):
+        try:
+            return datetime.fromisoformat(text.decode())  # "...Z" is UTC since Python 3.11
+        except ValueError:
+            pass
+    return datetime.strptime(text.decode(), TIME_FORMAT).replace(tzinfo=UTC)

@@ -36,7 +36,7 @@ class SqliteAuditStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the writing connection's
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")  # acknowledged means on disk
@@ -53,10 +53,17 @@ class SqliteAuditStore:
             );
             """
         )
+        # Reads get a connection and lock of their own: under WAL a reader never waits for a
+        # writer nor holds one up, so a checkpoint re-reading thousands of leaves on a background
+        # thread does not make an append on another thread wait for the connection.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._read_lock:
+            self._reader.close()
 
     def append(self, leaves: Sequence[bytes]) -> int:
         with self._lock:
@@ -74,16 +81,16 @@ class SqliteAuditStore:
         return first
 
     def size(self) -> int:
-        with self._lock:
-            (n,) = self._conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
+        with self._read_lock:
+            (n,) = self._reader.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()
         return n
 
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes, bytes]]:
         end = self.size() if end is None else end
         batch = 10_000
         for lo in range(start, end, batch):
-            with self._lock:
-                rows = self._conn.execute(
+            with self._read_lock:
+                rows = self._reader.execute(
                     "SELECT idx, leaf, leaf_hash FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
                     (lo, min(lo + batch, end)),
                 ).fetchall()
@@ -95,5 +102,5 @@ class SqliteAuditStore:
             self._conn.execute("INSERT OR IGNORE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
 
     def checkpoints(self) -> list[tuple[int, str]]:
-        with self._lock:
-            return self._conn.execute("SELECT size, note FROM checkpoints ORDER BY size").fetchall()
+        with self._read_lock:
+            return self._reader.execute("SELECT size, note FROM checkpoints ORDER BY size").fetchall()

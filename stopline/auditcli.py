@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from audit.bundle import BundleError, export_case, verify_bundle
 from audit.bundle import dumps as bundle_dumps
-from audit.entry import EntryKind
+from audit.entry import AuditEntry, EntryKind
 from audit.log import leaf_hashes, verify_log
 from audit.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
 from audit.note import NoteError, NoteVerifier, open_checkpoint
@@ -51,6 +52,26 @@ def checkpoint_verifiers(settings: Settings, registry: Registry, pinned: list[st
     return [NoteVerifier(settings.audit_origin, key.public_key) for key in hub.keys if key.revoked_at is None]
 
 
+@dataclass(frozen=True)
+class EnvelopeSignatures:
+    """`audit verify`'s check of each entry: an envelope's signature must verify against the
+    registry as it was when it was signed. A module-level class rather than a closure because
+    verify_log runs it in worker processes on a large log, and those receive it pickled."""
+
+    registry: Registry
+
+    def __call__(self, index: int, entry: AuditEntry) -> str | None:
+        if entry.kind is not EntryKind.ENVELOPE:
+            return None
+        try:
+            verify_as_signed(envelope_pb2.Envelope.FromString(entry.payload), self.registry)
+        except TrustError as e:
+            return f"envelope signature: {e}"
+        except Exception as e:  # a payload that is not an envelope at all
+            return f"not a valid envelope: {e}"
+        return None
+
+
 def _store(settings: Settings) -> SqliteAuditStore:
     if not settings.audit_db.exists():
         raise AuditCommandError(f"no audit log at {settings.audit_db}")
@@ -64,19 +85,7 @@ def audit_verify(
     truncated or rewritten log is caught even if its own checkpoints were rewritten too)."""
     store = _store(settings)
     verifiers = checkpoint_verifiers(settings, registry, pinned)
-
-    def envelope_signed(index: int, entry) -> str | None:
-        if entry.kind is not EntryKind.ENVELOPE:
-            return None
-        try:
-            verify_as_signed(envelope_pb2.Envelope.FromString(entry.payload), registry)
-        except TrustError as e:
-            return f"envelope signature: {e}"
-        except Exception as e:  # a payload that is not an envelope at all
-            return f"not a valid envelope: {e}"
-        return None
-
-    report = verify_log(store, verifiers, settings.audit_origin, envelope_signed)
+    report = verify_log(store, verifiers, settings.audit_origin, EnvelopeSignatures(registry))
     if not report.ok:
         return False, f"FAILED at {report.problem}"
     if report.entries and not report.checkpoints:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import structlog
@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from adapters.channels import ChannelPool
+from audit.checkpointer import Checkpointer
 from audit.log import AuditLog
 from audit.note import NoteSigner
 from audit.store import SqliteAuditStore
@@ -66,32 +67,21 @@ def open_audit(settings: Settings, hub_key: SigningKey) -> AuditLog:
 
 @asynccontextmanager
 async def checkpointing(audit: AuditLog, every_seconds: float):
-    """Sign a checkpoint every `every_seconds` while entries come in (and at once for a tail a
-    killed process left unsigned), and one last on the way out. A failed attempt is logged and
-    tried again next round: the loop never dies silently."""
+    """Sign checkpoints on a background thread while the block runs: soon after appends cross a
+    multiple of the log's `checkpoint_every` (appends only flag it, so no stop-payment waits for
+    a signature), every `every_seconds` while entries come in, at once for a tail a killed
+    process left unsigned, and one last on the way out. A failed attempt is logged and tried
+    again next round: the thread never dies silently."""
 
-    async def sign() -> None:
-        try:
-            await asyncio.to_thread(audit.checkpoint)
-        except Exception as e:
-            log.error("audit checkpoint failed; will try again", error=f"{type(e).__name__}: {e}")
+    def failed(e: Exception) -> None:
+        log.error("audit checkpoint failed; will try again", error=f"{type(e).__name__}: {e}")
 
-    async def loop() -> None:
-        while True:
-            checkpoints = await asyncio.to_thread(audit.store.checkpoints)
-            signed = checkpoints[-1][0] if checkpoints else 0
-            if await asyncio.to_thread(audit.store.size) != signed:
-                await sign()
-            await asyncio.sleep(every_seconds)
-
-    task = asyncio.create_task(loop())
+    checkpointer = Checkpointer(audit, every_seconds, on_error=failed)
+    checkpointer.start()
     try:
         yield audit
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-        await sign()
+        await asyncio.to_thread(checkpointer.stop)
 
 
 @contextmanager
