@@ -1,6 +1,16 @@
 """BankService as one sandbox institution runs it: verify the hub's envelope, validate the order,
 apply it to the ledger at most once, answer with a signed envelope.
 
+The three orders (StopPayment, Freeze, Release) take the same steps (`_order`): the configured
+faults, the hub's signature and TLS peer, the field checks, one ledger transaction in a thread
+(idempotency key, decision and stored answer together), then the stored answer bytes sealed with
+the institution's key. A repeated key with the same order gets the byte-identical answer; the same
+key with another order (of any kind) is FAILED_PRECONDITION.
+
+Freeze (快速冻结) turns a stop-payment's hold still in force into a freeze on an officer's
+approval, or renews a freeze; Release releases a hold or freeze now. Their rules are on
+sandbox.ledger.Ledger.apply_freeze / apply_release; the field checks are sandbox.freezes.
+
 Protocol problems are gRPC errors (the status names what was wrong); business refusals are signed
 answers. The servicer imports only the contract and the trust code, as a real bank's would.
 
@@ -12,7 +22,6 @@ before anything is applied. Every Timestamp and Duration is converted through sa
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -22,9 +31,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 
 from sandbox.faults import Faults
-from sandbox.ledger import IdempotencyConflict, Ledger
-from sandbox.wire import InvalidField, require, to_datetime, to_timedelta
-from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2
+from sandbox.freezes import check_freeze, check_release
+from sandbox.ledger import IdempotencyConflict, Ledger, OrderResult
+from sandbox.wire import InvalidField, check_duration, check_money, require, to_datetime
+from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2, envelope_pb2
 from trust.envelope import open_envelope, seal, seal_bytes
 from trust.errors import EnvelopeRejected, MalformedPayload, PeerMismatch, WrongPayloadType, WrongSigner
 from trust.keys import SigningKey
@@ -33,10 +43,9 @@ from trust.replay import MemoryNonceCache
 from trust.tls import peer_mismatch, tls_peer
 
 HUB_ID = "hub"
-# A stop lasts 48 h and a freeze at most a year: anything longer is a malformed order (and would
-# overflow the expiry time for absurd values).
+# A stop lasts 48 h: anything past a year is a malformed order (and would overflow the expiry time
+# for absurd values). Freezes have their own bound (sandbox.freezes.MAX_FREEZE_DURATION).
 MAX_HOLD_DURATION = timedelta(days=366)
-_CURRENCY = re.compile(r"[A-Z]{3}")
 
 log = structlog.get_logger("sandbox")
 
@@ -74,41 +83,32 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
     async def StopPayment(
         self, request: bank_pb2.StopPaymentRequest, context
     ) -> bank_pb2.StopPaymentResponse:
-        await self._before(context)
-        order = await self._open(request, bank_pb2.StopPaymentOrder, context)
-        bound = log.bind(
-            institution=self.institution_id, case_id=order.case_id, idempotency_key=order.idempotency_key
-        )
-        try:
-            self._validate_order(order)
-            # The ledger converts hold_duration through sandbox.wire too: an InvalidField raised
-            # there rolls its transaction back, so nothing is applied either way.
-            result = await asyncio.to_thread(self._ledger.apply_stop, order, datetime.now(UTC))
-        except InvalidField as e:
-            await self._invalid(context, bound, "stop_payment", e)
-        except IdempotencyConflict as e:
-            bound.warning("stop_payment.idempotency_conflict")
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
-        answer = result.answer
-        bound.info(
-            "stop_payment.answered",
-            outcome=bank_pb2.StopPaymentOutcome.Name(answer.outcome),
-            refusal_reason=bank_pb2.RefusalReason.Name(answer.refusal_reason),
-            held_minor=answer.held.minor_units,
-            requested_minor=answer.requested.minor_units,
-            currency=answer.requested.currency,
-            hold_id=answer.hold_id,
-            replayed=result.replayed,
-        )
-        if self.faults.fail_after_apply > 0:
-            # Checked and decremented with no await in between: concurrent requests each take
-            # one unit of the count.
-            self.faults.fail_after_apply -= 1
-            bound.warning("fault.answer_lost", remaining=self.faults.fail_after_apply)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "answer lost after apply (sandbox fault)")
-        # Re-seal the stored bytes: a fresh envelope (time, nonce) around the same payload.
-        envelope = seal_bytes(result.answer_payload, answer.DESCRIPTOR.full_name, self._answer_key())
+        envelope = await self._order(
+            request, context, bank_pb2.StopPaymentOrder, "stop_payment", self._validate_order,
+            self._ledger.apply_stop, _stop_summary,
+        )  # fmt: skip
         return bank_pb2.StopPaymentResponse(envelope=envelope)
+
+    async def Freeze(self, request: bank_pb2.FreezeRequest, context) -> bank_pb2.FreezeResponse:
+        """Fast freeze: a first freeze of a hold still in force, or a renewal (rules on
+        Ledger.apply_freeze). Malformed orders, and a hold or freeze of another account or case,
+        or an amount above what is held, are INVALID_ARGUMENT naming the field; a hold that lapsed
+        or was released (a freeze that lapsed or was released) is a signed REFUSED answer."""
+        envelope = await self._order(
+            request, context, bank_pb2.FreezeOrder, "freeze", self._validate_freeze,
+            self._ledger.apply_freeze, _freeze_summary,
+        )  # fmt: skip
+        return bank_pb2.FreezeResponse(envelope=envelope)
+
+    async def Release(self, request: bank_pb2.ReleaseRequest, context) -> bank_pb2.ReleaseResponse:
+        """Release one hold or freeze now (rules on Ledger.apply_release): exactly one of hold_id
+        and freeze_id, reason and decided_by set, else INVALID_ARGUMENT naming the field. Releasing
+        what already lapsed or was released answers released = 0 with a detail."""
+        envelope = await self._order(
+            request, context, bank_pb2.ReleaseOrder, "release", self._validate_release,
+            self._ledger.apply_release, _release_summary,
+        )  # fmt: skip
+        return bank_pb2.ReleaseResponse(envelope=envelope)
 
     async def QueryAccount(
         self, request: bank_pb2.QueryAccountRequest, context
@@ -149,7 +149,45 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         bound.info("query_account.answered", found=report.found, transfers=len(report.transfers))
         return bank_pb2.QueryAccountResponse(envelope=seal(report, self._answer_key()))
 
-    # --- steps shared by both RPCs -------------------------------------------------------
+    # --- steps shared by the RPCs --------------------------------------------------------
+
+    async def _order(
+        self,
+        request,
+        context,
+        message_type: type[Message],
+        rpc: str,
+        validate: Callable[[Message], None],
+        apply: Callable[[Message, datetime], OrderResult],
+        summary: Callable[[Message], dict],
+    ) -> envelope_pb2.Envelope:
+        """Every order RPC: play the faults, open the hub's envelope, validate, apply on the ledger
+        at most once, log, play the lost-answer fault, and seal the stored answer bytes."""
+        await self._before(context)
+        order = await self._open(request, message_type, context)
+        bound = log.bind(
+            institution=self.institution_id, case_id=order.case_id, idempotency_key=order.idempotency_key
+        )
+        try:
+            validate(order)
+            # The ledger checks what only its books can tell (and converts durations through
+            # sandbox.wire too): an InvalidField raised there rolls its transaction back, so
+            # nothing is applied either way.
+            result = await asyncio.to_thread(apply, order, datetime.now(UTC))
+        except InvalidField as e:
+            await self._invalid(context, bound, rpc, e)
+        except IdempotencyConflict as e:
+            bound.warning(f"{rpc}.idempotency_conflict")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        bound.info(f"{rpc}.answered", **summary(result.answer), replayed=result.replayed)
+        if self.faults.fail_after_apply > 0:
+            # Checked and decremented with no await in between: concurrent requests each take
+            # one unit of the count.
+            self.faults.fail_after_apply -= 1
+            bound.warning("fault.answer_lost", remaining=self.faults.fail_after_apply)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "answer lost after apply (sandbox fault)")
+        # Re-seal the stored bytes: a fresh envelope (time, nonce) around the same payload.
+        return seal_bytes(result.answer_payload, result.answer.DESCRIPTOR.full_name, self._answer_key())
 
     async def _before(self, context) -> None:
         """Count the request, then play the configured faults (slow first, then refusing)."""
@@ -195,41 +233,39 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
 
     def _validate_order(self, order: bank_pb2.StopPaymentOrder) -> None:
         """Raise InvalidField for the first field that is missing, malformed or out of range."""
-        require("idempotency_key", bool(order.idempotency_key), "must not be empty")
-        require("case_id", bool(order.case_id), "must not be empty")
-        self._validate_account(order.account)
-        require(
-            "amount.minor_units",
-            order.amount.minor_units > 0,
-            f"must be positive, got {order.amount.minor_units}",
-        )
-        require(
-            "amount.currency",
-            bool(_CURRENCY.fullmatch(order.amount.currency)),
-            f"must be an ISO 4217 code (3 upper-case letters), got {order.amount.currency!r}",
-        )
+        self._validate_common(order)
+        check_money(order.amount, "amount")
         if order.HasField("transfer_time"):
             to_datetime(order.transfer_time, "transfer_time")  # unused here, but must be a real time
         if order.HasField("hold_duration"):
-            duration = to_timedelta(order.hold_duration, "hold_duration")
-            require(
-                "hold_duration",
-                timedelta(0) < duration <= MAX_HOLD_DURATION,
-                f"must be positive and at most {MAX_HOLD_DURATION.days} days when set, got {duration}",
-            )
+            check_duration(order.hold_duration, "hold_duration", MAX_HOLD_DURATION)
+
+    def _validate_freeze(self, order: bank_pb2.FreezeOrder) -> None:
+        """As _validate_order, then sandbox.freezes.check_freeze (amount, hold_id or
+        renews_freeze_id, freeze_duration, approval)."""
+        self._validate_common(order)
+        check_freeze(order)
+
+    def _validate_release(self, order: bank_pb2.ReleaseOrder) -> None:
+        """As _validate_order, then sandbox.freezes.check_release (hold_id or freeze_id, reason,
+        decided_by)."""
+        self._validate_common(order)
+        check_release(order)
 
     def _validate_query(self, query: bank_pb2.AccountQuery) -> datetime | None:
         """Raise InvalidField as _validate_order does; return transfers_since (None when unset)."""
-        require("idempotency_key", bool(query.idempotency_key), "must not be empty")
-        require("case_id", bool(query.case_id), "must not be empty")
-        self._validate_account(query.account)
+        self._validate_common(query)
         return (
             to_datetime(query.transfers_since, "transfers_since")
             if query.HasField("transfers_since")
             else None
         )
 
-    def _validate_account(self, account: common_pb2.AccountRef) -> None:
+    def _validate_common(self, message) -> None:
+        """idempotency_key, case_id and account: every order and query carries them."""
+        require("idempotency_key", bool(message.idempotency_key), "must not be empty")
+        require("case_id", bool(message.case_id), "must not be empty")
+        account = message.account
         require(
             "account.institution",
             account.institution == self.institution_id,
@@ -257,3 +293,30 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
                 self._key.institution_id, self._key.key_id, Ed25519PrivateKey.generate()
             )
         return self._forged_key
+
+
+# --- what each order's answer is logged with (no customer data) ---------------------------------
+
+
+def _stop_summary(answer: bank_pb2.StopPaymentAnswer) -> dict:
+    return {
+        "outcome": bank_pb2.StopPaymentOutcome.Name(answer.outcome),
+        "refusal_reason": bank_pb2.RefusalReason.Name(answer.refusal_reason),
+        "held_minor": answer.held.minor_units,
+        "requested_minor": answer.requested.minor_units,
+        "currency": answer.requested.currency,
+        "hold_id": answer.hold_id,
+    }
+
+
+def _freeze_summary(answer: bank_pb2.FreezeAnswer) -> dict:
+    return {
+        "outcome": bank_pb2.FreezeOutcome.Name(answer.outcome),
+        "frozen_minor": answer.frozen.minor_units,
+        "currency": answer.frozen.currency,
+        "freeze_id": answer.freeze_id,
+    }
+
+
+def _release_summary(answer: bank_pb2.ReleaseAnswer) -> dict:
+    return {"released_minor": answer.released.minor_units, "currency": answer.released.currency}

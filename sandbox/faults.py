@@ -20,8 +20,9 @@ class FaultsError(ValueError):
 class Faults:
     # Sleep this long before handling each request (a slow bank; lets the hub's deadlines fire).
     delay_seconds: float = 0.0
-    # Apply the next N stop-payment orders (and commit them), then answer UNAVAILABLE: the bank
-    # did the work but the answer never arrived. Counts down by one per affected request.
+    # Apply the next N orders (stop-payment, freeze or release; and commit them), then answer
+    # UNAVAILABLE: the bank did the work but the answer never arrived. Counts down by one per
+    # affected request.
     fail_after_apply: int = 0
     # Sign answers with a key the registry does not know while claiming the real key id: the hub
     # must refuse such answers.

@@ -7,6 +7,11 @@ duplicate finds the stored answer and is never applied twice, and a crash leaves
 or none of it. The methods block (SQLite does I/O): async callers run them via asyncio.to_thread;
 a lock makes the one connection safe across those threads.
 
+Freeze and release orders (apply_freeze, apply_release) go the same way: one transaction checks
+the key, lapses what ran out, decides on the books, writes and stores the answer. Holds and
+freezes lapse by themselves at their expiry (`lapse_expired`, also run inside every order), each
+releasing its money once.
+
 A mule's move (sandbox.mules) is one transaction here too: `send_on` records the move id, debits
 what is available (never held money) and writes the transfers_out row together, so a move runs at
 most once per ledger file. The receiving institution's `credit` is keyed by the same move id, so
@@ -22,8 +27,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sandbox.stops import MAX_STOPS_PER_CASE, AccountState, decide, order_fingerprint
-from sandbox.wire import require, to_timedelta
+from google.protobuf.message import Message
+
+from sandbox.freezes import check_freeze, check_release, freeze_fingerprint, release_fingerprint
+from sandbox.stops import MAX_STOPS_PER_CASE, AccountState, decide, format_money, order_fingerprint
+from sandbox.wire import InvalidField, require, to_datetime, to_timedelta
 from stopline.v1 import bank_pb2, common_pb2
 
 # An emergency stop-payment lasts 48 hours unless the order says otherwise.
@@ -115,6 +123,64 @@ CREATE TABLE IF NOT EXISTS holds_lapsed (
     hold_id   TEXT PRIMARY KEY REFERENCES holds (hold_id),
     lapsed_at TEXT NOT NULL
 );
+-- Fast freezes (快速冻结): a stop-payment's hold turned into a freeze on an officer's approval.
+-- amount_minor and expires_at are the freeze's terms now (a renewal moves the expiry on and may
+-- lower the amount). hold_id is UNIQUE: a hold is frozen at most once, and a frozen ("converted")
+-- hold no longer lapses at its own expiry.
+CREATE TABLE IF NOT EXISTS freezes (
+    -- AUTOINCREMENT: a freeze id is never reused.
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    freeze_id       TEXT UNIQUE,
+    account         TEXT NOT NULL REFERENCES accounts (number),
+    case_id         TEXT NOT NULL,
+    amount_minor    INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency        TEXT NOT NULL,
+    hold_id         TEXT NOT NULL UNIQUE REFERENCES holds (hold_id),
+    document_ref    TEXT NOT NULL,
+    approved_by     TEXT NOT NULL,
+    officer         TEXT NOT NULL,
+    approved_at     TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    frozen_at       TEXT NOT NULL,
+    expires_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS freezes_by_account_case ON freezes (account, case_id);
+-- Every renewal of a freeze, with the approval it rests on.
+CREATE TABLE IF NOT EXISTS freeze_renewals (
+    idempotency_key  TEXT PRIMARY KEY,
+    freeze_id        TEXT NOT NULL REFERENCES freezes (freeze_id),
+    old_amount_minor INTEGER NOT NULL,
+    new_amount_minor INTEGER NOT NULL,
+    old_expires_at   TEXT NOT NULL,
+    new_expires_at   TEXT NOT NULL,
+    document_ref     TEXT NOT NULL,
+    approved_by      TEXT NOT NULL,
+    officer          TEXT NOT NULL,
+    approved_at      TEXT NOT NULL,
+    renewed_at       TEXT NOT NULL
+);
+-- Freezes that lapsed (expired unrenewed): their money was released back to the account.
+CREATE TABLE IF NOT EXISTS freezes_lapsed (
+    freeze_id TEXT PRIMARY KEY REFERENCES freezes (freeze_id),
+    lapsed_at TEXT NOT NULL
+);
+-- Holds and freezes released by order (a wrongly held account, a case decision), with why.
+CREATE TABLE IF NOT EXISTS hold_releases (
+    hold_id         TEXT PRIMARY KEY REFERENCES holds (hold_id),
+    amount_minor    INTEGER NOT NULL,
+    reason          TEXT NOT NULL,
+    decided_by      TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    released_at     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS freeze_releases (
+    freeze_id       TEXT PRIMARY KEY REFERENCES freezes (freeze_id),
+    amount_minor    INTEGER NOT NULL,
+    reason          TEXT NOT NULL,
+    decided_by      TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    released_at     TEXT NOT NULL
+);
 -- seed_shift_us: how far the seeded history was moved in time (microseconds), fixed at first seed.
 CREATE TABLE IF NOT EXISTS seed_info (
     key   TEXT PRIMARY KEY,
@@ -134,6 +200,10 @@ def _ts(at: datetime) -> str:
 
 def _dt(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _dt_or_none(text: str | None) -> datetime | None:
+    return _dt(text) if text is not None else None
 
 
 @dataclass(frozen=True)
@@ -193,6 +263,9 @@ class MoveRecord:
 
 @dataclass(frozen=True)
 class Hold:
+    """A stop-payment hold and what became of it, as recorded. A hold past its expiry still reads
+    "held" until the ledger lapses it (on the next order or query, or lapse_expired)."""
+
     hold_id: str
     account: str
     case_id: str
@@ -201,13 +274,155 @@ class Hold:
     idempotency_key: str
     created_at: datetime
     expires_at: datetime
+    lapsed_at: datetime | None = None  # expired unfrozen: its money was released then
+    released_at: datetime | None = None  # released by a ReleaseOrder
+    frozen_as: str | None = None  # the freeze it was converted into (it no longer lapses)
+
+    @property
+    def state(self) -> str:
+        """ "held" (in force), "converted" (frozen as `frozen_as`), "released" or "lapsed"."""
+        if self.frozen_as is not None:
+            return "converted"
+        if self.released_at is not None:
+            return "released"
+        if self.lapsed_at is not None:
+            return "lapsed"
+        return "held"
+
+    @property
+    def in_force(self) -> bool:
+        return self.state == "held"
 
 
 @dataclass(frozen=True)
-class StopResult:
-    answer_payload: bytes  # serialised StopPaymentAnswer, byte-identical on every repeat
-    answer: bank_pb2.StopPaymentAnswer
+class Freeze:
+    """A fast freeze, as recorded (see Hold for "as recorded")."""
+
+    freeze_id: str
+    account: str
+    case_id: str
+    amount_minor: int  # frozen now (a renewal may have lowered it)
+    currency: str
+    hold_id: str  # the stop-payment hold it replaced
+    expires_at: datetime  # now: a renewal moves it on
+    released_at: datetime | None  # released by a ReleaseOrder
+    lapsed_at: datetime | None  # expired unrenewed: its money was released then
+    frozen_at: datetime
+    document_ref: str  # the approval of the first freeze (renewals: freeze_renewals)
+    approved_by: str
+    officer: str
+
+    @property
+    def state(self) -> str:
+        """ "frozen" (in force), "released" or "lapsed"."""
+        if self.released_at is not None:
+            return "released"
+        if self.lapsed_at is not None:
+            return "lapsed"
+        return "frozen"
+
+    @property
+    def in_force(self) -> bool:
+        return self.state == "frozen"
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """An order's answer: StopPaymentAnswer, FreezeAnswer or ReleaseAnswer."""
+
+    answer_payload: bytes  # the serialised answer, byte-identical on every repeat
+    answer: Message
     replayed: bool  # True when the key was seen before and nothing was applied now
+
+
+_HOLDS = (
+    "SELECT h.hold_id, h.account, h.case_id, h.amount_minor, h.currency, h.idempotency_key, h.created_at,"
+    " h.expires_at, l.lapsed_at, r.released_at, f.freeze_id FROM holds h"
+    " LEFT JOIN holds_lapsed l ON l.hold_id = h.hold_id"
+    " LEFT JOIN hold_releases r ON r.hold_id = h.hold_id"
+    " LEFT JOIN freezes f ON f.hold_id = h.hold_id"
+)
+_FREEZES = (
+    "SELECT z.freeze_id, z.account, z.case_id, z.amount_minor, z.currency, z.hold_id, z.expires_at,"
+    " r.released_at, l.lapsed_at, z.frozen_at, z.document_ref, z.approved_by, z.officer FROM freezes z"
+    " LEFT JOIN freeze_releases r ON r.freeze_id = z.freeze_id"
+    " LEFT JOIN freezes_lapsed l ON l.freeze_id = z.freeze_id"
+)
+
+
+def _hold_row(r) -> Hold:
+    return Hold(*r[:6], _dt(r[6]), _dt(r[7]), _dt_or_none(r[8]), _dt_or_none(r[9]), r[10])
+
+
+def _freeze_row(r) -> Freeze:
+    return Freeze(*r[:6], _dt(r[6]), _dt_or_none(r[7]), _dt_or_none(r[8]), _dt(r[9]), *r[10:13])
+
+
+def _money(minor_units: int, currency: str) -> common_pb2.Money:
+    return common_pb2.Money(minor_units=minor_units, currency=currency)
+
+
+def _amount_text(minor_units: int, currency: str) -> str:
+    return f"{format_money(minor_units, currency)} {currency}"
+
+
+def _require_own(field: str, thing: Hold | Freeze | None, order) -> None:
+    """InvalidField naming `field` unless the hold or freeze it names exists and is the order's
+    account's, for the order's case."""
+    what = "hold" if "hold" in field else "freeze"
+    require(
+        field,
+        thing is not None
+        and thing.account == order.account.account_number
+        and thing.case_id == order.case_id,
+        f"{getattr(order, field)!r} is not a {what} on this account for case {order.case_id!r}",
+    )
+
+
+def _check_amount(amount: common_pb2.Money, kept_minor: int, currency: str, what: str) -> None:
+    """A freeze may keep at most what its hold (or, renewed, the freeze) keeps, in its currency."""
+    require(
+        "amount.currency",
+        amount.currency == currency,
+        f"{what} is kept in {currency}, the order is in {amount.currency}",
+    )
+    require(
+        "amount.minor_units",
+        amount.minor_units <= kept_minor,
+        f"{_amount_text(amount.minor_units, currency)} is more than the "
+        f"{_amount_text(kept_minor, currency)} {what} keeps",
+    )
+
+
+def _refuse_freeze(answer: bank_pb2.FreezeAnswer, currency: str, detail: str) -> None:
+    answer.outcome = bank_pb2.FREEZE_OUTCOME_REFUSED
+    answer.frozen.CopyFrom(_money(0, currency))
+    answer.detail = detail
+
+
+def _frozen(
+    answer: bank_pb2.FreezeAnswer, freeze_id: str, amount_minor: int, currency: str, at: datetime,
+    expires: datetime, detail: str,
+) -> None:  # fmt: skip
+    answer.outcome = bank_pb2.FREEZE_OUTCOME_FROZEN
+    answer.frozen.CopyFrom(_money(amount_minor, currency))
+    answer.freeze_id = freeze_id
+    answer.frozen_at.FromDatetime(at)
+    answer.freeze_expires_at.FromDatetime(expires)
+    answer.detail = detail
+
+
+def _gone(thing: Hold | Freeze) -> str:
+    """Why a hold or freeze no longer keeps money (for a refusal's or release's detail)."""
+    if isinstance(thing, Hold):
+        what = f"hold {thing.hold_id}"
+        if thing.frozen_as is not None:
+            return f"{what} was frozen as {thing.frozen_as}"
+    else:
+        what = f"freeze {thing.freeze_id}"
+    if thing.released_at is not None:
+        return f"{what} was released at {_ts(thing.released_at)}"
+    return f"{what} lapsed at {_ts(thing.lapsed_at)}"
 
 
 class IdempotencyConflict(Exception):
@@ -463,27 +678,49 @@ class Ledger:
 
         return self._write(work)
 
+    # --- idempotency: one stored answer per key, for every kind of order ---------------------
+
+    @staticmethod
+    def _answered(
+        conn: sqlite3.Connection, key: str, fingerprint: str, answer_type: type[Message]
+    ) -> OrderResult | None:
+        """The stored answer when `key` was seen before for the same order; None for a new key.
+        IdempotencyConflict when the key was used for another order (of any kind)."""
+        row = conn.execute(
+            "SELECT order_fingerprint, answer_payload FROM idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0] != fingerprint:
+            raise IdempotencyConflict(f"idempotency key {key!r} was used for a different order")
+        payload = bytes(row[1])
+        return OrderResult(payload, answer_type.FromString(payload), replayed=True)
+
+    @staticmethod
+    def _store_answer(
+        conn: sqlite3.Connection, key: str, fingerprint: str, answer: Message, now: datetime
+    ) -> OrderResult:
+        """Serialise the answer once and keep those bytes: every repeat is sealed from them."""
+        payload = answer.SerializeToString(deterministic=True)
+        conn.execute(
+            "INSERT INTO idempotency (key, order_fingerprint, answer_payload, created_at) VALUES (?, ?, ?, ?)",
+            (key, fingerprint, payload, _ts(now)),
+        )
+        return OrderResult(payload, answer, replayed=False)
+
     # --- stop-payment ----------------------------------------------------------------------
 
-    def apply_stop(self, order: bank_pb2.StopPaymentOrder, now: datetime) -> StopResult:
+    def apply_stop(self, order: bank_pb2.StopPaymentOrder, now: datetime) -> OrderResult:
         """Apply a (validated) order at most once per idempotency key and return the answer.
 
         Raises IdempotencyConflict when the key was used for an order with other content, and
         sandbox.wire.InvalidField when hold_duration is out of range; then nothing changes."""
         fingerprint = order_fingerprint(order)
 
-        def work(conn: sqlite3.Connection) -> StopResult:
-            row = conn.execute(
-                "SELECT order_fingerprint, answer_payload FROM idempotency WHERE key = ?",
-                (order.idempotency_key,),
-            ).fetchone()
-            if row is not None:
-                if row[0] != fingerprint:
-                    raise IdempotencyConflict(
-                        f"idempotency key {order.idempotency_key!r} was used for a different order"
-                    )
-                payload = bytes(row[1])
-                return StopResult(payload, bank_pb2.StopPaymentAnswer.FromString(payload), replayed=True)
+        def work(conn: sqlite3.Connection) -> OrderResult:
+            done = self._answered(conn, order.idempotency_key, fingerprint, bank_pb2.StopPaymentAnswer)
+            if done is not None:
+                return done
 
             number = order.account.account_number
             self._lapse_expired(conn, now)
@@ -496,12 +733,7 @@ class Ledger:
             if order.extends_hold_id:
                 extended = self._extend(conn, order, stops, now)
                 if extended is not None:
-                    payload = extended.SerializeToString(deterministic=True)
-                    conn.execute(
-                        "INSERT INTO idempotency (key, order_fingerprint, answer_payload, created_at) VALUES (?, ?, ?, ?)",
-                        (order.idempotency_key, fingerprint, payload, _ts(now)),
-                    )
-                    return StopResult(payload, extended, replayed=False)
+                    return self._store_answer(conn, order.idempotency_key, fingerprint, extended, now)
             state = self._account_state(conn, number)
             decision = decide(order, state, stops, self.institution_id)
 
@@ -545,13 +777,7 @@ class Ledger:
                 answer.held_at.FromDatetime(now)
                 answer.hold_expires_at.FromDatetime(expires)
 
-            payload = answer.SerializeToString(deterministic=True)
-            conn.execute(
-                "INSERT INTO idempotency (key, order_fingerprint, answer_payload, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (order.idempotency_key, fingerprint, payload, _ts(now)),
-            )
-            return StopResult(payload, answer, replayed=False)
+            return self._store_answer(conn, order.idempotency_key, fingerprint, answer, now)
 
         return self._write(work)
 
@@ -559,20 +785,12 @@ class Ledger:
         self, conn: sqlite3.Connection, order, stops: int, now: datetime
     ) -> bank_pb2.StopPaymentAnswer | None:
         """The second stop-payment on a hold still in force: keep it, move its expiry on by the
-        order's duration, hold nothing new. None when that hold has lapsed (the order is then a
-        new stop like any other). InvalidField for a hold of another account or case."""
-        row = conn.execute(
-            "SELECT h.account, h.case_id, h.amount_minor, h.currency, h.expires_at, l.hold_id IS NOT NULL"
-            " FROM holds h LEFT JOIN holds_lapsed l ON l.hold_id = h.hold_id WHERE h.hold_id = ?",
-            (order.extends_hold_id,),
-        ).fetchone()
-        require(
-            "extends_hold_id",
-            row is not None and row[0] == order.account.account_number and row[1] == order.case_id,
-            f"{order.extends_hold_id!r} is not a hold on this account for case {order.case_id!r}",
-        )
-        _, case_id, amount, currency, expires_text, lapsed = row
-        if lapsed:
+        order's duration, hold nothing new. None when that hold is no longer in force (lapsed,
+        released, or frozen): the order is then a new stop like any other. InvalidField for a
+        hold of another account or case."""
+        hold = self._hold(conn, order.extends_hold_id)
+        _require_own("extends_hold_id", hold, order)
+        if not hold.in_force:
             return None
         answer = bank_pb2.StopPaymentAnswer(
             idempotency_key=order.idempotency_key, case_id=order.case_id, account=order.account,
@@ -581,7 +799,7 @@ class Ledger:
         if stops >= MAX_STOPS_PER_CASE:
             answer.outcome = bank_pb2.STOP_PAYMENT_OUTCOME_REFUSED
             answer.refusal_reason = bank_pb2.REFUSAL_REASON_STOP_LIMIT_REACHED
-            answer.detail = f"the account was already stopped {stops} times for case {case_id}"
+            answer.detail = f"the account was already stopped {stops} times for case {hold.case_id}"
             answer.held.CopyFrom(common_pb2.Money(minor_units=0, currency=order.amount.currency))
             return answer
         duration = (
@@ -589,21 +807,21 @@ class Ledger:
             if order.HasField("hold_duration")
             else DEFAULT_HOLD_DURATION
         )
-        new_expires = _dt(expires_text) + duration
+        new_expires = hold.expires_at + duration
         conn.execute(
             "UPDATE holds SET expires_at = ? WHERE hold_id = ?", (_ts(new_expires), order.extends_hold_id)
         )
         conn.execute(
             "INSERT INTO hold_extensions (idempotency_key, hold_id, old_expires_at, new_expires_at, extended_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (order.idempotency_key, order.extends_hold_id, expires_text, _ts(new_expires), _ts(now)),
+            (order.idempotency_key, order.extends_hold_id, _ts(hold.expires_at), _ts(new_expires), _ts(now)),
         )
-        held = min(amount, order.amount.minor_units)
+        held = min(hold.amount_minor, order.amount.minor_units)
         full = held == order.amount.minor_units
         answer.outcome = (
             bank_pb2.STOP_PAYMENT_OUTCOME_HELD if full else bank_pb2.STOP_PAYMENT_OUTCOME_PARTIALLY_HELD
         )
-        answer.held.CopyFrom(common_pb2.Money(minor_units=held, currency=currency))
+        answer.held.CopyFrom(common_pb2.Money(minor_units=held, currency=hold.currency))
         answer.detail = f"hold {order.extends_hold_id} extended to {_ts(new_expires)}"
         answer.hold_id = order.extends_hold_id
         answer.held_at.FromDatetime(now)
@@ -612,21 +830,224 @@ class Ledger:
 
     @staticmethod
     def _lapse_expired(conn: sqlite3.Connection, now: datetime) -> None:
-        """Release the money of every hold whose time ran out (a bank does this by itself)."""
-        rows = conn.execute(
-            "SELECT h.hold_id, h.account, h.amount_minor FROM holds h LEFT JOIN holds_lapsed l"
-            " ON l.hold_id = h.hold_id WHERE l.hold_id IS NULL AND h.expires_at <= ?",
-            (_ts(now),),
+        """Release the money of every hold and freeze whose time ran out (a bank does this by
+        itself), once each. A hold in force is one neither lapsed, released nor frozen (a frozen
+        hold's money is the freeze's now); a freeze in force is one neither lapsed nor released."""
+        at = _ts(now)
+        holds = conn.execute(
+            "SELECT h.hold_id, h.account, h.amount_minor FROM holds h WHERE h.expires_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM holds_lapsed l WHERE l.hold_id = h.hold_id)"
+            " AND NOT EXISTS (SELECT 1 FROM hold_releases r WHERE r.hold_id = h.hold_id)"
+            " AND NOT EXISTS (SELECT 1 FROM freezes f WHERE f.hold_id = h.hold_id)",
+            (at,),
         ).fetchall()
-        for hold_id, account, amount in rows:
-            conn.execute("INSERT INTO holds_lapsed (hold_id, lapsed_at) VALUES (?, ?)", (hold_id, _ts(now)))
+        for hold_id, account, amount in holds:
+            conn.execute("INSERT INTO holds_lapsed (hold_id, lapsed_at) VALUES (?, ?)", (hold_id, at))
+            conn.execute(
+                "UPDATE accounts SET held_minor = held_minor - ? WHERE number = ?", (amount, account)
+            )
+        freezes = conn.execute(
+            "SELECT z.freeze_id, z.account, z.amount_minor FROM freezes z WHERE z.expires_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM freezes_lapsed l WHERE l.freeze_id = z.freeze_id)"
+            " AND NOT EXISTS (SELECT 1 FROM freeze_releases r WHERE r.freeze_id = z.freeze_id)",
+            (at,),
+        ).fetchall()
+        for freeze_id, account, amount in freezes:
+            conn.execute("INSERT INTO freezes_lapsed (freeze_id, lapsed_at) VALUES (?, ?)", (freeze_id, at))
             conn.execute(
                 "UPDATE accounts SET held_minor = held_minor - ? WHERE number = ?", (amount, account)
             )
 
     def lapse_expired(self, now: datetime) -> None:
-        """Release every hold that has expired by `now` (called before each request)."""
+        """Release every hold and freeze that has expired by `now`, once each (every order does
+        this first; the servicer also does it before answering a query)."""
         self._write(lambda conn: self._lapse_expired(conn, now))
+
+    # --- fast freeze -----------------------------------------------------------------------
+
+    def apply_freeze(self, order: bank_pb2.FreezeOrder, now: datetime) -> OrderResult:
+        """Apply a FreezeOrder at most once per idempotency key and return the FreezeAnswer, in one
+        transaction (after lapsing whatever expired by `now`).
+
+        First freeze (hold_id set): the hold must be this account's, for this case (else
+        InvalidField naming hold_id), the amount in its currency and at most what it holds (else
+        InvalidField naming amount.currency / amount.minor_units). When the hold is still in force
+        a freezes row is written (freeze_id "<institution>-F000001", expiring at now +
+        freeze_duration), the hold becomes "converted" (it no longer lapses at its own expiry) and
+        the account's held money changes by (amount - hold amount): freezing less than was held
+        releases the rest at once. Answer FROZEN. A hold that lapsed, was released or was frozen
+        already is a REFUSED answer with a detail, and nothing changes.
+
+        Renewal (renews_freeze_id set): the freeze must be this account's, for this case (else
+        InvalidField naming renews_freeze_id), the amount at most what it freezes now. When it is
+        still in force its expiry moves to the old expiry + freeze_duration (continuous) and a
+        smaller amount releases the difference; the answer is FROZEN with the same freeze_id. A
+        lapsed or released freeze is a REFUSED answer.
+
+        A REFUSED answer carries frozen = 0 in the hold's (freeze's) currency and a detail; no
+        freeze_id and no times.
+
+        Also raises InvalidField for a malformed order (sandbox.freezes.check_freeze) and
+        IdempotencyConflict for a key used for another order; then nothing changes and the key
+        stays unused."""
+        duration = check_freeze(order)
+        fingerprint = freeze_fingerprint(order)
+
+        def work(conn: sqlite3.Connection) -> OrderResult:
+            done = self._answered(conn, order.idempotency_key, fingerprint, bank_pb2.FreezeAnswer)
+            if done is not None:
+                return done
+            self._lapse_expired(conn, now)
+            answer = bank_pb2.FreezeAnswer(
+                idempotency_key=order.idempotency_key, case_id=order.case_id, account=order.account
+            )
+            if order.renews_freeze_id:
+                self._renew(conn, order, duration, now, answer)
+            else:
+                self._freeze_hold(conn, order, duration, now, answer)
+            return self._store_answer(conn, order.idempotency_key, fingerprint, answer, now)
+
+        return self._write(work)
+
+    def _freeze_hold(
+        self, conn: sqlite3.Connection, order: bank_pb2.FreezeOrder, duration: timedelta, now: datetime,
+        answer: bank_pb2.FreezeAnswer,
+    ) -> None:  # fmt: skip
+        number = order.account.account_number
+        hold = self._hold(conn, order.hold_id)
+        _require_own("hold_id", hold, order)
+        _check_amount(order.amount, hold.amount_minor, hold.currency, f"hold {hold.hold_id}")
+        if not hold.in_force:
+            _refuse_freeze(answer, hold.currency, f"{_gone(hold)}: nothing is held to freeze")
+            return
+        amount = order.amount.minor_units
+        expires = now + duration
+        approval = order.approval
+        approved_at = _ts(to_datetime(approval.approved_at, "approval.approved_at"))
+        cur = conn.execute(
+            "INSERT INTO freezes (account, case_id, amount_minor, currency, hold_id, document_ref, approved_by,"
+            " officer, approved_at, idempotency_key, frozen_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (number, order.case_id, amount, hold.currency, hold.hold_id, approval.document_ref,
+             approval.approved_by, approval.officer, approved_at, order.idempotency_key, _ts(now), _ts(expires)),
+        )  # fmt: skip
+        freeze_id = f"{self.institution_id}-F{cur.lastrowid:06d}"
+        conn.execute("UPDATE freezes SET freeze_id = ? WHERE id = ?", (freeze_id, cur.lastrowid))
+        let_go = hold.amount_minor - amount
+        if let_go:
+            conn.execute("UPDATE accounts SET held_minor = held_minor - ? WHERE number = ?", (let_go, number))
+        detail = f"hold {hold.hold_id} frozen as {freeze_id}: {_amount_text(amount, hold.currency)}"
+        if let_go:
+            detail += f"; the other {_amount_text(let_go, hold.currency)} held is released"
+        _frozen(answer, freeze_id, amount, hold.currency, now, expires, detail)
+
+    def _renew(
+        self, conn: sqlite3.Connection, order: bank_pb2.FreezeOrder, duration: timedelta, now: datetime,
+        answer: bank_pb2.FreezeAnswer,
+    ) -> None:  # fmt: skip
+        number = order.account.account_number
+        freeze = self._freeze(conn, order.renews_freeze_id)
+        _require_own("renews_freeze_id", freeze, order)
+        _check_amount(order.amount, freeze.amount_minor, freeze.currency, f"freeze {freeze.freeze_id}")
+        if not freeze.in_force:
+            _refuse_freeze(answer, freeze.currency, f"{_gone(freeze)}: nothing is frozen to renew")
+            return
+        try:
+            new_expires = freeze.expires_at + duration
+            new_text = _ts(new_expires)
+        except OverflowError:
+            raise InvalidField("freeze_duration", "the renewed expiry would be past 9999-12-31") from None
+        amount = order.amount.minor_units
+        approval = order.approval
+        approved_at = _ts(to_datetime(approval.approved_at, "approval.approved_at"))
+        conn.execute(
+            "UPDATE freezes SET amount_minor = ?, expires_at = ? WHERE freeze_id = ?",
+            (amount, new_text, freeze.freeze_id),
+        )
+        let_go = freeze.amount_minor - amount
+        if let_go:
+            conn.execute("UPDATE accounts SET held_minor = held_minor - ? WHERE number = ?", (let_go, number))
+        conn.execute(
+            "INSERT INTO freeze_renewals (idempotency_key, freeze_id, old_amount_minor, new_amount_minor,"
+            " old_expires_at, new_expires_at, document_ref, approved_by, officer, approved_at, renewed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (order.idempotency_key, freeze.freeze_id, freeze.amount_minor, amount, _ts(freeze.expires_at),
+             new_text, approval.document_ref, approval.approved_by, approval.officer,
+             approved_at, _ts(now)),
+        )  # fmt: skip
+        detail = (
+            f"freeze {freeze.freeze_id} renewed until {new_text}: {_amount_text(amount, freeze.currency)}"
+        )
+        if let_go:
+            detail += f"; the other {_amount_text(let_go, freeze.currency)} frozen is released"
+        _frozen(answer, freeze.freeze_id, amount, freeze.currency, now, new_expires, detail)
+
+    # --- release ---------------------------------------------------------------------------
+
+    def apply_release(self, order: bank_pb2.ReleaseOrder, now: datetime) -> OrderResult:
+        """Apply a ReleaseOrder at most once per idempotency key and return the ReleaseAnswer, in
+        one transaction (after lapsing whatever expired by `now`).
+
+        The order names exactly one hold (hold_id) or freeze (freeze_id) of this account, for
+        this case (else InvalidField naming that field). One still in force is released now: the
+        account's held money drops by its amount, and the reason, decided_by and time are
+        recorded; the answer's `released` is that amount, `released_at` now. One already lapsed
+        or released answers released = 0 with a detail, `released_at` the time its money was
+        freed then: nothing changes (idempotent in effect). A hold that was frozen answers
+        released = 0 too (no released_at): its money is the freeze's, released by freeze_id.
+
+        Also raises InvalidField for a malformed order (sandbox.freezes.check_release) and
+        IdempotencyConflict for a key used for another order; then nothing changes."""
+        check_release(order)
+        fingerprint = release_fingerprint(order)
+
+        def work(conn: sqlite3.Connection) -> OrderResult:
+            done = self._answered(conn, order.idempotency_key, fingerprint, bank_pb2.ReleaseAnswer)
+            if done is not None:
+                return done
+            self._lapse_expired(conn, now)
+            answer = bank_pb2.ReleaseAnswer(
+                idempotency_key=order.idempotency_key, case_id=order.case_id, account=order.account
+            )
+            if order.hold_id:
+                thing: Hold | Freeze | None = self._hold(conn, order.hold_id)
+                field, table, what = "hold_id", "hold_releases", "hold"
+            else:
+                thing = self._freeze(conn, order.freeze_id)
+                field, table, what = "freeze_id", "freeze_releases", "freeze"
+            _require_own(field, thing, order)
+            wanted = getattr(order, field)
+            if not thing.in_force:
+                answer.released.CopyFrom(_money(0, thing.currency))
+                freed = thing.released_at or thing.lapsed_at
+                if freed is not None:
+                    answer.released_at.FromDatetime(freed)
+                answer.detail = f"{_gone(thing)}: nothing released now"
+            else:
+                conn.execute(
+                    f"INSERT INTO {table} ({field}, amount_minor, reason, decided_by, idempotency_key,"
+                    " released_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        wanted,
+                        thing.amount_minor,
+                        order.reason,
+                        order.decided_by,
+                        order.idempotency_key,
+                        _ts(now),
+                    ),
+                )
+                conn.execute(
+                    "UPDATE accounts SET held_minor = held_minor - ? WHERE number = ?",
+                    (thing.amount_minor, thing.account),
+                )
+                answer.released.CopyFrom(_money(thing.amount_minor, thing.currency))
+                answer.released_at.FromDatetime(now)
+                answer.detail = (
+                    f"{what} {wanted} released: {_amount_text(thing.amount_minor, thing.currency)}"
+                )
+            return self._store_answer(conn, order.idempotency_key, fingerprint, answer, now)
+
+        return self._write(work)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -680,16 +1101,36 @@ class Ledger:
         """The account and its transfers since `since`, read in one snapshot."""
         return self._read(lambda conn: (self._account(conn, number), self._transfers(conn, number, since)))
 
+    @staticmethod
+    def _hold(conn: sqlite3.Connection, hold_id: str) -> Hold | None:
+        row = conn.execute(f"{_HOLDS} WHERE h.hold_id = ?", (hold_id,)).fetchone()
+        return _hold_row(row) if row else None
+
+    @staticmethod
+    def _freeze(conn: sqlite3.Connection, freeze_id: str) -> Freeze | None:
+        row = conn.execute(f"{_FREEZES} WHERE z.freeze_id = ?", (freeze_id,)).fetchone()
+        return _freeze_row(row) if row else None
+
     def holds(self, account: str | None = None) -> list[Hold]:
-        """Holds, oldest first; only those on `account` when given."""
-        query = (
-            "SELECT hold_id, account, case_id, amount_minor, currency, idempotency_key, created_at,"
-            " expires_at FROM holds"
-        )
-        params: tuple = ()
+        """Holds, oldest first; only those on `account` when given. Each says what became of it
+        (Hold.state: held, converted, released, lapsed)."""
+        query, params = _HOLDS, ()
         if account is not None:
-            query += " WHERE account = ?"
-            params = (account,)
-        query += " ORDER BY id"
-        rows = self._read(lambda conn: conn.execute(query, params).fetchall())
-        return [Hold(*r[:6], _dt(r[6]), _dt(r[7])) for r in rows]
+            query, params = f"{query} WHERE h.account = ?", (account,)
+        rows = self._read(lambda conn: conn.execute(f"{query} ORDER BY h.id", params).fetchall())
+        return [_hold_row(r) for r in rows]
+
+    def hold(self, hold_id: str) -> Hold | None:
+        return self._read(lambda conn: self._hold(conn, hold_id))
+
+    def freezes(self, account: str | None = None) -> list[Freeze]:
+        """Freezes, oldest first; only those on `account` when given (Freeze.state: frozen,
+        released, lapsed)."""
+        query, params = _FREEZES, ()
+        if account is not None:
+            query, params = f"{query} WHERE z.account = ?", (account,)
+        rows = self._read(lambda conn: conn.execute(f"{query} ORDER BY z.id", params).fetchall())
+        return [_freeze_row(r) for r in rows]
+
+    def freeze(self, freeze_id: str) -> Freeze | None:
+        return self._read(lambda conn: self._freeze(conn, freeze_id))

@@ -60,14 +60,21 @@ def order_fingerprint(order: bank_pb2.StopPaymentOrder) -> str:
     """What makes two orders "the same order" for idempotency: the content the bank acts on, not
     the envelope (whose signature, time and nonce differ on every retry). JSON of a list, so the
     encoding is unambiguous."""
-    content = [
-        order.case_id,
-        order.account.institution,
-        order.account.account_number,
-        order.amount.minor_units,
-        order.amount.currency,
-        normalise_name(order.account_holder_name),
-    ]
+    return fingerprint(
+        [
+            order.case_id,
+            order.account.institution,
+            order.account.account_number,
+            order.amount.minor_units,
+            order.amount.currency,
+            normalise_name(order.account_holder_name),
+        ]
+    )
+
+
+def fingerprint(content: list) -> str:
+    """SHA-256 of the JSON of `content` (strings, ints, lists): an unambiguous encoding of what an
+    order asks for, stored beside its idempotency key."""
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 

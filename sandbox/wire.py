@@ -10,10 +10,13 @@ seconds overflow.)
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from stopline.v1 import common_pb2
 
 # google/protobuf/timestamp.proto: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
 TIMESTAMP_MIN_SECONDS = -62_135_596_800
@@ -21,6 +24,7 @@ TIMESTAMP_MAX_SECONDS = 253_402_300_799
 # google/protobuf/duration.proto: about +-10,000 years.
 DURATION_MAX_SECONDS = 315_576_000_000
 NANOS_MAX = 999_999_999
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class InvalidField(ValueError):
@@ -73,3 +77,29 @@ def to_timedelta(d: Duration, field: str) -> timedelta:
         return d.ToTimedelta()
     except (ValueError, OverflowError) as e:
         raise InvalidField(field, f"out of range: {e}") from None
+
+
+def check_money(money: common_pb2.Money, field: str) -> None:
+    """An ordered amount: positive minor units in an ISO 4217-shaped currency, or InvalidField
+    naming `<field>.minor_units` / `<field>.currency`."""
+    require(
+        f"{field}.minor_units",
+        money.minor_units > 0,
+        f"must be positive, got {money.minor_units}",
+    )
+    require(
+        f"{field}.currency",
+        bool(_CURRENCY.fullmatch(money.currency)),
+        f"must be an ISO 4217 code (3 upper-case letters), got {money.currency!r}",
+    )
+
+
+def check_duration(d: Duration, field: str, longest: timedelta) -> timedelta:
+    """A positive Duration of at most `longest`, as a timedelta; or InvalidField."""
+    duration = to_timedelta(d, field)
+    require(
+        field,
+        timedelta(0) < duration <= longest,
+        f"must be positive and at most {longest.days} days, got {duration}",
+    )
+    return duration
