@@ -41,7 +41,13 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[institutions.request_stop_payment, institutions.request_account_query, institutions.record_decision],
+        activities=[
+            institutions.request_stop_payment,
+            institutions.request_account_query,
+            institutions.request_freeze,
+            institutions.request_release,
+            institutions.record_decision,
+        ],
     )
 
 

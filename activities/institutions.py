@@ -27,13 +27,19 @@ from stopline.domain import (
     ERR_REQUEST_REJECTED,
     RECORD_DECISION,
     REQUEST_ACCOUNT_QUERY,
+    REQUEST_FREEZE,
+    REQUEST_RELEASE,
     REQUEST_STOP_PAYMENT,
     AccountQueryInput,
     AccountQueryResult,
     Amount,
     Channel,
     DecisionRecord,
+    FreezeInput,
+    FreezeResult,
     OnwardTransfer,
+    ReleaseInput,
+    ReleaseResult,
     StopOutcome,
     StopPaymentInput,
     StopPaymentResult,
@@ -166,6 +172,44 @@ class InstitutionActivities:
         )  # fmt: skip
         log.info("decision recorded", case_id=record.case_id, workflow_id=info.workflow_id, decision=record.decision)
 
+    @activity.defn(name=REQUEST_FREEZE)
+    async def request_freeze(self, req: FreezeInput) -> FreezeResult:
+        approval = bank_pb2.FreezeApproval(
+            approved_by=req.approved_by, officer=req.officer, document_ref=req.document_ref,
+            approved_at=timestamp_pb(req.approved_at),
+        )  # fmt: skip
+        order = bank_pb2.FreezeOrder(
+            idempotency_key=req.idempotency_key,
+            case_id=req.case_id,
+            account=account_pb(req.account),
+            amount=money_pb(req.amount),
+            hold_id=req.hold_id,
+            renews_freeze_id=req.renews_freeze_id,
+            freeze_duration=duration_pb(timedelta(seconds=req.duration_seconds)),
+            approval=approval,
+        )
+        result, bound = await self._exchange(
+            order, self._banks.freeze, bank_pb2.FreezeAnswer,
+            lambda answer, attempt: _check_freeze(req, answer),
+            case_id=req.case_id, institution=req.account.institution, what="freeze",
+        )  # fmt: skip
+        bound.info("freeze answered", frozen=result.frozen, amount_minor=result.amount.minor_units, freeze_id=result.freeze_id)
+        return result
+
+    @activity.defn(name=REQUEST_RELEASE)
+    async def request_release(self, req: ReleaseInput) -> ReleaseResult:
+        order = bank_pb2.ReleaseOrder(
+            idempotency_key=req.idempotency_key, case_id=req.case_id, account=account_pb(req.account),
+            hold_id=req.hold_id, freeze_id=req.freeze_id, reason=req.reason, decided_by=req.decided_by,
+        )  # fmt: skip
+        result, bound = await self._exchange(
+            order, self._banks.release, bank_pb2.ReleaseAnswer,
+            lambda answer, attempt: _check_release(req, answer),
+            case_id=req.case_id, institution=req.account.institution, what="release",
+        )  # fmt: skip
+        bound.info("release answered", released_minor=result.released.minor_units)
+        return result
+
     @activity.defn(name=REQUEST_ACCOUNT_QUERY)
     async def request_account_query(self, req: AccountQueryInput) -> AccountQueryResult:
         query = bank_pb2.AccountQuery(
@@ -275,3 +319,39 @@ def _check_report(req: AccountQueryInput, report: bank_pb2.AccountReport, regist
         transfers=transfers,
         attempts=attempt,
     )
+
+
+def _echoes(req, answer) -> None:
+    """The answer is about this very request: key, case and account."""
+    if answer.idempotency_key != req.idempotency_key:
+        raise ValueError(f"answer is for request {answer.idempotency_key!r}, not {req.idempotency_key!r}")
+    if answer.case_id != req.case_id:
+        raise ValueError(f"answer is for case {answer.case_id!r}, not {req.case_id!r}")
+    if account_of(answer.account) != req.account:
+        raise ValueError(f"answer is about account {account_of(answer.account)}, not {req.account}")
+
+
+def _check_freeze(req: FreezeInput, answer: bank_pb2.FreezeAnswer) -> FreezeResult:
+    _echoes(req, answer)
+    if answer.outcome == bank_pb2.FREEZE_OUTCOME_REFUSED:
+        if answer.frozen.minor_units != 0:
+            raise ValueError("answer says refused but freezes money")
+        return FreezeResult(frozen=False, amount=Amount.zero(req.amount.currency), detail=answer.detail)
+    if answer.outcome != bank_pb2.FREEZE_OUTCOME_FROZEN:
+        raise ValueError(f"answer has no valid outcome ({answer.outcome})")
+    frozen = amount_of(answer.frozen)
+    if frozen.currency != req.amount.currency or not 0 < frozen.minor_units <= req.amount.minor_units:
+        raise ValueError(f"answer freezes {frozen}, the order was for {req.amount}")
+    expires = time_of(answer.freeze_expires_at)
+    if not answer.freeze_id or expires is None:
+        raise ValueError("answer says frozen but names no freeze id or expiry")
+    return FreezeResult(frozen=True, amount=frozen, freeze_id=answer.freeze_id, frozen_at=time_of(answer.frozen_at),
+                        expires_at=expires, detail=answer.detail)  # fmt: skip
+
+
+def _check_release(req: ReleaseInput, answer: bank_pb2.ReleaseAnswer) -> ReleaseResult:
+    _echoes(req, answer)
+    released = amount_of(answer.released)
+    if released.minor_units < 0:
+        raise ValueError(f"answer releases a negative amount ({released.minor_units})")
+    return ReleaseResult(released=released, released_at=time_of(answer.released_at), detail=answer.detail)

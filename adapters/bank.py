@@ -50,3 +50,11 @@ class BankClient:
     async def query_account(self, institution: str, query: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
         """Send a signed AccountQuery; return the institution's signed AccountReport, unopened."""
         return await self._call(institution, "QueryAccount", bank_pb2.QueryAccountRequest(envelope=query))
+
+    async def freeze(self, institution: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+        """Send a signed FreezeOrder; return the institution's signed FreezeAnswer, unopened."""
+        return await self._call(institution, "Freeze", bank_pb2.FreezeRequest(envelope=order))
+
+    async def release(self, institution: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+        """Send a signed ReleaseOrder; return the institution's signed ReleaseAnswer, unopened."""
+        return await self._call(institution, "Release", bank_pb2.ReleaseRequest(envelope=order))

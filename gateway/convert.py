@@ -36,6 +36,10 @@ HOLD_STATE_PB = {
     HoldState.HELD: hub_pb2.HOLD_STATE_HELD,
     HoldState.EXTENDED: hub_pb2.HOLD_STATE_EXTENDED,
     HoldState.LAPSED: hub_pb2.HOLD_STATE_LAPSED,
+    HoldState.FREEZING: hub_pb2.HOLD_STATE_FREEZING,
+    HoldState.FROZEN: hub_pb2.HOLD_STATE_FROZEN,
+    HoldState.RELEASING: hub_pb2.HOLD_STATE_RELEASING,
+    HoldState.RELEASED: hub_pb2.HOLD_STATE_RELEASED,
 }
 
 FLOW_KIND_PB = {

@@ -21,6 +21,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -28,18 +29,20 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.convert import money_pb
+from activities.convert import account_of, amount_of, money_pb
 from audit.entry import AuditEntry, Direction
 from audit.log import AuditLog
 from audit.record import envelope_entry, refusal_entry
-from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, case_view_pb
+from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, HOLD_STATE_PB, case_view_pb
 from gateway.validation import CASE_ID_PATTERN, MAX_REPORT_BYTES, InvalidReport, validate_report
 from stopline.domain import (
     CASE_WORKFLOW,
+    DECIDE_HOLD_UPDATE,
     DEFAULT_CHASE_DEPTH,
+    ERR_DECISION_INVALID,
     SA_AMOUNT_MINOR,
     SA_CASE_ID,
     SA_CURRENCY,
@@ -48,7 +51,11 @@ from stopline.domain import (
     CaseInput,
     CaseStatus,
     CaseView,
+    DecisionKind,
+    HoldDecisionInput,
+    HoldView,
     case_workflow_id,
+    hold_workflow_id,
     stop_targets,
 )
 from stopline.money import format_amount
@@ -318,3 +325,73 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             summary.started_at.FromDatetime(execution.start_time)
             cases.append(summary)
         return hub_pb2.ListCasesResponse(cases=cases, next_page_token=page.next_page_token or b"")
+
+    # --- DecideHold ---------------------------------------------------------------------------
+
+    @temporal_unavailable_is_unavailable
+    async def DecideHold(self, request, context: grpc.aio.ServicerContext):
+        decision = await self._open(request, context, hub_pb2.HoldDecision, Role.APPROVE, "decide on holds", MAX_QUERY_BYTES)
+        envelope = request.envelope
+
+        async def invalid(problem: str) -> NoReturn:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, problem, case_id=decision.case_id[:64])
+
+        if not CASE_ID_PATTERN.match(decision.case_id):
+            await invalid(f"case_id: {decision.case_id[:80]!r} is not a valid case id")
+        if not decision.HasField("account") or not decision.account.institution or not decision.account.account_number:
+            await invalid("account: institution and account_number are required")
+        kind = decision.WhichOneof("decision")
+        if kind is None:
+            await invalid("decision: one of freeze, renew or release is required")
+        chosen = getattr(decision, kind)
+        amount = None
+        if kind == "freeze":
+            amount = amount_of(chosen.amount)
+            if amount.minor_units <= 0 or not amount.currency:
+                await invalid(f"freeze.amount: a positive amount with its currency is required, got {amount.minor_units} {amount.currency!r}")
+        decided = HoldDecisionInput(
+            kind=DecisionKind(kind),
+            decided_by=envelope.signer,
+            officer=chosen.officer,
+            document_ref=getattr(chosen, "document_ref", ""),
+            reason=getattr(chosen, "reason", ""),
+            amount=amount,
+        )
+        account = account_of(decision.account)
+        where = {"case_id": decision.case_id, "institution": envelope.signer}
+        # A human decision that moves money: on record before anything acts on it.
+        await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
+        hold_id = hold_workflow_id(case_workflow_id(decision.case_id), account)
+        handle = self._client.get_workflow_handle(hold_id)
+        try:
+            view = await handle.execute_update(DECIDE_HOLD_UPDATE, decided, result_type=HoldView, rpc_timeout=QUERY_TIMEOUT)
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if isinstance(cause, ApplicationError) and cause.type == ERR_DECISION_INVALID
+                else grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await self._refuse(context, envelope, code, cause.message if cause is not None else str(e), case_id=decision.case_id)
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            try:
+                ended = await handle.describe()
+            except RPCError:
+                ended = None
+            if ended is None:
+                await self._refuse(context, envelope, grpc.StatusCode.NOT_FOUND,
+                                   f"case {decision.case_id!r} holds nothing on {account}", case_id=decision.case_id)  # fmt: skip
+            await self._refuse(context, envelope, grpc.StatusCode.FAILED_PRECONDITION,
+                               f"the hold on {account} has ended (lapsed or released)", case_id=decision.case_id)  # fmt: skip
+        log.info("hold decision accepted", case_id=decision.case_id, workflow_id=hold_id, decision=kind,
+                 decided_by=envelope.signer, state=view.state.value)  # fmt: skip
+        accepted_at = Timestamp()
+        accepted_at.FromDatetime(datetime.now(UTC))
+        receipt = hub_pb2.HoldDecisionReceipt(
+            case_id=decision.case_id, account=decision.account, hold_state=HOLD_STATE_PB[view.state], accepted_at=accepted_at
+        )
+        receipt_envelope = seal(receipt, self._hub_key())
+        await self._record(envelope_entry(receipt_envelope, direction=Direction.OUT, **where))
+        return hub_pb2.DecideHoldResponse(envelope=receipt_envelope)

@@ -31,9 +31,9 @@ from stopline import logs
 from stopline.casefile import CaseFileError, load_case_file, rebase_report, report_from_dict
 from stopline.config import ConfigError, Settings, load
 from stopline.hubclient import HubClient
-from stopline.render import case_table, cases_table, flow_line, money, money_summary, stop_line
+from stopline.render import case_table, cases_table, flow_line, hops_table, money, money_summary, stop_line
 from stopline.setup import HUB_ID, registry_file, tls_identity
-from stopline.v1 import hub_pb2
+from stopline.v1 import common_pb2, hub_pb2
 from trust.errors import TrustError
 from trust.keys import SigningKey
 from trust.replay import SqliteNonceCache
@@ -113,9 +113,11 @@ async def cmd_demo(settings: Settings, args) -> int:
     console.print("[bold]Stopline demo[/bold]: starting the hub on embedded defaults ...")
     # The sandbox banks start from the scenario's balances every time, so the demo can be run
     # again and again with the same outcome (only sandbox ledgers are reset, under the lock).
-    async with Stack(settings, reset_sandbox=True) as stack:
+    # The scenario's story, moved in time so that its case is reported now: the sandbox's
+    # history is seeded relative to the same moment the report is rebased to.
+    now = datetime.now(UTC)
+    async with Stack(settings, reset_sandbox=True, anchor=now) as stack:
         print_addresses(stack.addresses())
-        now = datetime.now(UTC)
         # A case id unique to this run: every demo is a new case in Temporal's history.
         report = rebase_report(report_from_dict(stack.scenario.case), now, f"{stack.scenario.case['case_id']}-{now:%Y%m%d-%H%M%S}")
         unit = report.reporting_unit
@@ -125,6 +127,8 @@ async def cmd_demo(settings: Settings, args) -> int:
             highlight=False,
         )
         async with hub_client(settings, unit, stack.gateway_address) as hub:
+            if stack.sandbox is not None:
+                stack.sandbox.mules.start()  # the race starts with the report: mules move on
             started = time.perf_counter()
             receipt = await hub.report_case(report)
             console.print(f"  hub accepted it: workflow {receipt.workflow_id}", highlight=False)
@@ -132,6 +136,8 @@ async def cmd_demo(settings: Settings, args) -> int:
         elapsed = time.perf_counter() - started
         console.print()
         print_case(case)
+        if stack.sandbox is not None:
+            print_race(stack.sandbox.mules.results, case.total_reported.currency)
         outcome_ok = case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED
         holding = {s.account.institution for s in case.stops if s.held.minor_units > 0}
         unverified = [s for s in case.stops if s.state in (hub_pb2.STOP_STATE_ANSWER_REJECTED, hub_pb2.STOP_STATE_FAILED)]
@@ -152,13 +158,34 @@ async def cmd_demo(settings: Settings, args) -> int:
     return 0 if outcome_ok else 1
 
 
+# Past this many accounts a case prints per hop, not per account.
+DETAIL_ACCOUNTS = 20
+
+
 def print_case(case: hub_pb2.CaseView) -> None:
-    """The per-account table, where the money went, and the four totals that add up."""
-    console.print(case_table(case))
-    for flow in case.flows:
-        if flow.kind != hub_pb2.FLOW_KIND_ONWARD:  # onward flows show as the next hop's row
-            console.print(f"  {flow_line(flow)}", highlight=False)
+    """The per-account table (per hop for a large case), where the money went, and the four
+    totals that add up."""
+    if len(case.stops) <= DETAIL_ACCOUNTS:
+        console.print(case_table(case))
+        for flow in case.flows:
+            if flow.kind != hub_pb2.FLOW_KIND_ONWARD:  # onward flows show as the next hop's row
+                console.print(f"  {flow_line(flow)}", highlight=False)
+    else:
+        console.print(hops_table(case))
     console.print(money_summary(case), highlight=False)
+
+
+def print_race(results, currency: str) -> None:
+    """What the mules tried while the hub chased them: money they got away with, and money a
+    hold kept from them."""
+    sent = sum(r.sent_minor for r in results)
+    kept = sum(r.kept_minor for r in results)
+    if results:
+        console.print(
+            f"During the chase the mules made {len(results)} more moves: {money(common_pb2.Money(minor_units=sent, currency=currency))} "
+            f"got away, {money(common_pb2.Money(minor_units=kept, currency=currency))} was stopped by a hold.",
+            highlight=False,
+        )
 
 
 async def follow_case(hub: HubClient, case_id: str, started: float) -> hub_pb2.CaseView:
@@ -169,15 +196,25 @@ async def follow_case(hub: HubClient, case_id: str, started: float) -> hub_pb2.C
     deadline = time.monotonic() + DEMO_WAIT_SECONDS
     while True:
         case = await hub.get_case(case_id)
-        for stop in case.stops:
-            key = f"{stop.account.institution}/{stop.account.account_number}"
-            line = stop_line(stop)
-            if seen.get(key) != line:
-                seen[key] = line
-                console.print(f"  [{time.perf_counter() - started:6.3f} s] {line}", highlight=False)
-        for flow in case.flows[flows_seen:]:
-            console.print(f"  [{time.perf_counter() - started:6.3f} s]   {flow_line(flow)}", highlight=False)
-        flows_seen = len(case.flows)
+        at = f"  [{time.perf_counter() - started:6.3f} s]"
+        if len(case.stops) > DETAIL_ACCOUNTS:  # a large case: one line per change of the totals
+            line = (
+                f"{len(case.stops)} accounts reached (hop {max(s.depth for s in case.stops)}), "
+                f"{sum(1 for s in case.stops if s.state != hub_pb2.STOP_STATE_ASKED)} answered, {money_summary(case)}"
+            )
+            if seen.get("") != line:
+                seen[""] = line
+                console.print(f"{at} {line}", highlight=False)
+        else:
+            for stop in case.stops:
+                key = f"{stop.account.institution}/{stop.account.account_number}"
+                line = stop_line(stop)
+                if seen.get(key) != line:
+                    seen[key] = line
+                    console.print(f"{at} {line}", highlight=False)
+            for flow in case.flows[flows_seen:]:
+                console.print(f"{at}   {flow_line(flow)}", highlight=False)
+            flows_seen = len(case.flows)
         if case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED or time.monotonic() > deadline:
             return case
         await asyncio.sleep(0.05)
@@ -290,6 +327,34 @@ async def cmd_cases(settings: Settings, args) -> int:
     return 0
 
 
+async def cmd_decide(settings: Settings, args) -> int:
+    """An officer's decision on a held account: freeze, renew or release."""
+    from stopline.money import parse_amount
+
+    institution, _, number = args.account.partition("/")
+    if not institution or not number:
+        raise CommandError(f"account: {args.account!r} is not INSTITUTION/ACCOUNT_NUMBER")
+    decision = hub_pb2.HoldDecision(
+        case_id=args.case_id, account=common_pb2.AccountRef(institution=institution, account_number=number)
+    )
+    if args.command == "freeze":
+        try:
+            amount = parse_amount(args.amount, args.currency)
+        except ValueError as e:
+            raise CommandError(f"--amount: {e}") from None
+        decision.freeze.CopyFrom(hub_pb2.FreezeDecision(amount=common_pb2.Money(minor_units=amount.minor_units,
+                                 currency=amount.currency), officer=args.officer, document_ref=args.document))  # fmt: skip
+    elif args.command == "renew":
+        decision.renew.CopyFrom(hub_pb2.RenewDecision(officer=args.officer, document_ref=args.document))
+    else:
+        decision.release.CopyFrom(hub_pb2.ReleaseDecision(officer=args.officer, reason=args.reason))
+    async with hub_client(settings, args.as_unit) as hub:
+        receipt = await hub.decide_hold(decision)
+    state = hub_pb2.HoldState.Name(receipt.hold_state).removeprefix("HOLD_STATE_").lower()
+    console.print(f"{args.command} of {args.account} in case {args.case_id} accepted: {state}", highlight=False)
+    return 0
+
+
 async def cmd_audit(settings: Settings, args) -> int:
     from stopline.auditcli import (
         AuditCommandError,
@@ -377,6 +442,9 @@ COMMANDS = {
     "report": (cmd_report, "report a case from a JSON file"),
     "case": (cmd_case, "show one case"),
     "cases": (cmd_cases, "list cases"),
+    "freeze": (cmd_decide, "an officer's freeze of a held account (6 months)"),
+    "renew": (cmd_decide, "an officer's renewal of a freeze (6 more months)"),
+    "release": (cmd_decide, "an officer's release of a held or frozen account"),
     "keys": (cmd_keys, "list, add, rotate and revoke institutions' keys in the registry"),
     "audit": (cmd_audit, "verify the audit log, prove an entry, prove an old checkpoint is a prefix"),
 }
@@ -396,6 +464,18 @@ def parser() -> argparse.ArgumentParser:
         if name == "report":
             sp.add_argument("file", help="the case as JSON (see stopline/casefile.py)")
             sp.add_argument("--as", dest="as_unit", help="sign as this police unit (default: the file's reporting_unit)")
+        elif name in ("freeze", "renew", "release"):
+            sp.add_argument("case_id")
+            sp.add_argument("account", help="INSTITUTION/ACCOUNT_NUMBER, e.g. qilu-bank/6229110000800001")
+            sp.add_argument("--as", dest="as_unit", required=True, help="the deciding police unit (role approve)")
+            sp.add_argument("--officer", required=True, help="the approving officer (name or badge number)")
+            if name == "freeze":
+                sp.add_argument("--amount", required=True, help="how much to freeze, e.g. 800000.00 (at most what is held)")
+                sp.add_argument("--currency", default="CNY")
+            if name in ("freeze", "renew"):
+                sp.add_argument("--document", required=True, help="reference of the signed approval document")
+            else:
+                sp.add_argument("--reason", required=True, help="why, for the record")
         elif name == "case":
             sp.add_argument("case_id")
             sp.add_argument("--as", dest="as_reader", help="read as this registry identity (default: operator_id)")

@@ -34,7 +34,7 @@ class Settings:
     # HubService listens here.
     gateway_address: str = "127.0.0.1:50051"
     # The sandbox scenario: a name shipped in sandbox/scenarios or a path to a JSON file.
-    scenario: str = "boxing"
+    scenario: str = "layered"
     # "scenario": sandbox institutions listen on the scenario's ports; "auto": the OS picks free
     # ports and the registry's endpoints are updated (tests, several stacks on one machine).
     sandbox_ports: str = "scenario"

@@ -20,7 +20,13 @@ REQUEST_ACCOUNT_QUERY = "request_account_query"
 CASE_WORKFLOW = "CaseWorkflow"
 HOLD_WORKFLOW = "HoldWorkflow"
 RECORD_DECISION = "record_decision"
+REQUEST_FREEZE = "request_freeze"
+REQUEST_RELEASE = "request_release"
 HOLD_CHANGED_SIGNAL = "hold_changed"
+DECIDE_HOLD_UPDATE = "decide_hold"
+# Why an officer's decision was not accepted (ApplicationError types from the update validator).
+ERR_DECISION_INVALID = "DecisionInvalid"  # the decision itself is incomplete or too large
+ERR_DECISION_NOT_APPLICABLE = "DecisionNotApplicable"  # the hold is not in a state it applies to
 
 # How many hops the chase follows from the victim's receiving accounts (hop 1) before recording
 # the rest as beyond reach; one real case ran to 87 accounts, most within 5 layers.
@@ -35,6 +41,11 @@ MAX_STOPS_PER_ACCOUNT = 2
 FREEZE_DECISION_LEAD = timedelta(hours=12)
 FREEZE_REMINDER_LEAD = timedelta(hours=4)
 EXTEND_LEAD = timedelta(hours=1)
+# A fast freeze lasts 6 months (183 days: the longest six calendar months); each renewal adds as
+# much and must be filed before expiry. The renewal decision is asked for 30 days ahead.
+FREEZE_DURATION = timedelta(days=183)
+RENEWAL_DECISION_LEAD = timedelta(days=30)
+RENEWAL_REMINDER_LEAD = timedelta(days=7)
 
 # Search attributes: what operators filter on in `temporal workflow list --query` and the Web UI.
 # No personal data goes here (no names, no account numbers): only ids, status and amounts.
@@ -298,7 +309,15 @@ class HoldState(StrEnum):
 
     HELD = "held"  # the first stop-payment is in force
     EXTENDED = "extended"  # the second (and last) stop-payment is in force
-    LAPSED = "lapsed"  # it expired with no freeze decided: the institution released the money
+    LAPSED = "lapsed"  # it expired with no freeze (or renewal) decided: the money was released
+    FREEZING = "freezing"  # a freeze was approved; the institution is being asked
+    FROZEN = "frozen"  # frozen for 6 months; renew before expiry
+    RELEASING = "releasing"  # a release was decided; the institution is being asked
+    RELEASED = "released"  # released on an officer's decision
+
+    @property
+    def ended(self) -> bool:
+        return self in (HoldState.LAPSED, HoldState.RELEASED)
 
 
 @dataclass(frozen=True)
@@ -332,6 +351,68 @@ class HoldView:
     stops_used: int = 1
     freeze_decision_due_at: datetime | None = None  # set once the decision has been asked for
     events: list[HoldEvent] = field(default_factory=list)
+    freeze_id: str = ""
+
+
+class DecisionKind(StrEnum):
+    FREEZE = "freeze"
+    RENEW = "renew"
+    RELEASE = "release"
+
+
+@dataclass(frozen=True)
+class HoldDecisionInput:
+    """An officer's decision on a hold, as the gateway verified it (signer has role approve)."""
+
+    kind: DecisionKind
+    decided_by: str  # the police unit that signed it
+    officer: str
+    document_ref: str = ""  # freeze and renew
+    reason: str = ""  # release
+    amount: Amount | None = None  # freeze: at most what is held
+
+
+@dataclass(frozen=True)
+class FreezeInput:
+    idempotency_key: str
+    case_id: str
+    account: Account
+    amount: Amount
+    approved_by: str
+    officer: str
+    document_ref: str
+    approved_at: datetime
+    hold_id: str = ""  # a first freeze: the hold it replaces
+    renews_freeze_id: str = ""  # a renewal: the freeze it extends
+    duration_seconds: int = int(FREEZE_DURATION.total_seconds())
+
+
+@dataclass(frozen=True)
+class FreezeResult:
+    frozen: bool
+    amount: Amount
+    freeze_id: str = ""
+    frozen_at: datetime | None = None
+    expires_at: datetime | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ReleaseInput:
+    idempotency_key: str
+    case_id: str
+    account: Account
+    reason: str
+    decided_by: str
+    hold_id: str = ""
+    freeze_id: str = ""
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    released: Amount
+    released_at: datetime | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,13 @@ class HubClient:
     ) -> hub_pb2.ListCasesResponse:
         query = seal(hub_pb2.CaseListQuery(status=status, page_size=page_size, page_token=page_token), self._identity())
         return await self._stub.ListCases(hub_pb2.ListCasesRequest(envelope=query), timeout=self._timeout)
+
+    async def decide_hold(self, decision: hub_pb2.HoldDecision) -> hub_pb2.HoldDecisionReceipt:
+        """Sign an officer's decision on a held account (this client must be a police unit with
+        the approve role) and send it; return the hub's verified receipt."""
+        response = await self._stub.DecideHold(
+            hub_pb2.DecideHoldRequest(envelope=seal(decision, self._identity())), timeout=self._timeout
+        )
+        return open_envelope(
+            response.envelope, hub_pb2.HoldDecisionReceipt, self._registry(), expected_signer=HUB_ID, replay=self._replay
+        )

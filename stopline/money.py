@@ -15,3 +15,22 @@ def format_amount(amount: Amount) -> str:
     if exponent:
         return f"{sign}{whole:,}.{frac:0{exponent}d} {amount.currency}"
     return f"{sign}{whole:,} {amount.currency}"
+
+
+def parse_amount(text: str, currency: str) -> Amount:
+    """"800,000.00" in CNY -> Amount(80000000, "CNY"); refuses more decimals than the currency
+    has, negative or non-numeric text (ValueError says which). Never goes through a float."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        exponent = iso4217.Currency(currency.upper()).exponent or 0
+    except ValueError:
+        raise ValueError(f"{currency!r} is not an ISO 4217 currency code") from None
+    try:
+        value = Decimal(text.replace(",", "").strip())
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not an amount") from None
+    minor = value * (10**exponent)
+    if minor != minor.to_integral_value() or value <= 0:
+        raise ValueError(f"{text!r} is not a positive amount with at most {exponent} decimals in {currency}")
+    return Amount(int(minor), currency.upper())

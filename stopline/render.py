@@ -88,7 +88,7 @@ def case_table(case: hub_pb2.CaseView) -> Table:
         ),
         caption=f"workflow {case.workflow_id}; times Asia/Shanghai",
     )
-    for column in ("hop", "institution", "account", "asked for", "state", "held", "hold expires", "why"):
+    for column in ("hop", "institution", "account", "asked for", "state", "held", "hold", "why"):
         table.add_column(column, justify="right" if column in ("hop", "asked for", "held") else "left")
     for stop in case.stops:
         why = stop.reason
@@ -101,9 +101,55 @@ def case_table(case: hub_pb2.CaseView) -> Table:
             money(stop.requested),
             STATE_LABEL.get(stop.state, "?"),
             money(stop.held),
-            local_time(stop.hold_expires_at),
+            hold_line(stop),
             why,
         )
+    return table
+
+
+HOLD_LABEL = {
+    hub_pb2.HOLD_STATE_HELD: "stopped until",
+    hub_pb2.HOLD_STATE_EXTENDED: "stopped (2nd) until",
+    hub_pb2.HOLD_STATE_FREEZING: "freezing",
+    hub_pb2.HOLD_STATE_FROZEN: "frozen until",
+    hub_pb2.HOLD_STATE_RELEASING: "releasing",
+    hub_pb2.HOLD_STATE_RELEASED: "released",
+    hub_pb2.HOLD_STATE_LAPSED: "lapsed",
+}
+
+
+def hold_line(stop: hub_pb2.AccountStop) -> str:
+    """Where the held money stands: "frozen until 2027-05-28 09:30", "decide by ..." when due."""
+    if stop.hold_state == hub_pb2.HOLD_STATE_UNSPECIFIED:
+        return local_time(stop.hold_expires_at) if stop.HasField("hold_expires_at") else "-"
+    label = HOLD_LABEL.get(stop.hold_state, "?")
+    if label.endswith("until"):
+        label += f" {local_time(stop.hold_expires_at)}"
+    if stop.HasField("freeze_decision_due_at"):
+        label += f"; decide by {local_time(stop.freeze_decision_due_at)}"
+    return label
+
+
+def hops_table(case: hub_pb2.CaseView) -> Table:
+    """A large case at a glance: per hop, how many accounts, how much asked for and held."""
+    table = Table(
+        title=(
+            f"Case {case.case_id} ({CASE_LABEL.get(case.status, '?')}): {len(case.stops)} accounts, "
+            f"{money(case.total_held)} held of {money(case.total_reported)} reported"
+        ),
+        caption=f"workflow {case.workflow_id}; `stopline case {case.case_id}` lists every account",
+    )
+    for column in ("hop", "accounts", "asked for", "held", "refused or failed"):
+        table.add_column(column, justify="right")
+    currency = case.total_reported.currency
+    for depth in sorted({s.depth for s in case.stops}):
+        stops = [s for s in case.stops if s.depth == depth]
+        asked = sum(s.requested.minor_units for s in stops)
+        held = sum(s.held.minor_units for s in stops)
+        bad = sum(1 for s in stops if s.state in (hub_pb2.STOP_STATE_REFUSED, hub_pb2.STOP_STATE_FAILED,
+                                                  hub_pb2.STOP_STATE_ANSWER_REJECTED))  # fmt: skip
+        table.add_row(str(depth), str(len(stops)), money(common_pb2.Money(minor_units=asked, currency=currency)),
+                      money(common_pb2.Money(minor_units=held, currency=currency)), str(bad))  # fmt: skip
     return table
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -111,9 +112,13 @@ class Stack:
         worker: bool = True,
         gateway: bool = True,
         reset_sandbox: bool = False,
+        anchor: datetime | None = None,
     ):
         self.settings = settings
         self._reset_sandbox = reset_sandbox
+        # The sandbox's history is seeded as if its case were reported at `anchor` (the demo
+        # reports it then); None keeps the scenario's own times (operators report its file).
+        self._anchor = anchor
         self._want = {"temporal": temporal and settings.embedded_temporal, "sandbox": sandbox,
                       "worker": worker, "gateway": gateway}  # fmt: skip
         self._exit = AsyncExitStack()
@@ -183,6 +188,7 @@ class Stack:
                 {i.id: self.keys[i.id] for i in self.scenario.institutions},
                 use_scenario_ports=s.sandbox_ports == "scenario",
                 tls=None if s.plaintext else {i.id: tls_identity(s, i.id) for i in self.scenario.institutions},
+                anchor=self._anchor,
             )  # fmt: skip
             await self.sandbox.start()
             self._exit.push_async_callback(self.sandbox.stop)
@@ -219,7 +225,8 @@ class Stack:
 
         if self._want["gateway"]:
             hub = HubServicer(
-                self.client, registry, hub_key_file(s), s.task_queue, audit, SqliteNonceCache(s.nonces_db)
+                self.client, registry, hub_key_file(s), s.task_queue, audit, SqliteNonceCache(s.nonces_db),
+                chase_max_depth=s.chase_max_depth,
             )
             server, self.gateway_port = await start_gateway(s.gateway_address, hub, tls_identity(s, HUB_ID))
             self._exit.push_async_callback(server.stop, 2)

@@ -115,6 +115,17 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
+@pytest_asyncio.fixture
+async def fresh_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own. Temporal's clock never goes back: after one
+    test skips days ahead, a sandbox bank (on the real clock) would hand the next test holds
+    that already expired by Temporal's clock. Tests that skip time over bank-given deadlines
+    start from a clock that agrees with the banks'."""
+    environment = await start_env("time-skipping")
+    yield environment
+    await environment.shutdown()
+
+
 @pytest.fixture
 def client(env) -> Client:
     return env.client

@@ -32,6 +32,7 @@ def stack_env(tmp_path) -> dict[str, str]:
     """Settings for a private stack: its own data folder, free ports for Temporal and the
     gateway, and OS-picked ports for the sandbox institutions."""
     return os.environ | {
+        "STOPLINE_SCENARIO": "boxing",  # the small case most tests here check figure by figure
         "STOPLINE_SANDBOX_PORTS": "auto",
         "STOPLINE_DATA_DIR": str(tmp_path / "data"),
         "STOPLINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
@@ -59,13 +60,15 @@ def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
         done = run(["demo"], stack_env)
         assert done.returncode == 0, done.stdout + done.stderr
         out = done.stdout
-        assert "1,226,400.00 CNY of 1,475,000.00 CNY held at 2 institutions" in out
+        assert "1,376,400.00 CNY of 1,475,000.00 CNY held at 2 institutions across 4 accounts" in out
+        assert "1,376,400.00 CNY held, 98,600.00 CNY lost as cash, 0.00 CNY abroad, 0.00 CNY at large" in out
         # The sandbox took OS-picked ports, and the registry says where, for the worker to call.
         registry = json.loads((Path(stack_env["STOPLINE_DATA_DIR"]) / "registry.json").read_text())
         qilu = next(i for i in registry["institutions"] if i["id"] == "qilu-bank")
         assert f"sandbox qilu-bank     {qilu['endpoint']}" in out
-        assert "qilu-bank/6229110000375002: partly held 126,400.00 CNY of 375,000.00 CNY" in out
-        assert "huaxia-pay/HXP-8800-3000-0003: held 300,000.00 CNY" in out
+        assert "hop 1 qilu-bank/6229110000375002: partly held 126,400.00 CNY of 375,000.00 CNY" in out
+        assert "hop 1 huaxia-pay/HXP-8800-3000-0003: held 300,000.00 CNY" in out
+        assert "hop 2 huaxia-pay/HXP-8800-1500-0004: held 150,000.00 CNY" in out
         assert "Temporal Web UI" in out
     case_id = next(line.split("reports case ")[1].split(":")[0] for line in out.splitlines() if "reports case" in line)
     audit_log_commands_work_on(stack_env, case_id=case_id)
@@ -102,6 +105,19 @@ def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
 
         missing = run(["case", "NOPE"], stack_env)
         assert missing.returncode == 1 and "NOT_FOUND" in missing.stdout
+
+        # Officers decide: freeze one account, release a wrongly held merchant.
+        froze = run(["freeze", "BX-CLI-1", "qilu-bank/6229110000800001", "--as", "police-boxing", "--officer", "Wang Lei",
+                     "--amount", "800,000.00", "--document", "Boxing PSB freeze [2026] No. 117"], stack_env)  # fmt: skip
+        assert froze.returncode == 0 and "accepted: freezing" in froze.stdout, froze.stdout
+        released = run(["release", "BX-CLI-1", "huaxia-pay/HXP-8800-3000-0003", "--as", "police-boxing",
+                        "--officer", "Wang Lei", "--reason", "innocent merchant"], stack_env)  # fmt: skip
+        assert released.returncode == 0 and "accepted: releasing" in released.stdout, released.stdout
+        too_much = run(["freeze", "BX-CLI-1", "huaxia-pay/HXP-8800-1500-0004", "--as", "police-boxing", "--officer", "W",
+                        "--amount", "150000.001", "--document", "d"], stack_env)  # fmt: skip
+        assert too_much.returncode == 2 and "at most 2 decimals" in too_much.stdout, too_much.stdout
+        shown = run_until(["case", "BX-CLI-1"], stack_env, "released")
+        assert "frozen" in shown.stdout and "released" in shown.stdout, shown.stdout
         # A bank's identity may not read cases, even from the hub's own machine.
         nosy = run(["case", "BX-CLI-1", "--as", "qilu-bank"], stack_env | {"STOPLINE_OPERATOR_ID": "qilu-bank"})
         assert nosy.returncode != 0
@@ -147,7 +163,26 @@ def signers_of(case_id: str, env) -> set[str]:
 def test_plaintext_is_an_explicit_flag_and_the_demo_runs_with_it(stack_env):
     done = run(["--plaintext", "demo"], stack_env)
     assert done.returncode == 0, done.stdout
-    assert "1,226,400.00 CNY of 1,475,000.00 CNY held at 2 institutions" in done.stdout
+    assert "1,376,400.00 CNY of 1,475,000.00 CNY held at 2 institutions" in done.stdout
+
+
+def test_the_default_demo_chases_a_layered_case_and_every_fen_is_accounted_for(stack_env):
+    import re
+
+    done = run(["demo"], stack_env | {"STOPLINE_SCENARIO": "layered"})
+    assert done.returncode == 0, done.stdout
+    totals = re.search(
+        r"([\d,.]+) CNY held, ([\d,.]+) CNY lost as cash, ([\d,.]+) CNY abroad, ([\d,.]+) CNY at large "
+        r"\(of ([\d,.]+) CNY reported\)\n(?!.*CNY held, )",
+        done.stdout,
+        re.S,
+    )
+    assert totals, done.stdout
+    held, lost, abroad, at_large, reported = (int(t.replace(",", "").replace(".", "")) for t in totals.groups())
+    assert reported == 736_000_000 and held + lost + abroad + at_large == reported
+    assert held > 0 and lost > 0 and abroad > 0
+    accounts = int(re.search(r"across (\d+) accounts", done.stdout).group(1))
+    assert accounts >= 50  # the chase went through the layers, not just the first hop
 
 
 def test_report_file_with_a_fractional_amount_names_the_field(stack_env, tmp_path):

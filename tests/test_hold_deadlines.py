@@ -18,8 +18,8 @@ def stop_of(case: hub_pb2.CaseView, number: str) -> hub_pb2.AccountStop:
     return next(s for s in case.stops if s.account.account_number == number)
 
 
-async def test_a_hold_nobody_freezes_is_extended_once_then_lapses(time_skipping_env, tmp_path):
-    env = time_skipping_env
+async def test_a_hold_nobody_freezes_is_extended_once_then_lapses(fresh_time_skipping_env, tmp_path):
+    env = fresh_time_skipping_env
     async with hub_world(env.client, tmp_path) as w:
         await w.hub.report_case(w.report("BX-DEADLINE"))
         case = await w.answered("BX-DEADLINE")

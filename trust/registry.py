@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -106,6 +107,13 @@ def _parse_fingerprint(value, where: str) -> str | None:
     return value
 
 
+@lru_cache(maxsize=4096)
+def _decoded_key(public_key_b64: str) -> Ed25519PublicKey:
+    """Each registered key decoded once per process (an auditor's `audit verify` asks for one a
+    million times); kept out of RegisteredKey so registries still pickle to worker processes."""
+    return public_key_from_b64(public_key_b64)
+
+
 @dataclass(frozen=True)
 class RegisteredKey:
     key_id: str
@@ -116,7 +124,7 @@ class RegisteredKey:
 
     @property
     def public_key(self) -> Ed25519PublicKey:
-        return public_key_from_b64(self.public_key_b64)
+        return _decoded_key(self.public_key_b64)
 
     def invalid_at(self, at: datetime) -> str | None:
         """Why the key was not good for signing at `at`, or None if it was."""

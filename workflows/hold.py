@@ -1,11 +1,15 @@
 """HoldWorkflow: one per account where a case's stop-payment held money. It owns the hold's
-deadlines with durable timers: a stop lasts 48 hours; a freeze decision is asked for well before
-that, then a reminder; if nobody has decided an hour before expiry, the second stop-payment the
-rules allow goes out and extends the hold by 48 hours; after that one, a hold nobody turned into
-a freeze lapses, and the lapse is recorded. Every change is signalled to the case.
+deadlines with durable timers and carries out officers' decisions on it.
 
-A child of CaseWorkflow, so its timers and events live in their own history: a case with a
-thousand holds keeps a small history of its own.
+While stopped: a stop lasts 48 hours; a freeze decision is asked for 12 hours before it lapses,
+then a reminder; if nobody has decided an hour before expiry, the second stop-payment the rules
+allow goes out and extends the hold by 48 hours; after that one, a hold nobody froze lapses.
+An officer's freeze (a Temporal update, validated before it is accepted) turns the hold into a
+6-month freeze at the institution; a renewal decision is asked for 30 days before the freeze
+lapses, and a freeze nobody renewed lapses. A release decision frees the money at any time.
+Decisions, extensions and lapses go into the audit log; every change is signalled to the case.
+
+A child of CaseWorkflow, so its timers and events live in their own history.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from stopline.domain import (
+        DECIDE_HOLD_UPDATE,
+        ERR_DECISION_INVALID,
+        ERR_DECISION_NOT_APPLICABLE,
         EXTEND_LEAD,
         FREEZE_DECISION_LEAD,
         FREEZE_REMINDER_LEAD,
@@ -26,12 +33,22 @@ with workflow.unsafe.imports_passed_through():
         HOLD_WORKFLOW,
         MAX_STOPS_PER_ACCOUNT,
         RECORD_DECISION,
+        RENEWAL_DECISION_LEAD,
+        RENEWAL_REMINDER_LEAD,
+        REQUEST_FREEZE,
+        REQUEST_RELEASE,
         REQUEST_STOP_PAYMENT,
+        DecisionKind,
         DecisionRecord,
+        FreezeInput,
+        FreezeResult,
+        HoldDecisionInput,
         HoldEvent,
         HoldInput,
         HoldState,
         HoldView,
+        ReleaseInput,
+        ReleaseResult,
         StopOutcome,
         StopPaymentInput,
         StopPaymentResult,
@@ -42,6 +59,13 @@ with workflow.unsafe.imports_passed_through():
 RECORD_TIMEOUT = timedelta(seconds=10)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 
+# Which decisions apply in which state.
+_APPLIES = {
+    DecisionKind.FREEZE: (HoldState.HELD, HoldState.EXTENDED),
+    DecisionKind.RENEW: (HoldState.FROZEN,),
+    DecisionKind.RELEASE: (HoldState.HELD, HoldState.EXTENDED, HoldState.FROZEN),
+}
+
 
 @workflow.defn(name=HOLD_WORKFLOW)
 class HoldWorkflow:
@@ -51,36 +75,188 @@ class HoldWorkflow:
         self._view = HoldView(
             account=hold.account, state=HoldState.HELD, held=hold.held, hold_id=hold.hold_id, expires_at=hold.expires_at
         )
+        self._decision: HoldDecisionInput | None = None  # accepted, not yet carried out
+        self._freezes = 0  # freeze orders sent (first freeze and renewals): their key suffix
+        self._releases = 0
 
     @workflow.run
     async def run(self, hold: HoldInput) -> HoldView:
-        while True:
-            expires = self._view.expires_at
-            await self._until(expires - FREEZE_DECISION_LEAD)
-            self._view.freeze_decision_due_at = expires - EXTEND_LEAD
-            await self._event(f"freeze decision asked for: the stop lapses at {expires.isoformat()}")
-            await self._until(expires - FREEZE_REMINDER_LEAD)
-            await self._event("reminder: no freeze decided yet")
-            await self._until(expires - EXTEND_LEAD)
-            if self._view.stops_used < MAX_STOPS_PER_ACCOUNT and await self._extend():
-                continue
-            await self._until(expires)
-            self._view.state = HoldState.LAPSED
-            self._view.freeze_decision_due_at = None
-            await self._record("hold_lapsed", {"hold_id": self._view.hold_id, "amount_minor": hold.held.minor_units,
-                                               "currency": hold.held.currency, "expired_at": expires.isoformat()})  # fmt: skip
-            await self._event("lapsed: no freeze was decided, the institution released the money")
-            return self._view
+        while not self._view.state.ended:
+            if self._decision is not None:
+                await self._carry_out(self._decision)
+                self._decision = None
+            elif self._view.state is HoldState.FROZEN:
+                await self._watch_freeze()
+            else:
+                await self._watch_stop()
+        return self._view
 
     @workflow.query
     def status(self) -> HoldView:
         return self._view
 
-    async def _until(self, when: datetime) -> None:
-        """A durable timer to `when` (Temporal's clock): survives restarts and deploys."""
+    # --- an officer's decision ------------------------------------------------------------
+
+    @workflow.update(name=DECIDE_HOLD_UPDATE)
+    async def decide(self, decision: HoldDecisionInput) -> HoldView:
+        """Accept the decision (the validator has checked it) and return the hold as it now
+        stands; the run loop carries it out at the institution."""
+        self._decision = decision
+        self._view.state = HoldState.RELEASING if decision.kind is DecisionKind.RELEASE else (
+            HoldState.FREEZING if decision.kind is DecisionKind.FREEZE else self._view.state)  # fmt: skip
+        return self._view
+
+    @decide.validator
+    def _check_decision(self, decision: HoldDecisionInput) -> None:
+        """Refused decisions leave no trace in the history and change nothing."""
+        state = self._view.state
+        if self._decision is not None:
+            raise ApplicationError(f"a {self._decision.kind.value} decision is already being carried out",
+                                   type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
+        if state not in _APPLIES[decision.kind]:
+            raise ApplicationError(f"cannot {decision.kind.value}: the hold is {state.value}", type=ERR_DECISION_NOT_APPLICABLE)
+        if not decision.officer.strip():
+            raise ApplicationError("officer: required", type=ERR_DECISION_INVALID)
+        if decision.kind in (DecisionKind.FREEZE, DecisionKind.RENEW) and not decision.document_ref.strip():
+            raise ApplicationError("document_ref: the approval document is required", type=ERR_DECISION_INVALID)
+        if decision.kind is DecisionKind.RELEASE and not decision.reason.strip():
+            raise ApplicationError("reason: required for a release", type=ERR_DECISION_INVALID)
+        if decision.kind is DecisionKind.FREEZE:
+            amount, held = decision.amount, self._view.held
+            if amount is None or amount.currency != held.currency or amount.minor_units <= 0:
+                raise ApplicationError(f"amount: a positive amount in {held.currency} is required", type=ERR_DECISION_INVALID)
+            if amount.minor_units > held.minor_units:
+                raise ApplicationError(f"amount: {amount.minor_units} is more than the {held.minor_units} held",
+                                       type=ERR_DECISION_INVALID)  # fmt: skip
+
+    async def _carry_out(self, decision: HoldDecisionInput) -> None:
+        await self._record(f"{decision.kind.value}_decided", {
+            "decided_by": decision.decided_by, "officer": decision.officer, "document_ref": decision.document_ref,
+            "reason": decision.reason, "amount_minor": decision.amount.minor_units if decision.amount else None,
+        })  # fmt: skip
+        if decision.kind is DecisionKind.RELEASE:
+            await self._release(decision)
+        else:
+            await self._freeze(decision)
+
+    async def _freeze(self, decision: HoldDecisionInput) -> None:
+        hold, view = self._hold, self._view
+        renewing = decision.kind is DecisionKind.RENEW
+        before = HoldState.FROZEN if renewing else (HoldState.EXTENDED if view.stops_used > 1 else HoldState.HELD)
+        await self._event(f"{'renewal' if renewing else 'freeze'} approved by {decision.decided_by} "
+                          f"({decision.document_ref}): asking {hold.account.institution}")  # fmt: skip
+        self._freezes += 1
+        step = f"freeze/{hold.account.institution}/{hold.account.number}"
+        request = FreezeInput(
+            idempotency_key=f"{hold.case_workflow_id}/{step}/{self._freezes}",
+            case_id=hold.case_id,
+            account=hold.account,
+            amount=decision.amount if decision.amount is not None else view.held,
+            approved_by=decision.decided_by,
+            officer=decision.officer,
+            document_ref=decision.document_ref,
+            approved_at=workflow.now(),
+            hold_id="" if renewing else view.hold_id,
+            renews_freeze_id=view.freeze_id if renewing else "",
+        )
+        try:
+            result = await workflow.execute_activity(
+                REQUEST_FREEZE, request, result_type=FreezeResult, activity_id=f"{step}/{self._freezes}",
+                start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
+            )  # fmt: skip
+        except ActivityError as err:
+            view.state = before
+            await self._event(f"freeze failed: {err.cause.message if err.cause is not None else err}")
+            return
+        if not result.frozen:
+            view.state = before
+            await self._event(f"{hold.account.institution} refused the freeze: {result.detail}")
+            return
+        assert result.expires_at is not None
+        self._view = replace(view, state=HoldState.FROZEN, held=result.amount, freeze_id=result.freeze_id,
+                             expires_at=result.expires_at, freeze_decision_due_at=None)  # fmt: skip
+        await self._record("frozen", {"freeze_id": result.freeze_id, "amount_minor": result.amount.minor_units,
+                                      "currency": result.amount.currency, "expires_at": result.expires_at.isoformat()})  # fmt: skip
+        await self._event(f"frozen until {result.expires_at.isoformat()} (freeze {result.freeze_id})")
+
+    async def _release(self, decision: HoldDecisionInput) -> None:
+        hold, view = self._hold, self._view
+        await self._event(f"release decided by {decision.decided_by}: {decision.reason}")
+        self._releases += 1
+        step = f"release/{hold.account.institution}/{hold.account.number}"
+        request = ReleaseInput(
+            idempotency_key=f"{hold.case_workflow_id}/{step}/{self._releases}",
+            case_id=hold.case_id, account=hold.account, reason=decision.reason, decided_by=decision.decided_by,
+            hold_id="" if view.freeze_id else view.hold_id, freeze_id=view.freeze_id,
+        )  # fmt: skip
+        result = await workflow.execute_activity(
+            REQUEST_RELEASE, request, result_type=ReleaseResult, activity_id=f"{step}/{self._releases}",
+            start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
+        )  # fmt: skip
+        view.state = HoldState.RELEASED
+        view.freeze_decision_due_at = None
+        await self._record("released", {"amount_minor": result.released.minor_units, "reason": decision.reason})
+        await self._event(f"released {result.released.minor_units} {result.released.currency}: {decision.reason}")
+
+    # --- deadlines ------------------------------------------------------------------------
+
+    async def _watch_stop(self) -> None:
+        """The stop-payment's 48 hours: ask, remind, extend once, lapse; any decision cuts in."""
+        view = self._view
+        expires = view.expires_at
+        if await self._decided_by(expires - FREEZE_DECISION_LEAD):
+            return
+        view.freeze_decision_due_at = expires - EXTEND_LEAD
+        await self._event(f"freeze decision asked for: the stop lapses at {expires.isoformat()}")
+        if await self._decided_by(expires - FREEZE_REMINDER_LEAD):
+            return
+        await self._event("reminder: no freeze decided yet")
+        if await self._decided_by(expires - EXTEND_LEAD):
+            return
+        if view.stops_used < MAX_STOPS_PER_ACCOUNT and await self._extend():
+            return
+        if await self._decided_by(expires):
+            return
+        self._lapse()
+        await self._record("hold_lapsed", {"hold_id": view.hold_id, "amount_minor": view.held.minor_units,
+                                           "currency": view.held.currency, "expired_at": expires.isoformat()})  # fmt: skip
+        await self._event("lapsed: no freeze was decided, the institution released the money")
+
+    async def _watch_freeze(self) -> None:
+        """The freeze's 6 months: ask for a renewal 30 days ahead, remind, lapse."""
+        view = self._view
+        expires = view.expires_at
+        if await self._decided_by(expires - RENEWAL_DECISION_LEAD):
+            return
+        view.freeze_decision_due_at = expires
+        await self._event(f"renewal decision asked for: the freeze lapses at {expires.isoformat()}")
+        if await self._decided_by(expires - RENEWAL_REMINDER_LEAD):
+            return
+        await self._event("reminder: the freeze has not been renewed")
+        if await self._decided_by(expires):
+            return
+        self._lapse()
+        await self._record("freeze_lapsed", {"freeze_id": view.freeze_id, "amount_minor": view.held.minor_units,
+                                             "currency": view.held.currency, "expired_at": expires.isoformat()})  # fmt: skip
+        await self._event("lapsed: the freeze was not renewed, the institution released the money")
+
+    def _lapse(self) -> None:
+        self._view.state = HoldState.LAPSED
+        self._view.freeze_decision_due_at = None
+
+    async def _decided_by(self, when: datetime) -> bool:
+        """Wait (a durable timer on Temporal's clock) until `when`, or until an officer decides.
+        True if a decision came first."""
         delay = when - workflow.now()
-        if delay > timedelta(0):
-            await workflow.sleep(delay)
+        if self._decision is not None:
+            return True
+        if delay <= timedelta(0):
+            return False
+        try:
+            await workflow.wait_condition(lambda: self._decision is not None, timeout=delay)
+        except TimeoutError:
+            return False
+        return True
 
     async def _extend(self) -> bool:
         """The second stop-payment, extending the hold by 48 hours. False if it did not."""
@@ -92,7 +268,7 @@ class HoldWorkflow:
             case_id=hold.case_id,
             requested_by=hold.requested_by,
             account=hold.account,
-            amount=hold.held,
+            amount=self._view.held,
             transfer_time=hold.transfer_time,
             holder_name=hold.holder_name,
             extends_hold_id=self._view.hold_id,
@@ -121,7 +297,7 @@ class HoldWorkflow:
         return True
 
     async def _record(self, decision: str, details: dict) -> None:
-        """Into the audit log: a workflow decision that moved money."""
+        """Into the audit log: a decision that moved money (an officer's or this workflow's)."""
         await workflow.execute_activity(
             RECORD_DECISION,
             DecisionRecord(self._hold.case_id, self._hold.account.institution, decision,

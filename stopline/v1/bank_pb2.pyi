@@ -36,6 +36,12 @@ class TransferChannel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSFER_CHANNEL_TRANSFER: _ClassVar[TransferChannel]
     TRANSFER_CHANNEL_CASH: _ClassVar[TransferChannel]
     TRANSFER_CHANNEL_ABROAD: _ClassVar[TransferChannel]
+
+class FreezeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FREEZE_OUTCOME_UNSPECIFIED: _ClassVar[FreezeOutcome]
+    FREEZE_OUTCOME_FROZEN: _ClassVar[FreezeOutcome]
+    FREEZE_OUTCOME_REFUSED: _ClassVar[FreezeOutcome]
 STOP_PAYMENT_OUTCOME_UNSPECIFIED: StopPaymentOutcome
 STOP_PAYMENT_OUTCOME_HELD: StopPaymentOutcome
 STOP_PAYMENT_OUTCOME_PARTIALLY_HELD: StopPaymentOutcome
@@ -51,6 +57,9 @@ TRANSFER_CHANNEL_UNSPECIFIED: TransferChannel
 TRANSFER_CHANNEL_TRANSFER: TransferChannel
 TRANSFER_CHANNEL_CASH: TransferChannel
 TRANSFER_CHANNEL_ABROAD: TransferChannel
+FREEZE_OUTCOME_UNSPECIFIED: FreezeOutcome
+FREEZE_OUTCOME_FROZEN: FreezeOutcome
+FREEZE_OUTCOME_REFUSED: FreezeOutcome
 
 class StopPaymentRequest(_message.Message):
     __slots__ = ("envelope",)
@@ -165,3 +174,115 @@ class AccountReport(_message.Message):
     held: _common_pb2.Money
     transfers: _containers.RepeatedCompositeFieldContainer[OutgoingTransfer]
     def __init__(self, idempotency_key: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., found: _Optional[bool] = ..., holder_name: _Optional[str] = ..., balance: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[OutgoingTransfer, _Mapping]]] = ...) -> None: ...
+
+class FreezeRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class FreezeResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class FreezeApproval(_message.Message):
+    __slots__ = ("approved_by", "officer", "document_ref", "approved_at")
+    APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_REF_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_AT_FIELD_NUMBER: _ClassVar[int]
+    approved_by: str
+    officer: str
+    document_ref: str
+    approved_at: _timestamp_pb2.Timestamp
+    def __init__(self, approved_by: _Optional[str] = ..., officer: _Optional[str] = ..., document_ref: _Optional[str] = ..., approved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class FreezeOrder(_message.Message):
+    __slots__ = ("idempotency_key", "case_id", "account", "amount", "hold_id", "renews_freeze_id", "freeze_duration", "approval")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    RENEWS_FREEZE_ID_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    case_id: str
+    account: _common_pb2.AccountRef
+    amount: _common_pb2.Money
+    hold_id: str
+    renews_freeze_id: str
+    freeze_duration: _duration_pb2.Duration
+    approval: FreezeApproval
+    def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., hold_id: _Optional[str] = ..., renews_freeze_id: _Optional[str] = ..., freeze_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., approval: _Optional[_Union[FreezeApproval, _Mapping]] = ...) -> None: ...
+
+class FreezeAnswer(_message.Message):
+    __slots__ = ("idempotency_key", "case_id", "account", "outcome", "frozen", "freeze_id", "frozen_at", "freeze_expires_at", "detail")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    FROZEN_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_ID_FIELD_NUMBER: _ClassVar[int]
+    FROZEN_AT_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    case_id: str
+    account: _common_pb2.AccountRef
+    outcome: FreezeOutcome
+    frozen: _common_pb2.Money
+    freeze_id: str
+    frozen_at: _timestamp_pb2.Timestamp
+    freeze_expires_at: _timestamp_pb2.Timestamp
+    detail: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., outcome: _Optional[_Union[FreezeOutcome, str]] = ..., frozen: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., freeze_id: _Optional[str] = ..., frozen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., freeze_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class ReleaseResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class ReleaseOrder(_message.Message):
+    __slots__ = ("idempotency_key", "case_id", "account", "hold_id", "freeze_id", "reason", "decided_by")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    case_id: str
+    account: _common_pb2.AccountRef
+    hold_id: str
+    freeze_id: str
+    reason: str
+    decided_by: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., hold_id: _Optional[str] = ..., freeze_id: _Optional[str] = ..., reason: _Optional[str] = ..., decided_by: _Optional[str] = ...) -> None: ...
+
+class ReleaseAnswer(_message.Message):
+    __slots__ = ("idempotency_key", "case_id", "account", "released", "released_at", "detail")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_AT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    case_id: str
+    account: _common_pb2.AccountRef
+    released: _common_pb2.Money
+    released_at: _timestamp_pb2.Timestamp
+    detail: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., released_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -50,6 +50,16 @@ class BankServiceStub:
                 request_serializer=stopline_dot_v1_dot_bank__pb2.QueryAccountRequest.SerializeToString,
                 response_deserializer=stopline_dot_v1_dot_bank__pb2.QueryAccountResponse.FromString,
                 _registered_method=True)
+        self.Freeze = channel.unary_unary(
+                '/stopline.v1.BankService/Freeze',
+                request_serializer=stopline_dot_v1_dot_bank__pb2.FreezeRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_bank__pb2.FreezeResponse.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/stopline.v1.BankService/Release',
+                request_serializer=stopline_dot_v1_dot_bank__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_bank__pb2.ReleaseResponse.FromString,
+                _registered_method=True)
 
 
 class BankServiceServicer:
@@ -75,6 +85,21 @@ class BankServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Freeze(self, request, context):
+        """Fast freeze (快速冻结): turn a stop-payment's hold into a legal freeze on an officer's
+        approval, or renew a freeze before it lapses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Release held or frozen money (a wrongly held account, or a case decision).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BankServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -87,6 +112,16 @@ def add_BankServiceServicer_to_server(servicer, server):
                     servicer.QueryAccount,
                     request_deserializer=stopline_dot_v1_dot_bank__pb2.QueryAccountRequest.FromString,
                     response_serializer=stopline_dot_v1_dot_bank__pb2.QueryAccountResponse.SerializeToString,
+            ),
+            'Freeze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Freeze,
+                    request_deserializer=stopline_dot_v1_dot_bank__pb2.FreezeRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_bank__pb2.FreezeResponse.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=stopline_dot_v1_dot_bank__pb2.ReleaseRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_bank__pb2.ReleaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -149,6 +184,60 @@ class BankService:
             '/stopline.v1.BankService/QueryAccount',
             stopline_dot_v1_dot_bank__pb2.QueryAccountRequest.SerializeToString,
             stopline_dot_v1_dot_bank__pb2.QueryAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Freeze(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.BankService/Freeze',
+            stopline_dot_v1_dot_bank__pb2.FreezeRequest.SerializeToString,
+            stopline_dot_v1_dot_bank__pb2.FreezeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.BankService/Release',
+            stopline_dot_v1_dot_bank__pb2.ReleaseRequest.SerializeToString,
+            stopline_dot_v1_dot_bank__pb2.ReleaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,53 +27,67 @@ from stopline.v1 import common_pb2 as stopline_dot_v1_dot_common__pb2
 from stopline.v1 import envelope_pb2 as stopline_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15stopline/v1/hub.proto\x12\x0bstopline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stopline/v1/common.proto\x1a\x1astopline/v1/envelope.proto\"<\n\x11ReportCaseRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"=\n\x12ReportCaseResponse\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"\xc6\x01\n\nCaseReport\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x16\n\x0ereporting_unit\x18\x02 \x01(\t\x12/\n\x0breported_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ttransfers\x18\x04 \x03(\x0b\x32\x1b.stopline.v1.VictimTransfer\x12\x1d\n\x15suspect_phone_numbers\x18\x05 \x03(\t\x12\x0f\n\x07summary\x18\x06 \x01(\t\"\xe4\x01\n\x0eVictimTransfer\x12-\n\x0c\x66rom_account\x18\x01 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12+\n\nto_account\x18\x02 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\x1e\n\x16to_account_holder_name\x18\x03 \x01(\t\x12\"\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x32\n\x0etransferred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x0b\x43\x61seReceipt\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x04\n\x0b\x41\x63\x63ountStop\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12%\n\trequested\x18\x02 \x01(\x0b\x32\x12.stopline.v1.Money\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.stopline.v1.StopState\x12 \n\x04held\x18\x04 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x0f\n\x07hold_id\x18\x08 \x01(\t\x12\x33\n\x0fhold_expires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61nswered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x64\x65pth\x18\x0b \x01(\x05\x12\x0e\n\x06traced\x18\x0c \x01(\x08\x12*\n\nhold_state\x18\r \x01(\x0e\x32\x16.stopline.v1.HoldState\x12\x12\n\nstops_used\x18\x0e \x01(\x05\x12:\n\x16\x66reeze_decision_due_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0bhold_events\x18\x10 \x03(\x0b\x32\x16.stopline.v1.HoldEvent\"A\n\tHoldEvent\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04what\x18\x02 \x01(\t\"\xec\x01\n\tMoneyFlow\x12-\n\x0c\x66rom_account\x18\x01 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12+\n\nto_account\x18\x02 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\"\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.stopline.v1.Money\x12#\n\x04kind\x18\x04 \x01(\x0e\x32\x15.stopline.v1.FlowKind\x12,\n\x08moved_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04note\x18\x06 \x01(\t\"\xf4\x03\n\x08\x43\x61seView\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.stopline.v1.CaseStatus\x12\x16\n\x0ereporting_unit\x18\x04 \x01(\t\x12/\n\x0breported_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0etotal_reported\x18\x06 \x01(\x0b\x32\x12.stopline.v1.Money\x12&\n\ntotal_held\x18\x07 \x01(\x0b\x32\x12.stopline.v1.Money\x12\'\n\x05stops\x18\x08 \x03(\x0b\x32\x18.stopline.v1.AccountStop\x12\x1d\n\x15suspect_phone_numbers\x18\t \x03(\t\x12\x0f\n\x07summary\x18\n \x01(\t\x12%\n\x05\x66lows\x18\x0b \x03(\x0b\x32\x16.stopline.v1.MoneyFlow\x12&\n\ntotal_lost\x18\x0c \x01(\x0b\x32\x12.stopline.v1.Money\x12(\n\x0ctotal_abroad\x18\r \x01(\x0b\x32\x12.stopline.v1.Money\x12*\n\x0etotal_at_large\x18\x0e \x01(\x0b\x32\x12.stopline.v1.Money\"9\n\x0eGetCaseRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"\x1c\n\tCaseQuery\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\"6\n\x0fGetCaseResponse\x12#\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x15.stopline.v1.CaseView\";\n\x10ListCasesRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"_\n\rCaseListQuery\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.stopline.v1.CaseStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\x0c\"\xb8\x01\n\x0b\x43\x61seSummary\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.stopline.v1.CaseStatus\x12*\n\x0etotal_reported\x18\x04 \x01(\x0b\x32\x12.stopline.v1.Money\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x11ListCasesResponse\x12\'\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x18.stopline.v1.CaseSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\x0c*c\n\nCaseStatus\x12\x1b\n\x17\x43\x41SE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41SE_STATUS_STOPPING\x10\x01\x12\x1e\n\x1a\x43\x41SE_STATUS_STOPS_ANSWERED\x10\x02*\xc0\x01\n\tStopState\x12\x1a\n\x16STOP_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10STOP_STATE_ASKED\x10\x01\x12\x13\n\x0fSTOP_STATE_HELD\x10\x02\x12\x1d\n\x19STOP_STATE_PARTIALLY_HELD\x10\x03\x12\x16\n\x12STOP_STATE_REFUSED\x10\x04\x12\x1e\n\x1aSTOP_STATE_ANSWER_REJECTED\x10\x05\x12\x15\n\x11STOP_STATE_FAILED\x10\x06*l\n\tHoldState\x12\x1a\n\x16HOLD_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fHOLD_STATE_HELD\x10\x01\x12\x17\n\x13HOLD_STATE_EXTENDED\x10\x02\x12\x15\n\x11HOLD_STATE_LAPSED\x10\x03*\xb7\x01\n\x08\x46lowKind\x12\x19\n\x15\x46LOW_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x46LOW_KIND_ONWARD\x10\x01\x12\x12\n\x0e\x46LOW_KIND_CASH\x10\x02\x12\x14\n\x10\x46LOW_KIND_ABROAD\x10\x03\x12\x1a\n\x16\x46LOW_KIND_OFF_PLATFORM\x10\x04\x12\x1a\n\x16\x46LOW_KIND_BEYOND_DEPTH\x10\x05\x12\x18\n\x14\x46LOW_KIND_NOT_TRACED\x10\x06\x32\xed\x01\n\nHubService\x12M\n\nReportCase\x12\x1e.stopline.v1.ReportCaseRequest\x1a\x1f.stopline.v1.ReportCaseResponse\x12\x44\n\x07GetCase\x12\x1b.stopline.v1.GetCaseRequest\x1a\x1c.stopline.v1.GetCaseResponse\x12J\n\tListCases\x12\x1d.stopline.v1.ListCasesRequest\x1a\x1e.stopline.v1.ListCasesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15stopline/v1/hub.proto\x12\x0bstopline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18stopline/v1/common.proto\x1a\x1astopline/v1/envelope.proto\"<\n\x11\x44\x65\x63ideHoldRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"=\n\x12\x44\x65\x63ideHoldResponse\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"[\n\x0e\x46reezeDecision\x12\"\n\x06\x61mount\x18\x01 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x0f\n\x07officer\x18\x02 \x01(\t\x12\x14\n\x0c\x64ocument_ref\x18\x03 \x01(\t\"6\n\rRenewDecision\x12\x0f\n\x07officer\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ref\x18\x02 \x01(\t\"2\n\x0fReleaseDecision\x12\x0f\n\x07officer\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xe2\x01\n\x0cHoldDecision\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12-\n\x06\x66reeze\x18\x03 \x01(\x0b\x32\x1b.stopline.v1.FreezeDecisionH\x00\x12+\n\x05renew\x18\x04 \x01(\x0b\x32\x1a.stopline.v1.RenewDecisionH\x00\x12/\n\x07release\x18\x05 \x01(\x0b\x32\x1c.stopline.v1.ReleaseDecisionH\x00\x42\n\n\x08\x64\x65\x63ision\"\xad\x01\n\x13HoldDecisionReceipt\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12(\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12*\n\nhold_state\x18\x03 \x01(\x0e\x32\x16.stopline.v1.HoldState\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x11ReportCaseRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"=\n\x12ReportCaseResponse\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"\xc6\x01\n\nCaseReport\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x16\n\x0ereporting_unit\x18\x02 \x01(\t\x12/\n\x0breported_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ttransfers\x18\x04 \x03(\x0b\x32\x1b.stopline.v1.VictimTransfer\x12\x1d\n\x15suspect_phone_numbers\x18\x05 \x03(\t\x12\x0f\n\x07summary\x18\x06 \x01(\t\"\xe4\x01\n\x0eVictimTransfer\x12-\n\x0c\x66rom_account\x18\x01 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12+\n\nto_account\x18\x02 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\x1e\n\x16to_account_holder_name\x18\x03 \x01(\t\x12\"\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x32\n\x0etransferred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x0b\x43\x61seReceipt\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x04\n\x0b\x41\x63\x63ountStop\x12(\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12%\n\trequested\x18\x02 \x01(\x0b\x32\x12.stopline.v1.Money\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.stopline.v1.StopState\x12 \n\x04held\x18\x04 \x01(\x0b\x32\x12.stopline.v1.Money\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x0f\n\x07hold_id\x18\x08 \x01(\t\x12\x33\n\x0fhold_expires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61nswered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x64\x65pth\x18\x0b \x01(\x05\x12\x0e\n\x06traced\x18\x0c \x01(\x08\x12*\n\nhold_state\x18\r \x01(\x0e\x32\x16.stopline.v1.HoldState\x12\x12\n\nstops_used\x18\x0e \x01(\x05\x12:\n\x16\x66reeze_decision_due_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0bhold_events\x18\x10 \x03(\x0b\x32\x16.stopline.v1.HoldEvent\"A\n\tHoldEvent\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04what\x18\x02 \x01(\t\"\xec\x01\n\tMoneyFlow\x12-\n\x0c\x66rom_account\x18\x01 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12+\n\nto_account\x18\x02 \x01(\x0b\x32\x17.stopline.v1.AccountRef\x12\"\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.stopline.v1.Money\x12#\n\x04kind\x18\x04 \x01(\x0e\x32\x15.stopline.v1.FlowKind\x12,\n\x08moved_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04note\x18\x06 \x01(\t\"\xf4\x03\n\x08\x43\x61seView\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.stopline.v1.CaseStatus\x12\x16\n\x0ereporting_unit\x18\x04 \x01(\t\x12/\n\x0breported_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0etotal_reported\x18\x06 \x01(\x0b\x32\x12.stopline.v1.Money\x12&\n\ntotal_held\x18\x07 \x01(\x0b\x32\x12.stopline.v1.Money\x12\'\n\x05stops\x18\x08 \x03(\x0b\x32\x18.stopline.v1.AccountStop\x12\x1d\n\x15suspect_phone_numbers\x18\t \x03(\t\x12\x0f\n\x07summary\x18\n \x01(\t\x12%\n\x05\x66lows\x18\x0b \x03(\x0b\x32\x16.stopline.v1.MoneyFlow\x12&\n\ntotal_lost\x18\x0c \x01(\x0b\x32\x12.stopline.v1.Money\x12(\n\x0ctotal_abroad\x18\r \x01(\x0b\x32\x12.stopline.v1.Money\x12*\n\x0etotal_at_large\x18\x0e \x01(\x0b\x32\x12.stopline.v1.Money\"9\n\x0eGetCaseRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"\x1c\n\tCaseQuery\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\"6\n\x0fGetCaseResponse\x12#\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x15.stopline.v1.CaseView\";\n\x10ListCasesRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.stopline.v1.Envelope\"_\n\rCaseListQuery\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.stopline.v1.CaseStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\x0c\"\xb8\x01\n\x0b\x43\x61seSummary\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.stopline.v1.CaseStatus\x12*\n\x0etotal_reported\x18\x04 \x01(\x0b\x32\x12.stopline.v1.Money\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x11ListCasesResponse\x12\'\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x18.stopline.v1.CaseSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\x0c*c\n\nCaseStatus\x12\x1b\n\x17\x43\x41SE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41SE_STATUS_STOPPING\x10\x01\x12\x1e\n\x1a\x43\x41SE_STATUS_STOPS_ANSWERED\x10\x02*\xc0\x01\n\tStopState\x12\x1a\n\x16STOP_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10STOP_STATE_ASKED\x10\x01\x12\x13\n\x0fSTOP_STATE_HELD\x10\x02\x12\x1d\n\x19STOP_STATE_PARTIALLY_HELD\x10\x03\x12\x16\n\x12STOP_STATE_REFUSED\x10\x04\x12\x1e\n\x1aSTOP_STATE_ANSWER_REJECTED\x10\x05\x12\x15\n\x11STOP_STATE_FAILED\x10\x06*\xcf\x01\n\tHoldState\x12\x1a\n\x16HOLD_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fHOLD_STATE_HELD\x10\x01\x12\x17\n\x13HOLD_STATE_EXTENDED\x10\x02\x12\x15\n\x11HOLD_STATE_LAPSED\x10\x03\x12\x17\n\x13HOLD_STATE_FREEZING\x10\x04\x12\x15\n\x11HOLD_STATE_FROZEN\x10\x05\x12\x17\n\x13HOLD_STATE_RELEASED\x10\x06\x12\x18\n\x14HOLD_STATE_RELEASING\x10\x07*\xb7\x01\n\x08\x46lowKind\x12\x19\n\x15\x46LOW_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x46LOW_KIND_ONWARD\x10\x01\x12\x12\n\x0e\x46LOW_KIND_CASH\x10\x02\x12\x14\n\x10\x46LOW_KIND_ABROAD\x10\x03\x12\x1a\n\x16\x46LOW_KIND_OFF_PLATFORM\x10\x04\x12\x1a\n\x16\x46LOW_KIND_BEYOND_DEPTH\x10\x05\x12\x18\n\x14\x46LOW_KIND_NOT_TRACED\x10\x06\x32\xbc\x02\n\nHubService\x12M\n\nReportCase\x12\x1e.stopline.v1.ReportCaseRequest\x1a\x1f.stopline.v1.ReportCaseResponse\x12\x44\n\x07GetCase\x12\x1b.stopline.v1.GetCaseRequest\x1a\x1c.stopline.v1.GetCaseResponse\x12J\n\tListCases\x12\x1d.stopline.v1.ListCasesRequest\x1a\x1e.stopline.v1.ListCasesResponse\x12M\n\nDecideHold\x12\x1e.stopline.v1.DecideHoldRequest\x1a\x1f.stopline.v1.DecideHoldResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stopline.v1.hub_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CASESTATUS']._serialized_start=2730
-  _globals['_CASESTATUS']._serialized_end=2829
-  _globals['_STOPSTATE']._serialized_start=2832
-  _globals['_STOPSTATE']._serialized_end=3024
-  _globals['_HOLDSTATE']._serialized_start=3026
-  _globals['_HOLDSTATE']._serialized_end=3134
-  _globals['_FLOWKIND']._serialized_start=3137
-  _globals['_FLOWKIND']._serialized_end=3320
-  _globals['_REPORTCASEREQUEST']._serialized_start=125
-  _globals['_REPORTCASEREQUEST']._serialized_end=185
-  _globals['_REPORTCASERESPONSE']._serialized_start=187
-  _globals['_REPORTCASERESPONSE']._serialized_end=248
-  _globals['_CASEREPORT']._serialized_start=251
-  _globals['_CASEREPORT']._serialized_end=449
-  _globals['_VICTIMTRANSFER']._serialized_start=452
-  _globals['_VICTIMTRANSFER']._serialized_end=680
-  _globals['_CASERECEIPT']._serialized_start=682
-  _globals['_CASERECEIPT']._serialized_end=799
-  _globals['_ACCOUNTSTOP']._serialized_start=802
-  _globals['_ACCOUNTSTOP']._serialized_end=1342
-  _globals['_HOLDEVENT']._serialized_start=1344
-  _globals['_HOLDEVENT']._serialized_end=1409
-  _globals['_MONEYFLOW']._serialized_start=1412
-  _globals['_MONEYFLOW']._serialized_end=1648
-  _globals['_CASEVIEW']._serialized_start=1651
-  _globals['_CASEVIEW']._serialized_end=2151
-  _globals['_GETCASEREQUEST']._serialized_start=2153
-  _globals['_GETCASEREQUEST']._serialized_end=2210
-  _globals['_CASEQUERY']._serialized_start=2212
-  _globals['_CASEQUERY']._serialized_end=2240
-  _globals['_GETCASERESPONSE']._serialized_start=2242
-  _globals['_GETCASERESPONSE']._serialized_end=2296
-  _globals['_LISTCASESREQUEST']._serialized_start=2298
-  _globals['_LISTCASESREQUEST']._serialized_end=2357
-  _globals['_CASELISTQUERY']._serialized_start=2359
-  _globals['_CASELISTQUERY']._serialized_end=2454
-  _globals['_CASESUMMARY']._serialized_start=2457
-  _globals['_CASESUMMARY']._serialized_end=2641
-  _globals['_LISTCASESRESPONSE']._serialized_start=2643
-  _globals['_LISTCASESRESPONSE']._serialized_end=2728
-  _globals['_HUBSERVICE']._serialized_start=3323
-  _globals['_HUBSERVICE']._serialized_end=3560
+  _globals['_CASESTATUS']._serialized_start=3461
+  _globals['_CASESTATUS']._serialized_end=3560
+  _globals['_STOPSTATE']._serialized_start=3563
+  _globals['_STOPSTATE']._serialized_end=3755
+  _globals['_HOLDSTATE']._serialized_start=3758
+  _globals['_HOLDSTATE']._serialized_end=3965
+  _globals['_FLOWKIND']._serialized_start=3968
+  _globals['_FLOWKIND']._serialized_end=4151
+  _globals['_DECIDEHOLDREQUEST']._serialized_start=125
+  _globals['_DECIDEHOLDREQUEST']._serialized_end=185
+  _globals['_DECIDEHOLDRESPONSE']._serialized_start=187
+  _globals['_DECIDEHOLDRESPONSE']._serialized_end=248
+  _globals['_FREEZEDECISION']._serialized_start=250
+  _globals['_FREEZEDECISION']._serialized_end=341
+  _globals['_RENEWDECISION']._serialized_start=343
+  _globals['_RENEWDECISION']._serialized_end=397
+  _globals['_RELEASEDECISION']._serialized_start=399
+  _globals['_RELEASEDECISION']._serialized_end=449
+  _globals['_HOLDDECISION']._serialized_start=452
+  _globals['_HOLDDECISION']._serialized_end=678
+  _globals['_HOLDDECISIONRECEIPT']._serialized_start=681
+  _globals['_HOLDDECISIONRECEIPT']._serialized_end=854
+  _globals['_REPORTCASEREQUEST']._serialized_start=856
+  _globals['_REPORTCASEREQUEST']._serialized_end=916
+  _globals['_REPORTCASERESPONSE']._serialized_start=918
+  _globals['_REPORTCASERESPONSE']._serialized_end=979
+  _globals['_CASEREPORT']._serialized_start=982
+  _globals['_CASEREPORT']._serialized_end=1180
+  _globals['_VICTIMTRANSFER']._serialized_start=1183
+  _globals['_VICTIMTRANSFER']._serialized_end=1411
+  _globals['_CASERECEIPT']._serialized_start=1413
+  _globals['_CASERECEIPT']._serialized_end=1530
+  _globals['_ACCOUNTSTOP']._serialized_start=1533
+  _globals['_ACCOUNTSTOP']._serialized_end=2073
+  _globals['_HOLDEVENT']._serialized_start=2075
+  _globals['_HOLDEVENT']._serialized_end=2140
+  _globals['_MONEYFLOW']._serialized_start=2143
+  _globals['_MONEYFLOW']._serialized_end=2379
+  _globals['_CASEVIEW']._serialized_start=2382
+  _globals['_CASEVIEW']._serialized_end=2882
+  _globals['_GETCASEREQUEST']._serialized_start=2884
+  _globals['_GETCASEREQUEST']._serialized_end=2941
+  _globals['_CASEQUERY']._serialized_start=2943
+  _globals['_CASEQUERY']._serialized_end=2971
+  _globals['_GETCASERESPONSE']._serialized_start=2973
+  _globals['_GETCASERESPONSE']._serialized_end=3027
+  _globals['_LISTCASESREQUEST']._serialized_start=3029
+  _globals['_LISTCASESREQUEST']._serialized_end=3088
+  _globals['_CASELISTQUERY']._serialized_start=3090
+  _globals['_CASELISTQUERY']._serialized_end=3185
+  _globals['_CASESUMMARY']._serialized_start=3188
+  _globals['_CASESUMMARY']._serialized_end=3372
+  _globals['_LISTCASESRESPONSE']._serialized_start=3374
+  _globals['_LISTCASESRESPONSE']._serialized_end=3459
+  _globals['_HUBSERVICE']._serialized_start=4154
+  _globals['_HUBSERVICE']._serialized_end=4470
 # @@protoc_insertion_point(module_scope)

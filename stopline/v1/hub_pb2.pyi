@@ -34,6 +34,10 @@ class HoldState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HOLD_STATE_HELD: _ClassVar[HoldState]
     HOLD_STATE_EXTENDED: _ClassVar[HoldState]
     HOLD_STATE_LAPSED: _ClassVar[HoldState]
+    HOLD_STATE_FREEZING: _ClassVar[HoldState]
+    HOLD_STATE_FROZEN: _ClassVar[HoldState]
+    HOLD_STATE_RELEASED: _ClassVar[HoldState]
+    HOLD_STATE_RELEASING: _ClassVar[HoldState]
 
 class FlowKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -58,6 +62,10 @@ HOLD_STATE_UNSPECIFIED: HoldState
 HOLD_STATE_HELD: HoldState
 HOLD_STATE_EXTENDED: HoldState
 HOLD_STATE_LAPSED: HoldState
+HOLD_STATE_FREEZING: HoldState
+HOLD_STATE_FROZEN: HoldState
+HOLD_STATE_RELEASED: HoldState
+HOLD_STATE_RELEASING: HoldState
 FLOW_KIND_UNSPECIFIED: FlowKind
 FLOW_KIND_ONWARD: FlowKind
 FLOW_KIND_CASH: FlowKind
@@ -65,6 +73,70 @@ FLOW_KIND_ABROAD: FlowKind
 FLOW_KIND_OFF_PLATFORM: FlowKind
 FLOW_KIND_BEYOND_DEPTH: FlowKind
 FLOW_KIND_NOT_TRACED: FlowKind
+
+class DecideHoldRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class DecideHoldResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class FreezeDecision(_message.Message):
+    __slots__ = ("amount", "officer", "document_ref")
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_REF_FIELD_NUMBER: _ClassVar[int]
+    amount: _common_pb2.Money
+    officer: str
+    document_ref: str
+    def __init__(self, amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., officer: _Optional[str] = ..., document_ref: _Optional[str] = ...) -> None: ...
+
+class RenewDecision(_message.Message):
+    __slots__ = ("officer", "document_ref")
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_REF_FIELD_NUMBER: _ClassVar[int]
+    officer: str
+    document_ref: str
+    def __init__(self, officer: _Optional[str] = ..., document_ref: _Optional[str] = ...) -> None: ...
+
+class ReleaseDecision(_message.Message):
+    __slots__ = ("officer", "reason")
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    officer: str
+    reason: str
+    def __init__(self, officer: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class HoldDecision(_message.Message):
+    __slots__ = ("case_id", "account", "freeze", "renew", "release")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_FIELD_NUMBER: _ClassVar[int]
+    RENEW_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    account: _common_pb2.AccountRef
+    freeze: FreezeDecision
+    renew: RenewDecision
+    release: ReleaseDecision
+    def __init__(self, case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., freeze: _Optional[_Union[FreezeDecision, _Mapping]] = ..., renew: _Optional[_Union[RenewDecision, _Mapping]] = ..., release: _Optional[_Union[ReleaseDecision, _Mapping]] = ...) -> None: ...
+
+class HoldDecisionReceipt(_message.Message):
+    __slots__ = ("case_id", "account", "hold_state", "accepted_at")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    HOLD_STATE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    account: _common_pb2.AccountRef
+    hold_state: HoldState
+    accepted_at: _timestamp_pb2.Timestamp
+    def __init__(self, case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., hold_state: _Optional[_Union[HoldState, str]] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ReportCaseRequest(_message.Message):
     __slots__ = ("envelope",)

@@ -54,6 +54,11 @@ class HubServiceStub:
                 request_serializer=stopline_dot_v1_dot_hub__pb2.ListCasesRequest.SerializeToString,
                 response_deserializer=stopline_dot_v1_dot_hub__pb2.ListCasesResponse.FromString,
                 _registered_method=True)
+        self.DecideHold = channel.unary_unary(
+                '/stopline.v1.HubService/DecideHold',
+                request_serializer=stopline_dot_v1_dot_hub__pb2.DecideHoldRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_hub__pb2.DecideHoldResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -86,6 +91,18 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecideHold(self, request, context):
+        """An officer's decision on one held account: freeze it, renew its freeze, or release it.
+        Signed by a police unit with registry role "approve". Checked before it is accepted:
+        FAILED_PRECONDITION when the hold is not in a state the decision applies to (lapsed,
+        already released, a renewal of what is not frozen), INVALID_ARGUMENT for a missing document
+        reference or reason, or an amount above what is held; NOT_FOUND for an account the case
+        holds nothing on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -103,6 +120,11 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.ListCases,
                     request_deserializer=stopline_dot_v1_dot_hub__pb2.ListCasesRequest.FromString,
                     response_serializer=stopline_dot_v1_dot_hub__pb2.ListCasesResponse.SerializeToString,
+            ),
+            'DecideHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideHold,
+                    request_deserializer=stopline_dot_v1_dot_hub__pb2.DecideHoldRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_hub__pb2.DecideHoldResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -191,6 +213,33 @@ class HubService:
             '/stopline.v1.HubService/ListCases',
             stopline_dot_v1_dot_hub__pb2.ListCasesRequest.SerializeToString,
             stopline_dot_v1_dot_hub__pb2.ListCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.HubService/DecideHold',
+            stopline_dot_v1_dot_hub__pb2.DecideHoldRequest.SerializeToString,
+            stopline_dot_v1_dot_hub__pb2.DecideHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,132 @@
+"""Officers' decisions on held money, through HubService.DecideHold (a Temporal update on the
+hold's workflow, validated before it is accepted): freeze for 6 months, renew before it lapses,
+release a wrongly held account. On the time-skipping server; the money is checked at the bank."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import grpc
+import pytest
+
+from activities.convert import time_of
+from audit.entry import AuditEntry, EntryKind
+from stopline.v1 import common_pb2, hub_pb2
+from tests.world import AUDITOR, hub_world
+
+MULE_1 = "6229110000800001"  # qilu-bank: 800,000.00 held in full
+MULE_3 = "HXP-8800-3000-0003"  # huaxia-pay: 300,000.00 held in full
+QILU_1 = common_pb2.AccountRef(institution="qilu-bank", account_number=MULE_1)
+HUAXIA_3 = common_pb2.AccountRef(institution="huaxia-pay", account_number=MULE_3)
+
+
+def stop_of(case: hub_pb2.CaseView, number: str) -> hub_pb2.AccountStop:
+    return next(s for s in case.stops if s.account.account_number == number)
+
+
+def freeze(case_id, account, fen, document="Boxing PSB freeze decision [2026] No. 117", officer="Wang Lei"):
+    return hub_pb2.HoldDecision(
+        case_id=case_id, account=account,
+        freeze=hub_pb2.FreezeDecision(amount=common_pb2.Money(minor_units=fen, currency="CNY"), officer=officer,
+                                      document_ref=document),
+    )  # fmt: skip
+
+
+def decisions_in_log(w, case_id) -> list[str]:
+    entries = (AuditEntry.decode(leaf) for _, leaf, _ in w.audit.store.leaves())
+    return [e.payload.decode().split('"decision":"')[1].split('"')[0]
+            for e in entries if e.kind is EntryKind.DECISION and e.case_id == case_id]  # fmt: skip
+
+
+async def test_an_approved_freeze_holds_the_money_for_six_months_and_is_renewed_before_it_lapses(fresh_time_skipping_env, tmp_path):
+    env = fresh_time_skipping_env
+    async with hub_world(env.client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-FREEZE"))
+        await w.answered("BX-FREEZE")
+        receipt = await w.hub.decide_hold(freeze("BX-FREEZE", QILU_1, 80_000_000))
+        assert receipt.hold_state == hub_pb2.HOLD_STATE_FREEZING
+
+        case = await w.wait_for_case("BX-FREEZE", lambda c: stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN)
+        frozen = stop_of(case, MULE_1)
+        expiry = time_of(frozen.hold_expires_at)
+        (freeze_row,) = w.institutions["qilu-bank"].ledger.freezes(MULE_1)
+        assert freeze_row.amount_minor == 80_000_000 and freeze_row.expires_at == expiry
+        assert w.institutions["qilu-bank"].ledger.account(MULE_1).held_minor == 80_000_000
+
+        # Past the stop's 48 hours nothing lapses: the freeze holds it.
+        await env.sleep(timedelta(days=3))
+        assert stop_of(await w.hub.get_case("BX-FREEZE"), MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN
+        # 30 days before the freeze lapses, a renewal is asked for; the officer renews.
+        await env.sleep(expiry - timedelta(days=29) - time_of(frozen.answered_at) - timedelta(days=3))
+        asked = stop_of(await w.hub.get_case("BX-FREEZE"), MULE_1)
+        assert "renewal decision asked for" in asked.hold_events[-1].what
+        renew = hub_pb2.HoldDecision(case_id="BX-FREEZE", account=QILU_1,
+                                     renew=hub_pb2.RenewDecision(officer="Wang Lei", document_ref="renewal No. 9"))  # fmt: skip
+        await w.hub.decide_hold(renew)
+        renewed = await w.wait_for_case(
+            "BX-FREEZE", lambda c: time_of(stop_of(c, MULE_1).hold_expires_at) > expiry
+        )
+        assert time_of(stop_of(renewed, MULE_1).hold_expires_at) == expiry + timedelta(days=183)
+        assert [f.freeze_id for f in w.institutions["qilu-bank"].ledger.freezes(MULE_1)] == [freeze_row.freeze_id]
+        assert {"freeze_decided", "frozen", "renew_decided"} <= set(decisions_in_log(w, "BX-FREEZE"))
+
+
+async def test_a_wrongly_held_merchant_is_released_with_the_reason_on_record(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-MERCHANT"))
+        await w.answered("BX-MERCHANT")
+        release = hub_pb2.HoldDecision(
+            case_id="BX-MERCHANT", account=HUAXIA_3,
+            release=hub_pb2.ReleaseDecision(officer="Wang Lei", reason="innocent merchant: sold goods to the mule"),
+        )  # fmt: skip
+        assert (await w.hub.decide_hold(release)).hold_state == hub_pb2.HOLD_STATE_RELEASING
+        case = await w.wait_for_case("BX-MERCHANT", lambda c: stop_of(c, MULE_3).hold_state == hub_pb2.HOLD_STATE_RELEASED)
+        assert "innocent merchant" in stop_of(case, MULE_3).hold_events[-1].what
+        assert w.institutions["huaxia-pay"].ledger.account(MULE_3).held_minor == 0
+        assert "release_decided" in decisions_in_log(w, "BX-MERCHANT")
+        # Released is final: a freeze now is refused and changes nothing.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.decide_hold(freeze("BX-MERCHANT", HUAXIA_3, 30_000_000))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize(
+    ("decision", "code", "says"),
+    [
+        (lambda c: freeze(c, QILU_1, 90_000_000), grpc.StatusCode.INVALID_ARGUMENT, "more than the 80000000 held"),
+        (lambda c: freeze(c, QILU_1, 1_000, document=""), grpc.StatusCode.INVALID_ARGUMENT, "document_ref"),
+        (lambda c: freeze(c, QILU_1, 0), grpc.StatusCode.INVALID_ARGUMENT, "freeze.amount"),
+        (lambda c: hub_pb2.HoldDecision(case_id=c, account=QILU_1,
+                                      renew=hub_pb2.RenewDecision(officer="x", document_ref="y")),
+         grpc.StatusCode.FAILED_PRECONDITION, "cannot renew: the hold is held"),
+        (lambda c: hub_pb2.HoldDecision(case_id=c, account=QILU_1, release=hub_pb2.ReleaseDecision(officer="x")),
+         grpc.StatusCode.INVALID_ARGUMENT, "reason"),
+        (lambda c: freeze(c, common_pb2.AccountRef(institution="qilu-bank", account_number="123"), 1),
+         grpc.StatusCode.NOT_FOUND, "holds nothing on"),
+    ],
+)  # fmt: skip
+async def test_a_decision_that_does_not_apply_is_refused_and_changes_nothing(client, tmp_path, decision, code, says):
+    case_id = f"BX-BADDEC-{uuid.uuid4().hex[:8]}"
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(w.report(case_id))
+        await w.answered(case_id)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await w.hub.decide_hold(decision(case_id))
+        assert err.value.code() == code and says in err.value.details(), err.value.details()
+        case = await w.hub.get_case(case_id)
+        assert stop_of(case, MULE_1).hold_state == hub_pb2.HOLD_STATE_HELD
+        assert w.institutions["qilu-bank"].ledger.freezes() == []
+        assert decisions_in_log(w, case_id) == []
+
+
+async def test_only_units_with_the_approve_role_decide(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-NOAPPROVE"))
+        await w.answered("BX-NOAPPROVE")
+        for who in (AUDITOR, "qilu-bank"):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await w.hub_as(who).decide_hold(freeze("BX-NOAPPROVE", QILU_1, 1_000))
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "may not decide on holds" in err.value.details()
+        assert stop_of(await w.hub.get_case("BX-NOAPPROVE"), MULE_1).hold_state == hub_pb2.HOLD_STATE_HELD
