@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from stopline.domain import Account, Amount
-from stopline.v1 import common_pb2
+from stopline.domain import Account, Amount, FreezeResult
+from stopline.v1 import bank_pb2, common_pb2
 
 
 def money_pb(amount: Amount) -> common_pb2.Money:
@@ -44,3 +44,26 @@ def duration_pb(delta: timedelta) -> Duration:
     d = Duration()
     d.FromTimedelta(delta)
     return d
+
+
+def freeze_result_of(answer: bank_pb2.FreezeAnswer, ordered: Amount | None) -> FreezeResult:
+    """A final FreezeAnswer (now, or later by callback) as the workflow sees it; ValueError for
+    one that does not fit an order of `ordered` (None: the caller does not know the order; the
+    hold's workflow checks the amount against it before accepting the result)."""
+    frozen = amount_of(answer.frozen)
+    if answer.outcome == bank_pb2.FREEZE_OUTCOME_REFUSED:
+        if frozen.minor_units != 0:
+            raise ValueError("answer says refused but freezes money")
+        currency = ordered.currency if ordered is not None else frozen.currency
+        return FreezeResult(frozen=False, amount=Amount.zero(currency), detail=answer.detail)
+    if answer.outcome != bank_pb2.FREEZE_OUTCOME_FROZEN:
+        raise ValueError(f"answer has no valid outcome ({answer.outcome})")
+    if frozen.minor_units <= 0 or not frozen.currency:
+        raise ValueError(f"answer says frozen but freezes {frozen}")
+    if ordered is not None and (frozen.currency != ordered.currency or frozen.minor_units > ordered.minor_units):
+        raise ValueError(f"answer freezes {frozen}, the order was for {ordered}")
+    expires = time_of(answer.freeze_expires_at)
+    if not answer.freeze_id or expires is None:
+        raise ValueError("answer says frozen but names no freeze id or expiry")
+    return FreezeResult(frozen=True, amount=frozen, freeze_id=answer.freeze_id, frozen_at=time_of(answer.frozen_at),
+                        expires_at=expires, detail=answer.detail)  # fmt: skip

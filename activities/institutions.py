@@ -15,7 +15,16 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.convert import account_of, account_pb, amount_of, duration_pb, money_pb, time_of, timestamp_pb
+from activities.convert import (
+    account_of,
+    account_pb,
+    amount_of,
+    duration_pb,
+    freeze_result_of,
+    money_pb,
+    time_of,
+    timestamp_pb,
+)
 from adapters.bank import BankClient
 from adapters.errors import NON_RETRYABLE_CODES, InstitutionError
 from audit.entry import AuditEntry, Direction
@@ -333,20 +342,9 @@ def _echoes(req, answer) -> None:
 
 def _check_freeze(req: FreezeInput, answer: bank_pb2.FreezeAnswer) -> FreezeResult:
     _echoes(req, answer)
-    if answer.outcome == bank_pb2.FREEZE_OUTCOME_REFUSED:
-        if answer.frozen.minor_units != 0:
-            raise ValueError("answer says refused but freezes money")
-        return FreezeResult(frozen=False, amount=Amount.zero(req.amount.currency), detail=answer.detail)
-    if answer.outcome != bank_pb2.FREEZE_OUTCOME_FROZEN:
-        raise ValueError(f"answer has no valid outcome ({answer.outcome})")
-    frozen = amount_of(answer.frozen)
-    if frozen.currency != req.amount.currency or not 0 < frozen.minor_units <= req.amount.minor_units:
-        raise ValueError(f"answer freezes {frozen}, the order was for {req.amount}")
-    expires = time_of(answer.freeze_expires_at)
-    if not answer.freeze_id or expires is None:
-        raise ValueError("answer says frozen but names no freeze id or expiry")
-    return FreezeResult(frozen=True, amount=frozen, freeze_id=answer.freeze_id, frozen_at=time_of(answer.frozen_at),
-                        expires_at=expires, detail=answer.detail)  # fmt: skip
+    if answer.outcome == bank_pb2.FREEZE_OUTCOME_ACCEPTED:
+        return FreezeResult(frozen=False, amount=Amount.zero(req.amount.currency), pending=True, detail=answer.detail)
+    return freeze_result_of(answer, req.amount)
 
 
 def _check_release(req: ReleaseInput, answer: bank_pb2.ReleaseAnswer) -> ReleaseResult:

@@ -32,7 +32,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.convert import account_of, amount_of, money_pb
+from activities.convert import account_of, amount_of, freeze_result_of, money_pb
 from audit.entry import AuditEntry, Direction
 from audit.log import AuditLog
 from audit.record import envelope_entry, refusal_entry
@@ -43,6 +43,7 @@ from stopline.domain import (
     DECIDE_HOLD_UPDATE,
     DEFAULT_CHASE_DEPTH,
     ERR_DECISION_INVALID,
+    FREEZE_RESULT_UPDATE,
     SA_AMOUNT_MINOR,
     SA_CASE_ID,
     SA_CURRENCY,
@@ -52,6 +53,7 @@ from stopline.domain import (
     CaseStatus,
     CaseView,
     DecisionKind,
+    FreezeCallback,
     HoldDecisionInput,
     HoldView,
     case_workflow_id,
@@ -59,7 +61,7 @@ from stopline.domain import (
     stop_targets,
 )
 from stopline.money import format_amount
-from stopline.v1 import hub_pb2, hub_pb2_grpc
+from stopline.v1 import bank_pb2, hub_pb2, hub_pb2_grpc
 from trust.envelope import open_envelope, seal
 from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
 from trust.keys import KeySource, key_source
@@ -395,3 +397,49 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         receipt_envelope = seal(receipt, self._hub_key())
         await self._record(envelope_entry(receipt_envelope, direction=Direction.OUT, **where))
         return hub_pb2.DecideHoldResponse(envelope=receipt_envelope)
+
+    # --- ReportFreezeResult -------------------------------------------------------------------
+
+    @temporal_unavailable_is_unavailable
+    async def ReportFreezeResult(self, request, context: grpc.aio.ServicerContext):
+        answer = await self._open(request, context, bank_pb2.FreezeAnswer, Role.ANSWER, "report freeze results", MAX_QUERY_BYTES)
+        envelope = request.envelope
+        case_id = answer.case_id[:64]
+        # An institution may only call back about requests addressed to it: its own accounts.
+        if answer.account.institution != envelope.signer:
+            await self._refuse(context, envelope, grpc.StatusCode.PERMISSION_DENIED,
+                               f"{envelope.signer!r} may only report about its own accounts, not "
+                               f"{answer.account.institution!r}'s", case_id=case_id)  # fmt: skip
+        if not CASE_ID_PATTERN.match(answer.case_id) or not answer.account.account_number or not answer.idempotency_key:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                               "case_id, account and idempotency_key are required", case_id=case_id)  # fmt: skip
+        try:
+            result = freeze_result_of(answer, None)
+        except ValueError as e:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=case_id)
+        where = {"case_id": answer.case_id, "institution": envelope.signer}
+        await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
+        account = account_of(answer.account)
+        handle = self._client.get_workflow_handle(hold_workflow_id(case_workflow_id(answer.case_id), account))
+        callback = FreezeCallback(idempotency_key=answer.idempotency_key, institution=envelope.signer, result=result)
+        try:
+            await handle.execute_update(FREEZE_RESULT_UPDATE, callback, result_type=HoldView, rpc_timeout=QUERY_TIMEOUT)
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if isinstance(cause, ApplicationError) and cause.type == ERR_DECISION_INVALID
+                else grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await self._refuse(context, envelope, code, cause.message if cause is not None else str(e), case_id=answer.case_id)
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await self._refuse(context, envelope, grpc.StatusCode.FAILED_PRECONDITION,
+                               f"no freeze result is awaited for request {answer.idempotency_key!r}", case_id=answer.case_id)  # fmt: skip
+        log.info("freeze result accepted", case_id=answer.case_id, institution=envelope.signer, frozen=result.frozen)
+        accepted_at = Timestamp()
+        accepted_at.FromDatetime(datetime.now(UTC))
+        receipt_envelope = seal(hub_pb2.CallbackReceipt(idempotency_key=answer.idempotency_key, accepted_at=accepted_at), self._hub_key())
+        await self._record(envelope_entry(receipt_envelope, direction=Direction.OUT, **where))
+        return hub_pb2.ReportFreezeResultResponse(envelope=receipt_envelope)

@@ -22,7 +22,7 @@ before anything is applied. Every Timestamp and Duration is converted through sa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -70,6 +70,9 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             raise ValueError(f"signing key belongs to {signing_key.institution_id!r}, not {institution_id!r}")
         self.institution_id = institution_id
         self._key = signing_key
+        # Set by the running institution: sends a signed FreezeAnswer to the hub's callback RPC.
+        self.on_freeze_result: Callable[[envelope_pb2.Envelope], Awaitable[None]] | None = None
+        self._callbacks: set[asyncio.Task] = set()
         self._registry = registry
         self._ledger = ledger
         self.faults = faults
@@ -98,7 +101,24 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             request, context, bank_pb2.FreezeOrder, "freeze", self._validate_freeze,
             self._ledger.apply_freeze, _freeze_summary,
         )  # fmt: skip
-        return bank_pb2.FreezeResponse(envelope=envelope)
+        later = self.faults.freeze_result_after_seconds
+        if later is None or self.on_freeze_result is None:
+            return bank_pb2.FreezeResponse(envelope=envelope)
+        # A back office: the freeze is applied (and its answer stored, so a repeated order gets
+        # the result itself), but the hub hears "acknowledged" now and the result by callback.
+        final = bank_pb2.FreezeAnswer.FromString(envelope.payload)
+        acknowledged = bank_pb2.FreezeAnswer(
+            idempotency_key=final.idempotency_key, case_id=final.case_id, account=final.account,
+            outcome=bank_pb2.FREEZE_OUTCOME_ACCEPTED, detail="acknowledged: the result follows by callback",
+        )  # fmt: skip
+        task = asyncio.create_task(self._call_back_later(later, envelope.payload))
+        self._callbacks.add(task)
+        task.add_done_callback(self._callbacks.discard)
+        return bank_pb2.FreezeResponse(envelope=seal(acknowledged, self._answer_key()))
+
+    async def _call_back_later(self, delay: float, payload: bytes) -> None:
+        await asyncio.sleep(delay)
+        await self.on_freeze_result(seal_bytes(payload, bank_pb2.FreezeAnswer.DESCRIPTOR.full_name, self._answer_key()))
 
     async def Release(self, request: bank_pb2.ReleaseRequest, context) -> bank_pb2.ReleaseResponse:
         """Release one hold or freeze now (rules on Ledger.apply_release): exactly one of hold_id

@@ -29,6 +29,10 @@ class Faults:
     forge_answers: bool = False
     # Abort every request with this status code (e.g. UNAVAILABLE, RESOURCE_EXHAUSTED).
     refuse_all_with: grpc.StatusCode | None = None
+    # Answer a freeze with "acknowledged" (FREEZE_OUTCOME_ACCEPTED) and call the hub back with
+    # the signed result (HubService.ReportFreezeResult) this many seconds later, as a bank whose
+    # freezes go through a back office does. None: answer at once.
+    freeze_result_after_seconds: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "faults") -> Faults:
@@ -55,6 +59,11 @@ class Faults:
             if not isinstance(value, bool):
                 raise FaultsError(f"{where}.forge_answers: must be true or false, got {value!r}")
             faults.forge_answers = value
+        if data.get("freeze_result_after_seconds") is not None:
+            value = data["freeze_result_after_seconds"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise FaultsError(f"{where}.freeze_result_after_seconds: must be a number >= 0, got {value!r}")
+            faults.freeze_result_after_seconds = float(value)
         if data.get("refuse_all_with") is not None:
             value = data["refuse_all_with"]
             try:

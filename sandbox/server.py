@@ -30,10 +30,10 @@ from sandbox.faults import Faults
 from sandbox.ledger import Ledger
 from sandbox.mules import Mules
 from sandbox.scenario import Scenario, load_scenario
-from stopline.v1 import bank_pb2, bank_pb2_grpc
+from stopline.v1 import bank_pb2, bank_pb2_grpc, envelope_pb2, hub_pb2, hub_pb2_grpc
 from trust.keys import SigningKey
 from trust.registry import Registry
-from trust.tls import TlsIdentity
+from trust.tls import TlsIdentity, target_name_options
 
 BANK_SERVICE = bank_pb2.DESCRIPTOR.services_by_name["BankService"].full_name
 
@@ -72,6 +72,36 @@ class SandboxInstitution:
         self._servicer = BankServicer(
             institution_id, signing_key, self._registry, self.ledger, self.faults, on_request=self._count
         )
+        self._servicer.on_freeze_result = self._report_freeze_result
+
+    async def _report_freeze_result(self, envelope: envelope_pb2.Envelope, attempts: int = 20) -> None:
+        """Call the hub back (HubService.ReportFreezeResult at the registry's "hub" endpoint, over
+        mutual TLS as this institution) with a signed FreezeAnswer; retry while it is
+        unreachable, as a bank's outbox would. Refusals are logged, not retried."""
+        for attempt in range(1, attempts + 1):
+            try:
+                endpoint = self._registry().endpoint("hub")
+                options = [("grpc.enable_retries", 0)]
+                channel = (
+                    grpc.aio.secure_channel(endpoint, self.tls.channel_credentials(), options=options + target_name_options("hub"))
+                    if self.tls is not None
+                    else grpc.aio.insecure_channel(endpoint, options=options)
+                )
+                async with channel:
+                    await hub_pb2_grpc.HubServiceStub(channel).ReportFreezeResult(
+                        hub_pb2.ReportFreezeResultRequest(envelope=envelope), timeout=5
+                    )
+                log.info("freeze_result.reported", institution=self.institution_id, attempt=attempt)
+                return
+            except grpc.aio.AioRpcError as e:
+                if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    log.warning("freeze_result.refused", institution=self.institution_id, code=e.code().name,
+                                details=e.details())  # fmt: skip
+                    return
+            except Exception as e:  # noqa: BLE001 - a registry without the hub: log and retry
+                log.warning("freeze_result.failed", institution=self.institution_id, error=str(e))
+            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        log.error("freeze_result.gave_up", institution=self.institution_id)
 
     def _count(self) -> None:
         self.requests_received += 1

@@ -24,6 +24,7 @@ REQUEST_FREEZE = "request_freeze"
 REQUEST_RELEASE = "request_release"
 HOLD_CHANGED_SIGNAL = "hold_changed"
 DECIDE_HOLD_UPDATE = "decide_hold"
+FREEZE_RESULT_UPDATE = "freeze_result"
 # Why an officer's decision was not accepted (ApplicationError types from the update validator).
 ERR_DECISION_INVALID = "DecisionInvalid"  # the decision itself is incomplete or too large
 ERR_DECISION_NOT_APPLICABLE = "DecisionNotApplicable"  # the hold is not in a state it applies to
@@ -46,6 +47,9 @@ EXTEND_LEAD = timedelta(hours=1)
 FREEZE_DURATION = timedelta(days=183)
 RENEWAL_DECISION_LEAD = timedelta(days=30)
 RENEWAL_REMINDER_LEAD = timedelta(days=7)
+# An institution that acknowledged a freeze must send its result within this; after it the hold
+# goes on as if no freeze had been asked (its own deadlines still run).
+FREEZE_ANSWER_DEADLINE = timedelta(hours=24)
 
 # Search attributes: what operators filter on in `temporal workflow list --query` and the Web UI.
 # No personal data goes here (no names, no account numbers): only ids, status and amounts.
@@ -395,6 +399,16 @@ class FreezeResult:
     frozen_at: datetime | None = None
     expires_at: datetime | None = None
     detail: str = ""
+    pending: bool = False  # acknowledged: the institution sends the result later
+
+
+@dataclass(frozen=True)
+class FreezeCallback:
+    """An institution's later result for an acknowledged freeze, verified by the gateway."""
+
+    idempotency_key: str
+    institution: str
+    result: FreezeResult
 
 
 @dataclass(frozen=True)

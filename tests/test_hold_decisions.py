@@ -12,8 +12,9 @@ import pytest
 
 from activities.convert import time_of
 from audit.entry import AuditEntry, EntryKind
-from stopline.v1 import common_pb2, hub_pb2
+from stopline.v1 import bank_pb2, common_pb2, envelope_pb2, hub_pb2
 from tests.world import AUDITOR, hub_world
+from trust.envelope import seal
 
 MULE_1 = "6229110000800001"  # qilu-bank: 800,000.00 held in full
 MULE_3 = "HXP-8800-3000-0003"  # huaxia-pay: 300,000.00 held in full
@@ -130,3 +131,49 @@ async def test_only_units_with_the_approve_role_decide(client, tmp_path):
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert "may not decide on holds" in err.value.details()
         assert stop_of(await w.hub.get_case("BX-NOAPPROVE"), MULE_1).hold_state == hub_pb2.HOLD_STATE_HELD
+
+
+async def test_a_freeze_acknowledged_now_is_completed_by_the_banks_signed_callback(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        w.institutions["qilu-bank"].faults.freeze_result_after_seconds = 0.3  # a back office
+        await w.hub.report_case(w.report("BX-ASYNC"))
+        await w.answered("BX-ASYNC")
+        await w.hub.decide_hold(freeze("BX-ASYNC", QILU_1, 80_000_000))
+        case = await w.wait_for_case("BX-ASYNC", lambda c: stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN)
+        events = [e.what for e in stop_of(case, MULE_1).hold_events]
+        assert any("acknowledged the freeze" in e for e in events) and "frozen until" in events[-1]
+        (freeze_row,) = w.institutions["qilu-bank"].ledger.freezes(MULE_1)
+        assert stop_of(case, MULE_1).hold_expires_at.ToDatetime(tzinfo=freeze_row.expires_at.tzinfo) == freeze_row.expires_at
+
+        # The same result again, or one nobody asked for, is refused and changes nothing.
+        callbacks = [e for _, leaf, _ in w.audit.store.leaves()
+                     if (e := AuditEntry.decode(leaf)).kind is EntryKind.ENVELOPE and b"FreezeAnswer" in e.payload
+                     and e.institution == "qilu-bank" and e.case_id == "BX-ASYNC"]  # fmt: skip
+        late = envelope_pb2.Envelope.FromString(callbacks[-1].payload)
+        again = bank_pb2.FreezeAnswer.FromString(late.payload)
+        qilu = w.hub_as("qilu-bank")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await qilu._stub.ReportFreezeResult(hub_pb2.ReportFreezeResultRequest(envelope=seal(again, w.keys["qilu-bank"])))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "no freeze result is awaited" in err.value.details()
+        # Another institution may not report about qilu-bank's account.
+        huaxia = w.hub_as("huaxia-pay")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await huaxia._stub.ReportFreezeResult(hub_pb2.ReportFreezeResultRequest(envelope=seal(again, w.keys["huaxia-pay"])))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "its own accounts" in err.value.details()
+        assert len(w.institutions["qilu-bank"].ledger.freezes()) == 1
+        assert stop_of(await w.hub.get_case("BX-ASYNC"), MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN
+
+
+async def test_a_freeze_result_that_never_comes_leaves_the_hold_to_its_deadlines(fresh_time_skipping_env, tmp_path):
+    env = fresh_time_skipping_env
+    async with hub_world(env.client, tmp_path) as w:
+        w.institutions["qilu-bank"].faults.freeze_result_after_seconds = 10_000  # never, in this test
+        await w.hub.report_case(w.report("BX-SILENT"))
+        await w.answered("BX-SILENT")
+        await w.hub.decide_hold(freeze("BX-SILENT", QILU_1, 80_000_000))
+        await w.wait_for_case("BX-SILENT", lambda c: any("acknowledged" in e.what for e in stop_of(c, MULE_1).hold_events))
+        await env.sleep(timedelta(hours=25))
+        case = await w.hub.get_case("BX-SILENT")
+        held = stop_of(case, MULE_1)
+        assert held.hold_state in (hub_pb2.HOLD_STATE_HELD, hub_pb2.HOLD_STATE_EXTENDED, hub_pb2.HOLD_STATE_LAPSED)
+        assert any("no freeze result from qilu-bank" in e.what for e in held.hold_events)

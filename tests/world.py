@@ -164,6 +164,9 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
         async with worker:
             hub_servicer = HubServicer(client, lambda: holder[0], keys["hub"], task_queue, audit)
             server, port = await start_gateway("127.0.0.1:0", hub_servicer, tls["hub"])
+            # Where institutions call the hub back (e.g. a freeze result they acknowledged).
+            endpoints = {i: inst.endpoint for i, inst in institutions.items()} | {"hub": f"127.0.0.1:{port}"}
+            holder[0] = _registry(keys, kinds, endpoints, tls)
             hub = HubClient(f"127.0.0.1:{port}", lambda: holder[0], keys[POLICE], tls[POLICE])
             world = World(
                 client=client,

@@ -27,8 +27,10 @@ with workflow.unsafe.imports_passed_through():
         ERR_DECISION_INVALID,
         ERR_DECISION_NOT_APPLICABLE,
         EXTEND_LEAD,
+        FREEZE_ANSWER_DEADLINE,
         FREEZE_DECISION_LEAD,
         FREEZE_REMINDER_LEAD,
+        FREEZE_RESULT_UPDATE,
         HOLD_CHANGED_SIGNAL,
         HOLD_WORKFLOW,
         MAX_STOPS_PER_ACCOUNT,
@@ -40,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         REQUEST_STOP_PAYMENT,
         DecisionKind,
         DecisionRecord,
+        FreezeCallback,
         FreezeInput,
         FreezeResult,
         HoldDecisionInput,
@@ -78,6 +81,9 @@ class HoldWorkflow:
         self._decision: HoldDecisionInput | None = None  # accepted, not yet carried out
         self._freezes = 0  # freeze orders sent (first freeze and renewals): their key suffix
         self._releases = 0
+        # An acknowledged freeze order whose result the institution will call back with.
+        self._awaiting: FreezeInput | None = None
+        self._callback: FreezeResult | None = None
 
     @workflow.run
     async def run(self, hold: HoldInput) -> HoldView:
@@ -129,6 +135,25 @@ class HoldWorkflow:
                 raise ApplicationError(f"amount: {amount.minor_units} is more than the {held.minor_units} held",
                                        type=ERR_DECISION_INVALID)  # fmt: skip
 
+    @workflow.update(name=FREEZE_RESULT_UPDATE)
+    async def freeze_result(self, callback: FreezeCallback) -> HoldView:
+        """An institution's later result for the freeze it acknowledged."""
+        self._callback = callback.result
+        return self._view
+
+    @freeze_result.validator
+    def _check_freeze_result(self, callback: FreezeCallback) -> None:
+        """Only the result awaited, once: a late, repeated or unknown one changes nothing."""
+        awaiting = self._awaiting
+        if awaiting is None or self._callback is not None or callback.idempotency_key != awaiting.idempotency_key:
+            raise ApplicationError(f"no freeze result is awaited for request {callback.idempotency_key!r}",
+                                   type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
+        amount = callback.result.amount
+        if callback.result.frozen and (amount.currency != awaiting.amount.currency
+                                       or amount.minor_units > awaiting.amount.minor_units):  # fmt: skip
+            raise ApplicationError(f"the result freezes {amount.minor_units} {amount.currency}, "
+                                   f"more than the {awaiting.amount.minor_units} ordered", type=ERR_DECISION_INVALID)  # fmt: skip
+
     async def _carry_out(self, decision: HoldDecisionInput) -> None:
         await self._record(f"{decision.kind.value}_decided", {
             "decided_by": decision.decided_by, "officer": decision.officer, "document_ref": decision.document_ref,
@@ -168,6 +193,10 @@ class HoldWorkflow:
             view.state = before
             await self._event(f"freeze failed: {err.cause.message if err.cause is not None else err}")
             return
+        if result.pending:
+            result = await self._await_freeze_result(request, before)
+            if result is None:
+                return
         if not result.frozen:
             view.state = before
             await self._event(f"{hold.account.institution} refused the freeze: {result.detail}")
@@ -178,6 +207,21 @@ class HoldWorkflow:
         await self._record("frozen", {"freeze_id": result.freeze_id, "amount_minor": result.amount.minor_units,
                                       "currency": result.amount.currency, "expires_at": result.expires_at.isoformat()})  # fmt: skip
         await self._event(f"frozen until {result.expires_at.isoformat()} (freeze {result.freeze_id})")
+
+    async def _await_freeze_result(self, request: FreezeInput, before: HoldState) -> FreezeResult | None:
+        """The institution acknowledged: wait (durably) for its signed result by callback."""
+        institution = self._hold.account.institution
+        self._awaiting, self._callback = request, None
+        await self._event(f"{institution} acknowledged the freeze; its result is to follow")
+        try:
+            await workflow.wait_condition(lambda: self._callback is not None, timeout=FREEZE_ANSWER_DEADLINE)
+        except TimeoutError:
+            self._awaiting = None
+            self._view.state = before
+            await self._event(f"no freeze result from {institution} within {FREEZE_ANSWER_DEADLINE}; the hold goes on")
+            return None
+        result, self._awaiting, self._callback = self._callback, None, None
+        return result
 
     async def _release(self, decision: HoldDecisionInput) -> None:
         hold, view = self._hold, self._view

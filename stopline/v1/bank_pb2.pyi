@@ -42,6 +42,7 @@ class FreezeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FREEZE_OUTCOME_UNSPECIFIED: _ClassVar[FreezeOutcome]
     FREEZE_OUTCOME_FROZEN: _ClassVar[FreezeOutcome]
     FREEZE_OUTCOME_REFUSED: _ClassVar[FreezeOutcome]
+    FREEZE_OUTCOME_ACCEPTED: _ClassVar[FreezeOutcome]
 STOP_PAYMENT_OUTCOME_UNSPECIFIED: StopPaymentOutcome
 STOP_PAYMENT_OUTCOME_HELD: StopPaymentOutcome
 STOP_PAYMENT_OUTCOME_PARTIALLY_HELD: StopPaymentOutcome
@@ -60,6 +61,7 @@ TRANSFER_CHANNEL_ABROAD: TransferChannel
 FREEZE_OUTCOME_UNSPECIFIED: FreezeOutcome
 FREEZE_OUTCOME_FROZEN: FreezeOutcome
 FREEZE_OUTCOME_REFUSED: FreezeOutcome
+FREEZE_OUTCOME_ACCEPTED: FreezeOutcome
 
 class StopPaymentRequest(_message.Message):
     __slots__ = ("envelope",)

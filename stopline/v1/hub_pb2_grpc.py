@@ -59,6 +59,11 @@ class HubServiceStub:
                 request_serializer=stopline_dot_v1_dot_hub__pb2.DecideHoldRequest.SerializeToString,
                 response_deserializer=stopline_dot_v1_dot_hub__pb2.DecideHoldResponse.FromString,
                 _registered_method=True)
+        self.ReportFreezeResult = channel.unary_unary(
+                '/stopline.v1.HubService/ReportFreezeResult',
+                request_serializer=stopline_dot_v1_dot_hub__pb2.ReportFreezeResultRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_hub__pb2.ReportFreezeResultResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -103,6 +108,16 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportFreezeResult(self, request, context):
+        """An institution's later result for a freeze it acknowledged (FREEZE_OUTCOME_ACCEPTED):
+        signed by that institution (registry role "answer"), about its own account only
+        (PERMISSION_DENIED otherwise). A result nobody is waiting for (late, repeated, or for an
+        unknown request) is FAILED_PRECONDITION and changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +140,11 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.DecideHold,
                     request_deserializer=stopline_dot_v1_dot_hub__pb2.DecideHoldRequest.FromString,
                     response_serializer=stopline_dot_v1_dot_hub__pb2.DecideHoldResponse.SerializeToString,
+            ),
+            'ReportFreezeResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportFreezeResult,
+                    request_deserializer=stopline_dot_v1_dot_hub__pb2.ReportFreezeResultRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_hub__pb2.ReportFreezeResultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -240,6 +260,33 @@ class HubService:
             '/stopline.v1.HubService/DecideHold',
             stopline_dot_v1_dot_hub__pb2.DecideHoldRequest.SerializeToString,
             stopline_dot_v1_dot_hub__pb2.DecideHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportFreezeResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.HubService/ReportFreezeResult',
+            stopline_dot_v1_dot_hub__pb2.ReportFreezeResultRequest.SerializeToString,
+            stopline_dot_v1_dot_hub__pb2.ReportFreezeResultResponse.FromString,
             options,
             channel_credentials,
             insecure,
