@@ -330,6 +330,29 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     # --- DecideHold ---------------------------------------------------------------------------
 
+    async def _update_hold(self, context, envelope, handle, update: str, arg, case_id: str, *,
+                           missing: tuple[grpc.StatusCode, str], ended: str) -> HoldView:  # fmt: skip
+        """Run an update on a hold's workflow; a refusal by its validator, a hold that never
+        existed (`missing`) or one that has ended (`ended`) is refused and audited."""
+        try:
+            return await handle.execute_update(update, arg, result_type=HoldView, rpc_timeout=QUERY_TIMEOUT)
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if isinstance(cause, ApplicationError) and cause.type == ERR_DECISION_INVALID
+                else grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await self._refuse(context, envelope, code, cause.message if cause is not None else str(e), case_id=case_id)
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            try:
+                await handle.describe()
+            except RPCError:
+                await self._refuse(context, envelope, missing[0], missing[1], case_id=case_id)
+            await self._refuse(context, envelope, grpc.StatusCode.FAILED_PRECONDITION, ended, case_id=case_id)
+
     @temporal_unavailable_is_unavailable
     async def DecideHold(self, request, context: grpc.aio.ServicerContext):
         decision = await self._open(request, context, hub_pb2.HoldDecision, Role.APPROVE, "decide on holds", MAX_QUERY_BYTES)
@@ -365,28 +388,11 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
         hold_id = hold_workflow_id(case_workflow_id(decision.case_id), account)
         handle = self._client.get_workflow_handle(hold_id)
-        try:
-            view = await handle.execute_update(DECIDE_HOLD_UPDATE, decided, result_type=HoldView, rpc_timeout=QUERY_TIMEOUT)
-        except WorkflowUpdateFailedError as e:
-            cause = e.cause
-            code = (
-                grpc.StatusCode.INVALID_ARGUMENT
-                if isinstance(cause, ApplicationError) and cause.type == ERR_DECISION_INVALID
-                else grpc.StatusCode.FAILED_PRECONDITION
-            )
-            await self._refuse(context, envelope, code, cause.message if cause is not None else str(e), case_id=decision.case_id)
-        except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                raise
-            try:
-                ended = await handle.describe()
-            except RPCError:
-                ended = None
-            if ended is None:
-                await self._refuse(context, envelope, grpc.StatusCode.NOT_FOUND,
-                                   f"case {decision.case_id!r} holds nothing on {account}", case_id=decision.case_id)  # fmt: skip
-            await self._refuse(context, envelope, grpc.StatusCode.FAILED_PRECONDITION,
-                               f"the hold on {account} has ended (lapsed or released)", case_id=decision.case_id)  # fmt: skip
+        view = await self._update_hold(
+            context, envelope, handle, DECIDE_HOLD_UPDATE, decided, decision.case_id,
+            missing=(grpc.StatusCode.NOT_FOUND, f"case {decision.case_id!r} holds nothing on {account}"),
+            ended=f"the hold on {account} has ended (lapsed or released)",
+        )  # fmt: skip
         log.info("hold decision accepted", case_id=decision.case_id, workflow_id=hold_id, decision=kind,
                  decided_by=envelope.signer, state=view.state.value)  # fmt: skip
         accepted_at = Timestamp()
@@ -422,21 +428,11 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         account = account_of(answer.account)
         handle = self._client.get_workflow_handle(hold_workflow_id(case_workflow_id(answer.case_id), account))
         callback = FreezeCallback(idempotency_key=answer.idempotency_key, institution=envelope.signer, result=result)
-        try:
-            await handle.execute_update(FREEZE_RESULT_UPDATE, callback, result_type=HoldView, rpc_timeout=QUERY_TIMEOUT)
-        except WorkflowUpdateFailedError as e:
-            cause = e.cause
-            code = (
-                grpc.StatusCode.INVALID_ARGUMENT
-                if isinstance(cause, ApplicationError) and cause.type == ERR_DECISION_INVALID
-                else grpc.StatusCode.FAILED_PRECONDITION
-            )
-            await self._refuse(context, envelope, code, cause.message if cause is not None else str(e), case_id=answer.case_id)
-        except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                raise
-            await self._refuse(context, envelope, grpc.StatusCode.FAILED_PRECONDITION,
-                               f"no freeze result is awaited for request {answer.idempotency_key!r}", case_id=answer.case_id)  # fmt: skip
+        no_one_waits = f"no freeze result is awaited for request {answer.idempotency_key!r}"
+        await self._update_hold(
+            context, envelope, handle, FREEZE_RESULT_UPDATE, callback, answer.case_id,
+            missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
+        )  # fmt: skip
         log.info("freeze result accepted", case_id=answer.case_id, institution=envelope.signer, frozen=result.frozen)
         accepted_at = Timestamp()
         accepted_at.FromDatetime(datetime.now(UTC))
