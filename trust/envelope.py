@@ -22,7 +22,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from cryptography.exceptions import InvalidSignature
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -35,7 +34,7 @@ from trust.errors import (
     WrongPayloadType,
     WrongSigner,
 )
-from trust.keys import SigningKey
+from trust.keys import SigningKey, verify_signature
 from trust.registry import Registry
 from trust.replay import NonceCache
 
@@ -122,7 +121,7 @@ def verify(
         )
     # Valid when signed, and not revoked by now: a stolen key cannot sign "a minute ago" past
     # its revocation.
-    public_key = registry.verification_key(envelope.signer, envelope.key_id, at=signed_at, now=now)
+    key = registry.key_for(envelope.signer, envelope.key_id, at=signed_at, now=now)
     tbs = signature_input(
         envelope.payload_type,
         envelope.signer,
@@ -131,12 +130,8 @@ def verify(
         envelope.nonce,
         envelope.payload,
     )
-    try:
-        public_key.verify(envelope.signature, tbs)
-    except InvalidSignature:
-        raise BadSignature(
-            f"signature by {envelope.signer} key {envelope.key_id} does not verify"
-        ) from None
+    if not verify_signature(key.raw_public_key, envelope.signature, tbs):
+        raise BadSignature(f"signature by {envelope.signer} key {envelope.key_id} does not verify")
     # Only now, with the signature good: a nonce is kept until the envelope would be stale.
     if replay is not None and not replay.first_sighting(
         envelope.signer, envelope.nonce, (signed_at + max_skew).timestamp()

@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from trust.errors import KeyNotValid, RegistryError, UnknownSigner
-from trust.keys import key_id_for, public_key_b64, public_key_from_b64
+from trust.keys import key_id_for, public_key_b64, public_key_from_b64, raw_public_key
 
 REGISTRY_VERSION = 1
 INSTITUTION_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -114,6 +114,11 @@ def _decoded_key(public_key_b64: str) -> Ed25519PublicKey:
     return public_key_from_b64(public_key_b64)
 
 
+@lru_cache(maxsize=4096)
+def _raw_key(public_key_b64: str) -> bytes:
+    return raw_public_key(_decoded_key(public_key_b64))
+
+
 @dataclass(frozen=True)
 class RegisteredKey:
     key_id: str
@@ -125,6 +130,10 @@ class RegisteredKey:
     @property
     def public_key(self) -> Ed25519PublicKey:
         return _decoded_key(self.public_key_b64)
+
+    @property
+    def raw_public_key(self) -> bytes:
+        return _raw_key(self.public_key_b64)
 
     def invalid_at(self, at: datetime) -> str | None:
         """Why the key was not good for signing at `at`, or None if it was."""
@@ -201,10 +210,8 @@ class Registry:
             raise RegistryError(f"institution {institution_id!r} has no endpoint in the registry")
         return inst.endpoint
 
-    def verification_key(
-        self, signer: str, key_id: str, *, at: datetime, now: datetime | None = None
-    ) -> Ed25519PublicKey:
-        """The public key `signer` signed with at time `at`. With `now` (live traffic), a key
+    def key_for(self, signer: str, key_id: str, *, at: datetime, now: datetime | None = None) -> RegisteredKey:
+        """The registered key `signer` signed with at time `at`. With `now` (live traffic), a key
         revoked by now is refused even for messages claiming an earlier signing time; without it
         (an auditor checking history), only validity at `at` counts."""
         inst = self._by_id.get(signer)
@@ -216,8 +223,14 @@ class Registry:
                     raise KeyNotValid(f"key {key_id!r} of {signer!r}, used at {at.isoformat()}, {why}")
                 if now is not None and key.revoked_at is not None and now >= key.revoked_at:
                     raise KeyNotValid(f"key {key_id!r} of {signer!r} was revoked at {key.revoked_at.isoformat()}")
-                return key.public_key
+                return key
         raise UnknownSigner(f"key {key_id!r} is not registered for {signer!r}")
+
+    def verification_key(
+        self, signer: str, key_id: str, *, at: datetime, now: datetime | None = None
+    ) -> Ed25519PublicKey:
+        """As key_for, as a cryptography public key."""
+        return self.key_for(signer, key_id, at=at, now=now).public_key
 
     # --- file form -------------------------------------------------------------------------
 
