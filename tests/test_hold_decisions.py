@@ -177,3 +177,19 @@ async def test_a_freeze_result_that_never_comes_leaves_the_hold_to_its_deadlines
         held = stop_of(case, MULE_1)
         assert held.hold_state in (hub_pb2.HOLD_STATE_HELD, hub_pb2.HOLD_STATE_EXTENDED, hub_pb2.HOLD_STATE_LAPSED)
         assert any("no freeze result from qilu-bank" in e.what for e in held.hold_events)
+
+
+async def test_a_freeze_nobody_renews_lapses_after_six_months(fresh_time_skipping_env, tmp_path):
+    env = fresh_time_skipping_env
+    async with hub_world(env.client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-NORENEW"))
+        await w.answered("BX-NORENEW")
+        await w.hub.decide_hold(freeze("BX-NORENEW", HUAXIA_3, 30_000_000))
+        await w.wait_for_case("BX-NORENEW", lambda c: stop_of(c, MULE_3).hold_state == hub_pb2.HOLD_STATE_FROZEN)
+        await env.sleep(timedelta(days=160))  # 23 days before expiry: the renewal was asked for
+        asked = stop_of(await w.hub.get_case("BX-NORENEW"), MULE_3)
+        assert asked.hold_state == hub_pb2.HOLD_STATE_FROZEN and asked.HasField("freeze_decision_due_at")
+        await env.sleep(timedelta(days=24))
+        lapsed = stop_of(await w.hub.get_case("BX-NORENEW"), MULE_3)
+        assert lapsed.hold_state == hub_pb2.HOLD_STATE_LAPSED and "not renewed" in lapsed.hold_events[-1].what
+        assert "freeze_lapsed" in decisions_in_log(w, "BX-NORENEW")
