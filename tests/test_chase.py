@@ -97,3 +97,47 @@ async def test_an_unknown_next_account_is_asked_once_and_its_money_stays_at_larg
         assert ghost.state == hub_pb2.STOP_STATE_REFUSED and ghost.depth == 2
         assert flows_from(case, "HXP-NO-SUCH") == [(hub_pb2.FLOW_KIND_NOT_TRACED, 80_000_000)]
         assert conserved(case)
+
+
+async def test_a_chase_that_reaches_over_a_thousand_accounts_completes_and_stays_readable(client, tmp_path):
+    """Scale: the victim's 1,000,000.00 fans out over three layers (10, 100, 1,000 accounts at
+    two institutions). The case reaches 1,111 accounts, holds every fen at the last layer, stays
+    queryable while it runs, and its history stays far below Temporal's limits."""
+    async with hub_world(client, tmp_path) as w:
+        report = w.report("BX-FANOUT")
+        root = "6229110000999000"
+        report.transfers[0].to_account.account_number = root
+        report.transfers[0].to_account_holder_name = ""
+        report.transfers[0].amount.minor_units = 100_000_000
+        arrived = report.transfers[0].transferred_at.ToDatetime(tzinfo=UTC)
+        banks = ("huaxia-pay", "qilu-bank")  # layers alternate between the two
+        accounts: dict[str, list] = {"qilu-bank": [Account(root, "Root Mule", "CNY", 0)], "huaxia-pay": []}
+        transfers: dict[str, list] = {"qilu-bank": [], "huaxia-pay": []}
+        layer = [("qilu-bank", root, 100_000_000)]
+        for depth in range(3):
+            nxt = []
+            for inst, number, amount in layer:
+                to_inst = banks[depth % 2]
+                for k in range(10):
+                    child = f"L{depth + 2}-{number[-6:]}-{k}"
+                    share = amount // 10
+                    last = depth == 2
+                    accounts[to_inst].append(Account(child, "Mule", "CNY", share if last else 0))
+                    at = arrived + timedelta(minutes=depth + 1, seconds=k)
+                    transfers[inst].append(Transfer(number, to_inst, child, share, "CNY", at, "transfer"))
+                    nxt.append((to_inst, child, share))
+            layer = nxt
+        for inst in banks:
+            w.institutions[inst].ledger.seed(accounts[inst], transfers[inst])
+
+        await w.hub.report_case(report)
+        midway = await w.wait_for_case("BX-FANOUT", lambda c: len(c.stops) > 100, within=120)
+        assert midway.status == hub_pb2.CASE_STATUS_STOPPING and conserved(midway)
+        case = await w.answered("BX-FANOUT", within=300)
+        fanout = [s for s in case.stops if s.account.account_number.startswith("L") or s.account.account_number == root]
+        assert len(fanout) == 1_111
+        leaves = [s for s in fanout if s.depth == 4]
+        assert len(leaves) == 1_000 and all(s.held.minor_units == 100_000 for s in leaves)
+        assert conserved(case)
+        history = await client.get_workflow_handle("case-BX-FANOUT").fetch_history()
+        assert len(history.events) < 20_000  # Temporal's hard limit is 51,200
