@@ -193,3 +193,19 @@ async def test_a_freeze_nobody_renews_lapses_after_six_months(fresh_time_skippin
         lapsed = stop_of(await w.hub.get_case("BX-NORENEW"), MULE_3)
         assert lapsed.hold_state == hub_pb2.HOLD_STATE_LAPSED and "not renewed" in lapsed.hold_events[-1].what
         assert "freeze_lapsed" in decisions_in_log(w, "BX-NORENEW")
+
+
+async def test_frozen_money_is_released_on_a_decision(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-UNFREEZE"))
+        await w.answered("BX-UNFREEZE")
+        await w.hub.decide_hold(freeze("BX-UNFREEZE", QILU_1, 50_000_000))  # less than held
+        await w.wait_for_case("BX-UNFREEZE", lambda c: stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN)
+        ledger = w.institutions["qilu-bank"].ledger
+        assert ledger.account(MULE_1).held_minor == 50_000_000  # the rest was freed at once
+        release = hub_pb2.HoldDecision(case_id="BX-UNFREEZE", account=QILU_1,
+                                       release=hub_pb2.ReleaseDecision(officer="Wang Lei", reason="victim's own savings"))  # fmt: skip
+        await w.hub.decide_hold(release)
+        case = await w.wait_for_case("BX-UNFREEZE", lambda c: stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_RELEASED)
+        assert "released 50000000 CNY" in stop_of(case, MULE_1).hold_events[-1].what
+        assert ledger.account(MULE_1).held_minor == 0 and ledger.freezes(MULE_1)[0].state == "released"
