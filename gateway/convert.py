@@ -78,6 +78,7 @@ def account_stop_pb(stop: AccountStop, attempts: int = 0, last_error: str = "") 
         hold_id=stop.hold_id,
         depth=stop.depth,
         traced=stop.traced,
+        released=money_pb(stop.released or Amount.zero(stop.requested.currency)),
         hold_state=HOLD_STATE_PB.get(stop.hold_state, hub_pb2.HOLD_STATE_UNSPECIFIED),
         stops_used=stop.stops_used,
         hold_events=[hub_pb2.HoldEvent(at=timestamp_pb(e.at), what=e.what) for e in stop.hold_events],
@@ -116,4 +117,5 @@ def case_view_pb(view: CaseView, pending: dict[str, tuple[int, str]] | None = No
         total_lost=money_pb(view.total_lost or zero),
         total_abroad=money_pb(view.total_abroad or zero),
         total_at_large=money_pb(view.total_at_large or zero),
+        total_released=money_pb(view.total_released or zero),
     )

@@ -303,6 +303,9 @@ class AccountStop:
     depth: int = 1  # 1: received the victim's money; 2: received it from a hop-1 account; ...
     traced: bool = False  # the chase has accounted for where this account's money went
     hold_state: HoldState | None = None  # once something is held: where its deadlines stand
+    # Of what the stop held, how much went back to the account: a lapse, a release, or a freeze
+    # of less than was held. held + released is what the stop held.
+    released: Amount | None = None
     stops_used: int = 0
     freeze_decision_due_at: datetime | None = None
     hold_events: list[HoldEvent] = field(default_factory=list)
@@ -482,6 +485,7 @@ class CaseView:
     flows: list[MoneyFlow] = field(default_factory=list)
     total_lost: Amount | None = None  # withdrawn as cash
     total_abroad: Amount | None = None  # sent abroad
-    # Neither held, lost nor abroad: still moving, beyond reach or not yet traced. With the
-    # other totals it adds up to total_reported, to the fen.
+    # Neither held, released, lost nor abroad: still moving, beyond reach or not yet traced.
+    # With the other totals it adds up to total_reported, to the fen.
     total_at_large: Amount | None = None
+    total_released: Amount | None = None  # was held, then lapsed or released on a decision

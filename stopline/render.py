@@ -41,8 +41,9 @@ def account_name(ref: common_pb2.AccountRef) -> str:
 
 def money_summary(case: hub_pb2.CaseView) -> str:
     """Where every fen of the case is: the four add up to what was reported."""
+    released = f"{money(case.total_released)} released, " if case.total_released.minor_units else ""
     return (
-        f"{money(case.total_held)} held, {money(case.total_lost)} lost as cash, "
+        f"{money(case.total_held)} held, {released}{money(case.total_lost)} lost as cash, "
         f"{money(case.total_abroad)} abroad, {money(case.total_at_large)} at large "
         f"(of {money(case.total_reported)} reported)"
     )

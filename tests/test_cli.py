@@ -136,7 +136,9 @@ def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
         # A demo on the same data folder must not reset the running banks' ledgers.
         clash = run(["demo"], stack_env | {"STOPLINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
         assert clash.returncode == 1 and "is in use by another stopline process" in clash.stdout, clash.stdout
-        assert "1,376,400.00 CNY held" in run(["case", "BX-CLI-1"], stack_env).stdout
+        # (The merchant's 300,000.00 was released above: held no more, accounted as released.)
+        after = run(["case", "BX-CLI-1"], stack_env).stdout
+        assert "1,076,400.00 CNY held, 300,000.00 CNY released" in after, after
         # Nor may a second stack attach to the running Temporal.
         other = stack_env | {"STOPLINE_DATA_DIR": str(tmp_path / "other")}
         clash = run(["demo"], other)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from activities.convert import time_of
 from audit.entry import AuditEntry, EntryKind
 from stopline.v1 import hub_pb2
+from tests.test_chase import conserved
 from tests.world import hub_world
 
 MULE_1 = "6229110000800001"  # qilu-bank: 800,000.00 held in full
@@ -49,12 +50,16 @@ async def test_a_hold_nobody_freezes_is_extended_once_then_lapses(fresh_time_ski
         lapsed = stop_of(final, MULE_1)
         assert lapsed.hold_state == hub_pb2.HOLD_STATE_LAPSED
         assert "lapsed" in lapsed.hold_events[-1].what
-        assert all(s.hold_state == hub_pb2.HOLD_STATE_LAPSED for s in final.stops if s.held.minor_units > 0)
+        held_at_stop = [s for s in final.stops if s.held.minor_units + s.released.minor_units > 0]
+        assert held_at_stop and all(s.hold_state == hub_pb2.HOLD_STATE_LAPSED for s in held_at_stop)
+        # Lapsed money went back to the accounts: nothing held, all of it released, books balanced.
+        assert final.total_held.minor_units == 0 and final.total_released.minor_units == 137_640_000
+        assert conserved(final)
         description = await env.client.get_workflow_handle("case-BX-DEADLINE").describe()
         assert description.status.name == "COMPLETED"
 
         decisions = [AuditEntry.decode(leaf) for _, leaf, _ in w.audit.store.leaves()]
         decisions = [e for e in decisions if e.kind is EntryKind.DECISION and e.case_id == "BX-DEADLINE"]
         kinds = sorted(e.payload.decode().split('"decision":"')[1].split('"')[0] for e in decisions)
-        held_accounts = sum(1 for s in case.stops if s.held.minor_units > 0)
+        held_accounts = len(held_at_stop)
         assert kinds == sorted(["hold_extended"] * held_accounts + ["hold_lapsed"] * held_accounts)

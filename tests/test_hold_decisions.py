@@ -13,6 +13,7 @@ import pytest
 from activities.convert import time_of
 from audit.entry import AuditEntry, EntryKind
 from stopline.v1 import bank_pb2, common_pb2, envelope_pb2, hub_pb2
+from tests.test_chase import conserved
 from tests.world import AUDITOR, hub_world
 from trust.envelope import seal
 
@@ -209,3 +210,7 @@ async def test_frozen_money_is_released_on_a_decision(client, tmp_path):
         case = await w.wait_for_case("BX-UNFREEZE", lambda c: stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_RELEASED)
         assert "released 50000000 CNY" in stop_of(case, MULE_1).hold_events[-1].what
         assert ledger.account(MULE_1).held_minor == 0 and ledger.freezes(MULE_1)[0].state == "released"
+        # The case's books follow: nothing held there now, all 800,000.00 back to the account.
+        released = stop_of(case, MULE_1)
+        assert released.held.minor_units == 0 and released.released.minor_units == 80_000_000
+        assert conserved(case) and case.total_released.minor_units == 80_000_000

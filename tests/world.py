@@ -73,7 +73,7 @@ class World:
             setattr(report, name, value)
         return report
 
-    async def wait_for_case(self, case_id: str, until, within: float = 20.0) -> hub_pb2.CaseView:
+    async def wait_for_case(self, case_id: str, until, within: float = 20.0, every: float = 0.05) -> hub_pb2.CaseView:
         """Poll GetCase until `until(case)` holds (real time: these are real servers)."""
         deadline = time.monotonic() + within
         while True:
@@ -82,11 +82,11 @@ class World:
                 return case
             if time.monotonic() > deadline:
                 raise AssertionError(f"case {case_id} never reached the expected state; last: {case}")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(every)
 
-    async def answered(self, case_id: str, within: float = 20.0) -> hub_pb2.CaseView:
+    async def answered(self, case_id: str, within: float = 20.0, every: float = 0.05) -> hub_pb2.CaseView:
         return await self.wait_for_case(
-            case_id, lambda c: c.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED, within
+            case_id, lambda c: c.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED, within, every
         )
 
 

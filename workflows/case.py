@@ -133,16 +133,22 @@ class CaseWorkflow:
         stop.hold_events = list(view.events)
         stop.hold_id = view.hold_id
         stop.hold_expires_at = view.expires_at
-        stop.held = view.held
+        # What the stop held stays split between still held and gone back to the account.
+        zero = Amount.zero(view.held.currency)
+        held_by_stop = (stop.held or zero) + (stop.released or zero)
+        stop.held = zero if view.state.ended else view.held
+        stop.released = Amount(held_by_stop.minor_units - stop.held.minor_units, view.held.currency)
 
     @workflow.query
     def status(self) -> CaseView:
         currency = self._case.currency
-        total_held = Amount.zero(currency)
+        total_held = total_released = Amount.zero(currency)
         for reached in self._reached.values():
             if reached.stop.held is not None:
                 total_held = total_held + reached.stop.held
-        lost, abroad, at_large = totals(self._case.total, total_held, self._flows)
+            if reached.stop.released is not None:
+                total_released = total_released + reached.stop.released
+        lost, abroad, at_large = totals(self._case.total, total_held, self._flows, total_released)
         info = workflow.info()
         return CaseView(
             case_id=self._case.case_id,
@@ -159,6 +165,7 @@ class CaseWorkflow:
             total_lost=lost,
             total_abroad=abroad,
             total_at_large=at_large,
+            total_released=total_released,
         )
 
     def _set_status(self, status: CaseStatus) -> None:

@@ -76,11 +76,15 @@ def _kind(transfer: OnwardTransfer, depth: int, max_depth: int) -> FlowKind:
     return FlowKind.ONWARD
 
 
-def totals(reported: Amount, held: Amount, flows: list[MoneyFlow]) -> tuple[Amount, Amount, Amount]:
-    """(lost as cash, sent abroad, at large) for a case: at large is what is neither held, lost
-    nor abroad, so the four always add up to what was reported, to the fen."""
+def totals(
+    reported: Amount, held: Amount, flows: list[MoneyFlow], released: Amount | None = None
+) -> tuple[Amount, Amount, Amount]:
+    """(lost as cash, sent abroad, at large) for a case: at large is what is neither held,
+    released (held, then lapsed or released), lost nor abroad, so they always add up to what was
+    reported, to the fen."""
     currency = reported.currency
     lost = sum(f.amount.minor_units for f in flows if f.kind is FlowKind.CASH)
     abroad = sum(f.amount.minor_units for f in flows if f.kind is FlowKind.ABROAD)
-    at_large = reported.minor_units - held.minor_units - lost - abroad
+    back = released.minor_units if released is not None else 0
+    at_large = reported.minor_units - held.minor_units - back - lost - abroad
     return Amount(lost, currency), Amount(abroad, currency), Amount(at_large, currency)

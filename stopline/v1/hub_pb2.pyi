@@ -213,7 +213,7 @@ class CaseReceipt(_message.Message):
     def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., created: _Optional[bool] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AccountStop(_message.Message):
-    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at", "depth", "traced", "hold_state", "stops_used", "freeze_decision_due_at", "hold_events")
+    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at", "depth", "released", "traced", "hold_state", "stops_used", "freeze_decision_due_at", "hold_events")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +225,7 @@ class AccountStop(_message.Message):
     HOLD_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
     TRACED_FIELD_NUMBER: _ClassVar[int]
     HOLD_STATE_FIELD_NUMBER: _ClassVar[int]
     STOPS_USED_FIELD_NUMBER: _ClassVar[int]
@@ -241,12 +242,13 @@ class AccountStop(_message.Message):
     hold_expires_at: _timestamp_pb2.Timestamp
     answered_at: _timestamp_pb2.Timestamp
     depth: int
+    released: _common_pb2.Money
     traced: bool
     hold_state: HoldState
     stops_used: int
     freeze_decision_due_at: _timestamp_pb2.Timestamp
     hold_events: _containers.RepeatedCompositeFieldContainer[HoldEvent]
-    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., depth: _Optional[int] = ..., traced: _Optional[bool] = ..., hold_state: _Optional[_Union[HoldState, str]] = ..., stops_used: _Optional[int] = ..., freeze_decision_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hold_events: _Optional[_Iterable[_Union[HoldEvent, _Mapping]]] = ...) -> None: ...
+    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., depth: _Optional[int] = ..., released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., traced: _Optional[bool] = ..., hold_state: _Optional[_Union[HoldState, str]] = ..., stops_used: _Optional[int] = ..., freeze_decision_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hold_events: _Optional[_Iterable[_Union[HoldEvent, _Mapping]]] = ...) -> None: ...
 
 class HoldEvent(_message.Message):
     __slots__ = ("at", "what")
@@ -273,7 +275,7 @@ class MoneyFlow(_message.Message):
     def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., kind: _Optional[_Union[FlowKind, str]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class CaseView(_message.Message):
-    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary", "flows", "total_lost", "total_abroad", "total_at_large")
+    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary", "flows", "total_lost", "total_abroad", "total_at_large", "total_released")
     CASE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -288,6 +290,7 @@ class CaseView(_message.Message):
     TOTAL_LOST_FIELD_NUMBER: _ClassVar[int]
     TOTAL_ABROAD_FIELD_NUMBER: _ClassVar[int]
     TOTAL_AT_LARGE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RELEASED_FIELD_NUMBER: _ClassVar[int]
     case_id: str
     workflow_id: str
     status: CaseStatus
@@ -302,7 +305,8 @@ class CaseView(_message.Message):
     total_lost: _common_pb2.Money
     total_abroad: _common_pb2.Money
     total_at_large: _common_pb2.Money
-    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[MoneyFlow, _Mapping]]] = ..., total_lost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_abroad: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_at_large: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+    total_released: _common_pb2.Money
+    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[MoneyFlow, _Mapping]]] = ..., total_lost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_abroad: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_at_large: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class GetCaseRequest(_message.Message):
     __slots__ = ("envelope",)
