@@ -348,7 +348,8 @@ class HoldEvent:
 
 @dataclass
 class HoldView:
-    """What the hold's workflow tells its case (by signal) whenever something changes."""
+    """A hold as its workflow sees it (its `status` query), and what it tells its case by signal
+    whenever something changes; a signal carries only the events since the last one."""
 
     account: Account
     state: HoldState

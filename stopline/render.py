@@ -50,9 +50,12 @@ def money_summary(case: hub_pb2.CaseView) -> str:
 
 
 def flow_line(flow: hub_pb2.MoneyFlow) -> str:
-    text = f"{account_name(flow.from_account)}: {money(flow.amount)} {FLOW_LABEL.get(flow.kind, '?')}"
-    if flow.HasField("to_account"):
-        text += f" {account_name(flow.to_account)}"
+    label = FLOW_LABEL.get(flow.kind, "?")
+    if flow.HasField("to_account") and flow.to_account.account_number:
+        label += f" {account_name(flow.to_account)}"
+    else:
+        label = label.removesuffix(" to").removesuffix(",")  # a destination the bank did not name
+    text = f"{account_name(flow.from_account)}: {money(flow.amount)} {label}"
     if flow.note:
         text += f" ({flow.note})"
     return text

@@ -130,7 +130,7 @@ class CaseWorkflow:
         stop.hold_state = view.state
         stop.stops_used = view.stops_used
         stop.freeze_decision_due_at = view.freeze_decision_due_at
-        stop.hold_events = list(view.events)
+        stop.hold_events.extend(view.events)  # each signal carries the events since the last
         stop.hold_id = view.hold_id
         stop.hold_expires_at = view.expires_at
         # What the stop held stays split between still held and gone back to the account.

@@ -355,4 +355,7 @@ class HoldWorkflow:
         workflow.logger.info("hold %s: %s", self._hold.account, what, extra={"case_id": self._hold.case_id})
         parent = workflow.info().parent
         if parent is not None:
-            await workflow.get_external_workflow_handle(parent.workflow_id).signal(HOLD_CHANGED_SIGNAL, self._view)
+            # Only the new event travels (the case keeps the rest): a thousand holds signalling
+            # over months must not grow the case's history with their whole event lists.
+            change = replace(self._view, events=[self._view.events[-1]])
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(HOLD_CHANGED_SIGNAL, change)
