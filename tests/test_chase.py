@@ -144,4 +144,5 @@ async def test_a_chase_that_reaches_over_a_thousand_accounts_completes_and_stays
         assert len(leaves) == 1_000 and all(s.held.minor_units == 100_000 for s in leaves)
         assert conserved(case)
         history = await client.get_workflow_handle("case-BX-FANOUT").fetch_history()
+        print(f"case history: {len(history.events)} events")
         assert len(history.events) < 20_000  # Temporal's hard limit is 51,200
