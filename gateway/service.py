@@ -73,8 +73,9 @@ log = structlog.get_logger("gateway")
 
 MEMO_REPORT_SHA256 = "report_sha256"
 DEFAULT_PAGE_SIZE = 100
-# Reading a running case asks its worker; without one, say so quickly instead of hanging.
-QUERY_TIMEOUT = timedelta(seconds=3)
+# Reading a running case asks its worker. A worker busy with a thousand-account chase may take
+# seconds to answer; with no worker at all, say so before the client's 10 s deadline.
+QUERY_TIMEOUT = timedelta(seconds=6)
 MAX_PAGE_SIZE = 500
 MAX_QUERY_BYTES = 4096  # a CaseQuery or CaseListQuery is a few dozen bytes
 

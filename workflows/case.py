@@ -48,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.flow import follow, totals
 
+MAX_CALLS_IN_FLIGHT = 64
+
 # An account query is answered in seconds too.
 QUERY_CALL_TIMEOUT = timedelta(seconds=10)
 
@@ -97,6 +99,10 @@ class CaseWorkflow:
         # The hold workflows (one per account where money is held); the case stays open while
         # any of them still watches a deadline.
         self._holds: list[workflow.ChildWorkflowHandle] = []
+        # At most this many calls to institutions in flight for one case: a thousand-account
+        # chase goes out in waves a worker digests between operators' reads, and no bank gets
+        # a thousand requests from one case at once.
+        self._calls = asyncio.Semaphore(MAX_CALLS_IN_FLIGHT)
         self._status = CaseStatus.STOPPING
 
     @workflow.run
@@ -256,14 +262,15 @@ class CaseWorkflow:
             transfers_since=reached.arrived_at,
         )
         try:
-            report = await workflow.execute_activity(
-                REQUEST_ACCOUNT_QUERY,
-                request,
-                result_type=AccountQueryResult,
-                activity_id=step,
-                start_to_close_timeout=QUERY_CALL_TIMEOUT,
-                retry_policy=STOP_RETRY,
-            )
+            async with self._calls:
+                report = await workflow.execute_activity(
+                    REQUEST_ACCOUNT_QUERY,
+                    request,
+                    result_type=AccountQueryResult,
+                    activity_id=step,
+                    start_to_close_timeout=QUERY_CALL_TIMEOUT,
+                    retry_policy=STOP_RETRY,
+                )
         except ActivityError as err:
             cause = err.cause
             return None, f"account query failed: {cause.message if cause is not None else err}"
@@ -285,14 +292,15 @@ class CaseWorkflow:
             holder_name=reached.holder_name,
         )
         try:
-            result = await workflow.execute_activity(
-                REQUEST_STOP_PAYMENT,
-                request,
-                result_type=StopPaymentResult,
-                activity_id=step,
-                start_to_close_timeout=STOP_CALL_TIMEOUT,
-                retry_policy=STOP_RETRY,
-            )
+            async with self._calls:
+                result = await workflow.execute_activity(
+                    REQUEST_STOP_PAYMENT,
+                    request,
+                    result_type=StopPaymentResult,
+                    activity_id=step,
+                    start_to_close_timeout=STOP_CALL_TIMEOUT,
+                    retry_policy=STOP_RETRY,
+                )
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == ERR_ANSWER_REJECTED:
