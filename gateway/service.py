@@ -22,6 +22,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -337,6 +338,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         existed (`missing`) or one that has ended (`ended`) is refused and audited."""
         try:
             return await handle.execute_update(update, arg, result_type=HoldView, rpc_timeout=QUERY_TIMEOUT)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            await self._refuse(context, envelope, grpc.StatusCode.DEADLINE_EXCEEDED,
+                               f"the hold's workflow did not answer within {QUERY_TIMEOUT.seconds} s; it may still "
+                               "apply this: read the case before sending it again", case_id=case_id)  # fmt: skip
         except WorkflowUpdateFailedError as e:
             cause = e.cause
             code = (

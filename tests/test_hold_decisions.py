@@ -214,3 +214,33 @@ async def test_frozen_money_is_released_on_a_decision(client, tmp_path):
         released = stop_of(case, MULE_1)
         assert released.held.minor_units == 0 and released.released.minor_units == 80_000_000
         assert conserved(case) and case.total_released.minor_units == 80_000_000
+
+
+async def test_a_refused_release_leaves_the_hold_and_the_case_standing(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-NORELEASE"))
+        await w.answered("BX-NORELEASE")
+        w.institutions["huaxia-pay"].faults.refuse_all_with = grpc.StatusCode.PERMISSION_DENIED
+        release = hub_pb2.HoldDecision(case_id="BX-NORELEASE", account=HUAXIA_3,
+                                       release=hub_pb2.ReleaseDecision(officer="Wang Lei", reason="merchant"))  # fmt: skip
+        await w.hub.decide_hold(release)
+        case = await w.wait_for_case(
+            "BX-NORELEASE", lambda c: any("release failed" in e.what for e in stop_of(c, MULE_3).hold_events)
+        )
+        assert stop_of(case, MULE_3).hold_state == hub_pb2.HOLD_STATE_HELD
+        assert stop_of(case, MULE_1).hold_state == hub_pb2.HOLD_STATE_HELD  # its sibling is untouched
+        # The bank is back: the officer decides again and it goes through.
+        w.institutions["huaxia-pay"].faults.refuse_all_with = None
+        await w.hub.decide_hold(release)
+        await w.wait_for_case("BX-NORELEASE", lambda c: stop_of(c, MULE_3).hold_state == hub_pb2.HOLD_STATE_RELEASED)
+
+
+async def test_a_callback_that_beats_the_banks_own_answer_is_accepted(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        w.institutions["qilu-bank"].faults.freeze_result_after_seconds = 0  # calls back at once
+        await w.hub.report_case(w.report("BX-FASTCB"))
+        await w.answered("BX-FASTCB")
+        await w.hub.decide_hold(freeze("BX-FASTCB", QILU_1, 80_000_000))
+        case = await w.wait_for_case("BX-FASTCB", lambda c: stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN)
+        assert len(w.institutions["qilu-bank"].ledger.freezes(MULE_1)) == 1
+        assert "frozen until" in stop_of(case, MULE_1).hold_events[-1].what

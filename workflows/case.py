@@ -124,7 +124,8 @@ class CaseWorkflow:
             await asyncio.gather(*tasks)
         self._set_status(CaseStatus.STOPS_ANSWERED)
         # The chase is done; the holds' deadlines (freeze or lapse) run on in their workflows.
-        await asyncio.gather(*self._holds)
+        # One hold's failure (a bug, a terminated child) must not end the case and its siblings.
+        await asyncio.gather(*self._holds, return_exceptions=True)
         return self.status()
 
     @workflow.signal(name=HOLD_CHANGED_SIGNAL)

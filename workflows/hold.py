@@ -79,6 +79,7 @@ class HoldWorkflow:
             account=hold.account, state=HoldState.HELD, held=hold.held, hold_id=hold.hold_id, expires_at=hold.expires_at
         )
         self._decision: HoldDecisionInput | None = None  # accepted, not yet carried out
+        self._before = HoldState.HELD  # the state a decision found the hold in
         self._freezes = 0  # freeze orders sent (first freeze and renewals): their key suffix
         self._releases = 0
         # An acknowledged freeze order whose result the institution will call back with.
@@ -108,6 +109,7 @@ class HoldWorkflow:
         """Accept the decision (the validator has checked it) and return the hold as it now
         stands; the run loop carries it out at the institution."""
         self._decision = decision
+        self._before = self._view.state  # restored if the institution does not carry it out
         self._view.state = HoldState.RELEASING if decision.kind is DecisionKind.RELEASE else (
             HoldState.FREEZING if decision.kind is DecisionKind.FREEZE else self._view.state)  # fmt: skip
         return self._view
@@ -167,7 +169,7 @@ class HoldWorkflow:
     async def _freeze(self, decision: HoldDecisionInput) -> None:
         hold, view = self._hold, self._view
         renewing = decision.kind is DecisionKind.RENEW
-        before = HoldState.FROZEN if renewing else (HoldState.EXTENDED if view.stops_used > 1 else HoldState.HELD)
+        before = self._before
         await self._event(f"{'renewal' if renewing else 'freeze'} approved by {decision.decided_by} "
                           f"({decision.document_ref}): asking {hold.account.institution}")  # fmt: skip
         self._freezes += 1
@@ -184,12 +186,15 @@ class HoldWorkflow:
             hold_id="" if renewing else view.hold_id,
             renews_freeze_id=view.freeze_id if renewing else "",
         )
+        # Awaited from before the order goes out: a fast bank's callback may beat its own answer.
+        self._awaiting, self._callback = request, None
         try:
             result = await workflow.execute_activity(
                 REQUEST_FREEZE, request, result_type=FreezeResult, activity_id=f"{step}/{self._freezes}",
                 start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
             )  # fmt: skip
         except ActivityError as err:
+            self._awaiting = self._callback = None
             view.state = before
             await self._event(f"freeze failed: {err.cause.message if err.cause is not None else err}")
             return
@@ -197,6 +202,7 @@ class HoldWorkflow:
             result = await self._await_freeze_result(request, before)
             if result is None:
                 return
+        self._awaiting = self._callback = None
         if not result.frozen:
             view.state = before
             await self._event(f"{hold.account.institution} refused the freeze: {result.detail}")
@@ -211,7 +217,6 @@ class HoldWorkflow:
     async def _await_freeze_result(self, request: FreezeInput, before: HoldState) -> FreezeResult | None:
         """The institution acknowledged: wait (durably) for its signed result by callback."""
         institution = self._hold.account.institution
-        self._awaiting, self._callback = request, None
         await self._event(f"{institution} acknowledged the freeze; its result is to follow")
         try:
             await workflow.wait_condition(lambda: self._callback is not None, timeout=FREEZE_ANSWER_DEADLINE)
@@ -233,10 +238,15 @@ class HoldWorkflow:
             case_id=hold.case_id, account=hold.account, reason=decision.reason, decided_by=decision.decided_by,
             hold_id="" if view.freeze_id else view.hold_id, freeze_id=view.freeze_id,
         )  # fmt: skip
-        result = await workflow.execute_activity(
-            REQUEST_RELEASE, request, result_type=ReleaseResult, activity_id=f"{step}/{self._releases}",
-            start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
-        )  # fmt: skip
+        try:
+            result = await workflow.execute_activity(
+                REQUEST_RELEASE, request, result_type=ReleaseResult, activity_id=f"{step}/{self._releases}",
+                start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
+            )  # fmt: skip
+        except ActivityError as err:
+            view.state = self._before  # still held: an officer can decide again
+            await self._event(f"release failed: {err.cause.message if err.cause is not None else err}")
+            return
         view.state = HoldState.RELEASED
         view.freeze_decision_due_at = None
         await self._record("released", {"amount_minor": result.released.minor_units, "reason": decision.reason})
@@ -250,7 +260,9 @@ class HoldWorkflow:
         expires = view.expires_at
         if await self._decided_by(expires - FREEZE_DECISION_LEAD):
             return
-        view.freeze_decision_due_at = expires - EXTEND_LEAD
+        # Decide before the second stop goes out, or, on the last stop, before it lapses.
+        last_stop = view.stops_used >= MAX_STOPS_PER_ACCOUNT
+        view.freeze_decision_due_at = expires if last_stop else expires - EXTEND_LEAD
         await self._event(f"freeze decision asked for: the stop lapses at {expires.isoformat()}")
         if await self._decided_by(expires - FREEZE_REMINDER_LEAD):
             return
@@ -331,7 +343,9 @@ class HoldWorkflow:
             await self._event(f"second stop-payment refused: {result.refusal_reason or result.detail}")
             return False
         self._view = replace(
-            self._view, state=HoldState.EXTENDED, hold_id=result.hold_id or self._view.hold_id,
+            self._view, hold_id=result.hold_id or self._view.hold_id,
+            # A decision accepted meanwhile keeps its FREEZING/RELEASING; it carries on next.
+            state=HoldState.EXTENDED if self._decision is None else self._view.state,
             held=result.held, expires_at=result.hold_expires_at, freeze_decision_due_at=None,
         )  # fmt: skip
         await self._record("hold_extended", {"hold_id": self._view.hold_id, "amount_minor": result.held.minor_units,
