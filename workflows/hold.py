@@ -90,8 +90,11 @@ class HoldWorkflow:
     async def run(self, hold: HoldInput) -> HoldView:
         while not self._view.state.ended:
             if self._decision is not None:
-                await self._carry_out(self._decision)
-                self._decision = None
+                # Taken off before it is carried out: once its outcome is told (a signal the
+                # officer may see at once), a new decision must find the hold free to accept it.
+                # Meanwhile the FREEZING/RELEASING state refuses any other.
+                decision, self._decision = self._decision, None
+                await self._carry_out(decision)
             elif self._view.state is HoldState.FROZEN:
                 await self._watch_freeze()
             else:
@@ -110,8 +113,9 @@ class HoldWorkflow:
         stands; the run loop carries it out at the institution."""
         self._decision = decision
         self._before = self._view.state  # restored if the institution does not carry it out
-        self._view.state = HoldState.RELEASING if decision.kind is DecisionKind.RELEASE else (
-            HoldState.FREEZING if decision.kind is DecisionKind.FREEZE else self._view.state)  # fmt: skip
+        # A renewal is a freeze order too: FREEZING while the institution is asked, so that no
+        # second decision is accepted until this one is carried out.
+        self._view.state = HoldState.RELEASING if decision.kind is DecisionKind.RELEASE else HoldState.FREEZING
         return self._view
 
     @decide.validator
