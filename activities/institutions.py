@@ -244,12 +244,7 @@ def _final(message: str, error_type: str, attempt: int) -> ApplicationError:
 
 def _check_answer(req: StopPaymentInput, answer: bank_pb2.StopPaymentAnswer, *, attempt: int) -> StopPaymentResult:
     """Refuse an answer that does not fit the order (ValueError says how)."""
-    if answer.idempotency_key != req.idempotency_key:
-        raise ValueError(f"answer is for request {answer.idempotency_key!r}, not {req.idempotency_key!r}")
-    if account_of(answer.account) != req.account:
-        raise ValueError(f"answer is about account {account_of(answer.account)}, not {req.account}")
-    if answer.case_id != req.case_id:
-        raise ValueError(f"answer is for case {answer.case_id!r}, not {req.case_id!r}")
+    _echoes(req, answer)
     if amount_of(answer.requested) != req.amount:
         raise ValueError(f"answer echoes an order of {amount_of(answer.requested)}, not {req.amount}")
     outcome = _OUTCOMES.get(answer.outcome)
@@ -334,10 +329,10 @@ def _echoes(req, answer) -> None:
     """The answer is about this very request: key, case and account."""
     if answer.idempotency_key != req.idempotency_key:
         raise ValueError(f"answer is for request {answer.idempotency_key!r}, not {req.idempotency_key!r}")
-    if answer.case_id != req.case_id:
-        raise ValueError(f"answer is for case {answer.case_id!r}, not {req.case_id!r}")
     if account_of(answer.account) != req.account:
         raise ValueError(f"answer is about account {account_of(answer.account)}, not {req.account}")
+    if answer.case_id != req.case_id:
+        raise ValueError(f"answer is for case {answer.case_id!r}, not {req.case_id!r}")
 
 
 def _check_freeze(req: FreezeInput, answer: bank_pb2.FreezeAnswer) -> FreezeResult:

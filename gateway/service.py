@@ -13,7 +13,6 @@ from typing import NoReturn
 
 import grpc
 import structlog
-from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
@@ -62,7 +61,7 @@ from stopline.domain import (
     stop_targets,
 )
 from stopline.money import format_amount
-from stopline.v1 import bank_pb2, hub_pb2, hub_pb2_grpc
+from stopline.v1 import bank_pb2, envelope_pb2, hub_pb2, hub_pb2_grpc
 from trust.envelope import open_envelope, seal
 from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
 from trust.keys import KeySource, key_source
@@ -147,6 +146,13 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                           reason=f"{code.name}: {problem}")
         )  # fmt: skip
         await context.abort(code, problem)
+
+    async def _signed_receipt(self, receipt, where: dict) -> envelope_pb2.Envelope:
+        """Stamp `receipt.accepted_at`, seal it with the hub's key and record it going out."""
+        receipt.accepted_at.FromDatetime(datetime.now(UTC))
+        envelope = seal(receipt, self._hub_key())
+        await self._record(envelope_entry(envelope, direction=Direction.OUT, **where))
+        return envelope
 
     async def _open(self, request, context, message_type, role: Role, doing: str, max_payload: int):
         """The request's verified payload, or a refusal: UNAUTHENTICATED for a TLS client that is
@@ -244,14 +250,8 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         else:
             bound.info("case opened", total_minor=case.total.minor_units, currency=case.currency)
 
-        accepted_at = Timestamp()
-        accepted_at.FromDatetime(datetime.now(UTC))
-        receipt = hub_pb2.CaseReceipt(
-            case_id=case.case_id, workflow_id=workflow_id, created=created, accepted_at=accepted_at
-        )
-        receipt_envelope = seal(receipt, self._hub_key())
-        await self._record(envelope_entry(receipt_envelope, direction=Direction.OUT, **where))
-        return hub_pb2.ReportCaseResponse(envelope=receipt_envelope)
+        receipt = hub_pb2.CaseReceipt(case_id=case.case_id, workflow_id=workflow_id, created=created)
+        return hub_pb2.ReportCaseResponse(envelope=await self._signed_receipt(receipt, where))
 
     # --- GetCase ------------------------------------------------------------------------------
 
@@ -401,14 +401,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         )  # fmt: skip
         log.info("hold decision accepted", case_id=decision.case_id, workflow_id=hold_id, decision=kind,
                  decided_by=envelope.signer, state=view.state.value)  # fmt: skip
-        accepted_at = Timestamp()
-        accepted_at.FromDatetime(datetime.now(UTC))
         receipt = hub_pb2.HoldDecisionReceipt(
-            case_id=decision.case_id, account=decision.account, hold_state=HOLD_STATE_PB[view.state], accepted_at=accepted_at
+            case_id=decision.case_id, account=decision.account, hold_state=HOLD_STATE_PB[view.state]
         )
-        receipt_envelope = seal(receipt, self._hub_key())
-        await self._record(envelope_entry(receipt_envelope, direction=Direction.OUT, **where))
-        return hub_pb2.DecideHoldResponse(envelope=receipt_envelope)
+        return hub_pb2.DecideHoldResponse(envelope=await self._signed_receipt(receipt, where))
 
     # --- ReportFreezeResult -------------------------------------------------------------------
 
@@ -440,8 +436,5 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
         )  # fmt: skip
         log.info("freeze result accepted", case_id=answer.case_id, institution=envelope.signer, frozen=result.frozen)
-        accepted_at = Timestamp()
-        accepted_at.FromDatetime(datetime.now(UTC))
-        receipt_envelope = seal(hub_pb2.CallbackReceipt(idempotency_key=answer.idempotency_key, accepted_at=accepted_at), self._hub_key())
-        await self._record(envelope_entry(receipt_envelope, direction=Direction.OUT, **where))
-        return hub_pb2.ReportFreezeResultResponse(envelope=receipt_envelope)
+        receipt = hub_pb2.CallbackReceipt(idempotency_key=answer.idempotency_key)
+        return hub_pb2.ReportFreezeResultResponse(envelope=await self._signed_receipt(receipt, where))
