@@ -45,6 +45,15 @@ def run(args, env, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([STOPLINE, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def wait_until_serving(env, processes: dict[str, subprocess.Popen], within: float = 60) -> None:
+    """Until the hub answers `stopline cases`; fail at once if one of `processes` died."""
+    deadline = time.monotonic() + within
+    while run(["cases"], env, timeout=30).returncode != 0:
+        assert all(p.poll() is None for p in processes.values()), {n: p.poll() for n, p in processes.items()}
+        assert time.monotonic() < deadline, "the hub never answered"
+        time.sleep(0.3)
+
+
 def run_until(args, env, text: str, attempts: int = 100) -> subprocess.CompletedProcess:
     """Run a read command until its output shows `text` (the case is still moving), or give up."""
     for _ in range(attempts):
@@ -81,11 +90,7 @@ def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
 def test_up_serves_operators_until_ctrl_c(stack_env, tmp_path):
     up = subprocess.Popen([STOPLINE, "up"], env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while run(["cases"], stack_env, timeout=30).returncode != 0:
-            assert up.poll() is None, up.communicate()
-            assert time.monotonic() < deadline, "stopline up never answered"
-            time.sleep(0.3)
+        wait_until_serving(stack_env, {"up": up})
 
         case = load_scenario("boxing").case | {"case_id": "BX-CLI-1"}
         case_file = tmp_path / "case.json"
@@ -245,11 +250,7 @@ def test_parts_run_as_separate_processes_against_one_temporal(local_env, stack_e
         for name, cmd in {"sandbox": ["sandbox"], "worker-1": ["worker"], "worker-2": ["worker"], "gateway": ["gateway"]}.items()
     }
     try:
-        deadline = time.monotonic() + 60
-        while run(["cases"], env, timeout=30).returncode != 0:
-            assert all(p.poll() is None for p in parts.values()), {n: p.poll() for n, p in parts.items()}
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        wait_until_serving(env, parts)
         case_file = tmp_path / "case.json"
         case_file.write_text(json.dumps(load_scenario("boxing").case | {"case_id": "BX-SPLIT"}))
         assert run(["report", str(case_file)], env).returncode == 0
@@ -544,10 +545,7 @@ def test_a_new_unit_gets_a_certificate_and_reports_over_mutual_tls(stack_env, tm
     data = Path(stack_env["STOPLINE_DATA_DIR"])
     up = subprocess.Popen([STOPLINE, "up"], env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while run(["cases"], stack_env, timeout=30).returncode != 0:
-            assert up.poll() is None and time.monotonic() < deadline, "stopline up never answered"
-            time.sleep(0.3)
+        wait_until_serving(stack_env, {"up": up})
         assert run(["keys", "new", "police-jinan", "--kind", "police_unit", "--name", "Jinan PSB"], stack_env).returncode == 0
         pinned = Registry.load(data / "registry.json").institution("police-jinan").tls_cert_sha256
         assert pinned == certificate_sha256((data / "tls" / "police-jinan.crt").read_bytes())
@@ -599,10 +597,7 @@ def test_a_worker_killed_mid_chase_is_replaced_and_nothing_is_applied_twice(loca
 
     parts = {"sandbox": start("sandbox"), "gateway": start("gateway"), "worker": start("worker")}
     try:
-        deadline = time.monotonic() + 60
-        while run(["cases"], env, timeout=30).returncode != 0:
-            assert all(p.poll() is None for p in parts.values()) and time.monotonic() < deadline
-            time.sleep(0.3)
+        wait_until_serving(env, parts)
         case_file = tmp_path / "case.json"
         case_file.write_text(json.dumps(scenario["case"] | {"case_id": "DH-KILL"}))
         assert run(["report", str(case_file)], env).returncode == 0
