@@ -25,6 +25,22 @@ REQUEST_RELEASE = "request_release"
 HOLD_CHANGED_SIGNAL = "hold_changed"
 DECIDE_HOLD_UPDATE = "decide_hold"
 FREEZE_RESULT_UPDATE = "freeze_result"
+# Numbers, regulators and returns.
+NUMBER_WORKFLOW = "NumberWorkflow"
+LOCATE_NUMBER = "locate_number"
+REQUEST_NUMBER_BLOCK = "request_number_block"
+REQUEST_NUMBER_UNBLOCK = "request_number_unblock"
+NOTIFY_TELECOM_REGULATOR = "notify_telecom_regulator"
+REPORT_BREACH = "report_breach"
+REQUEST_RETURN_FUNDS = "request_return_funds"
+NUMBER_CHANGED_SIGNAL = "number_changed"
+UNBLOCK_NUMBER_UPDATE = "unblock_number"
+RETURN_FUNDS_UPDATE = "return_funds"
+RETURN_RESULT_UPDATE = "return_result"
+CONCLUDE_CASE_UPDATE = "conclude_case"
+LINK_CASE_UPDATE = "link_case"
+ACKNOWLEDGE_ESCALATION_UPDATE = "acknowledge_escalation"
+BREACH_REPORTED_SIGNAL = "breach_reported"
 # Why an officer's decision was not accepted (ApplicationError types from the update validator).
 ERR_DECISION_INVALID = "DecisionInvalid"  # the decision itself is incomplete or too large
 ERR_DECISION_NOT_APPLICABLE = "DecisionNotApplicable"  # the hold is not in a state it applies to
@@ -131,6 +147,9 @@ class CaseInput:
     suspect_phone_numbers: list[str] = field(default_factory=list)
     summary: str = ""
     max_depth: int = DEFAULT_CHASE_DEPTH
+    device_ids: list[str] = field(default_factory=list)
+    deadlines: AnswerDeadlines = field(default_factory=lambda: AnswerDeadlines())
+    escalation: EscalationPolicy | None = None
 
     @property
     def currency(self) -> str:
@@ -490,3 +509,288 @@ class CaseView:
     # With the other totals it adds up to total_reported, to the fen.
     total_at_large: Amount | None = None
     total_released: Amount | None = None  # was held, then lapsed or released on a decision
+
+
+# --- supervision: answer deadlines and breach reports ------------------------------------------
+
+
+class RequestType(StrEnum):
+    """What the hub asks of institutions; each has its own answer deadline."""
+
+    STOP_PAYMENT = "stop_payment"
+    ACCOUNT_QUERY = "account_query"
+    FREEZE = "freeze"
+    RELEASE = "release"
+    RETURN_FUNDS = "return_funds"
+    BLOCK_NUMBERS = "block_numbers"
+    UNBLOCK_NUMBERS = "unblock_numbers"
+    QUERY_NUMBER = "query_number"
+
+
+@dataclass(frozen=True)
+class AnswerDeadlines:
+    """How long each institution has to answer each kind of request before the hub reports it to
+    its regulator (seconds). The hub keeps waiting (and retrying) after a breach: the report is
+    made once per request, not once per retry. Returns of funds are due in 3 working days,
+    counted on the calendar (see workflows/calendar.py), not here."""
+
+    stop_payment: int = 10 * 60  # an emergency stop is answered in seconds by a working bank
+    account_query: int = 10 * 60
+    freeze: int = 24 * 3600  # an acknowledged freeze's result
+    release: int = 60 * 60
+    block_numbers: int = 30 * 60
+    unblock_numbers: int = 30 * 60
+    query_number: int = 10 * 60
+
+    def of(self, request_type: RequestType) -> timedelta:
+        return timedelta(seconds=getattr(self, request_type.value))
+
+
+@dataclass(frozen=True)
+class BreachInput:
+    """Report `institution` to its regulator: it left a request unanswered past its deadline."""
+
+    idempotency_key: str  # one report per request: workflow id + step + "breach"
+    case_id: str
+    institution: str
+    request_type: RequestType
+    request_idempotency_key: str  # the request left unanswered (its audit entries are the evidence)
+    asked_at: datetime
+    answer_due_at: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BreachResult:
+    regulator: str
+    reference: str
+    reported_at: datetime
+    evidence_entries: int  # audit log entries cited
+
+
+@dataclass
+class BreachView:
+    """What operators see of one breach report."""
+
+    institution: str
+    request_type: RequestType
+    regulator: str
+    reference: str
+    reported_at: datetime
+    answer_due_at: datetime
+
+
+# --- numbers: interception of calls and SMS ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocateNumberInput:
+    idempotency_key: str
+    case_id: str
+    phone_number: str  # E.164
+
+
+@dataclass(frozen=True)
+class LocateNumberResult:
+    """Which carrier serves the number now: the range holder's answer, or the carrier it was
+    ported to. carrier == "" when no carrier on the platform serves it."""
+
+    phone_number: str
+    carrier: str
+    range_holder: str = ""
+    detail: str = ""
+
+
+class NumberOutcome(StrEnum):
+    BLOCKED = "blocked"
+    ALREADY_BLOCKED = "already_blocked"
+    NOT_SERVED = "not_served"
+    REFUSED = "refused"
+    UNBLOCKED = "unblocked"
+    NOT_BLOCKED = "not_blocked"
+
+
+@dataclass(frozen=True)
+class NumberResult:
+    phone_number: str
+    outcome: NumberOutcome
+    block_id: str = ""
+    detail: str = ""
+    served_by: str = ""
+
+
+@dataclass(frozen=True)
+class NumberBlockInput:
+    idempotency_key: str
+    case_id: str
+    requested_by: str
+    carrier: str
+    phone_numbers: list[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class NumberUnblockInput:
+    idempotency_key: str
+    case_id: str
+    carrier: str
+    phone_numbers: list[str]
+    reason: str
+    decided_by: str
+    officer: str
+
+
+@dataclass(frozen=True)
+class NumberBlockResult:
+    """A carrier's verified answer: one result per number ordered, in order."""
+
+    results: list[NumberResult]
+    answered_at: datetime | None = None
+
+
+class InterceptionKind(StrEnum):
+    BLOCKED = "blocked"
+    UNBLOCKED = "unblocked"
+
+
+@dataclass(frozen=True)
+class InterceptionNoticeInput:
+    idempotency_key: str
+    case_id: str
+    carrier: str
+    phone_numbers: list[str]
+    kind: InterceptionKind
+    reason: str
+    acted_at: datetime
+
+
+@dataclass(frozen=True)
+class RegulatorReceiptResult:
+    regulator: str
+    reference: str
+    received_at: datetime | None = None
+
+
+class NumberState(StrEnum):
+    LOCATING = "locating"
+    BLOCKING = "blocking"
+    BLOCKED = "blocked"
+    NOT_FOUND = "not_found"
+    REFUSED = "refused"
+    FAILED = "failed"
+    UNBLOCKING = "unblocking"
+    UNBLOCKED = "unblocked"
+
+
+@dataclass
+class NumberView:
+    phone_number: str
+    state: NumberState = NumberState.LOCATING
+    carrier: str = ""
+    block_id: str = ""
+    detail: str = ""
+    blocked_at: datetime | None = None
+    unblocked_at: datetime | None = None
+    unblock_reason: str = ""
+    regulator_notified: bool = False
+
+
+@dataclass(frozen=True)
+class NumberInput:
+    case_id: str
+    case_workflow_id: str
+    requested_by: str
+    phone_number: str
+    reason: str
+    deadlines: AnswerDeadlines
+
+
+@dataclass(frozen=True)
+class UnblockDecisionInput:
+    decided_by: str
+    officer: str
+    reason: str
+
+
+def number_workflow_id(case_workflow: str, phone_number: str) -> str:
+    return f"{case_workflow}/number/{phone_number}"
+
+
+# --- return of funds ---------------------------------------------------------------------------
+
+
+class ReturnOutcome(StrEnum):
+    RETURNED = "returned"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class ReturnInput:
+    idempotency_key: str
+    case_id: str
+    account: Account  # the frozen account the money comes from
+    freeze_id: str
+    to_account: Account  # the victim's
+    amount: Amount
+    due_by: datetime
+    decided_by: str
+    officer: str
+    document_ref: str
+
+
+@dataclass(frozen=True)
+class ReturnResult:
+    outcome: ReturnOutcome
+    returned: Amount
+    return_id: str = ""
+    returned_at: datetime | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ReturnCallback:
+    """An institution's later receipt for a return it acknowledged, verified by the gateway."""
+
+    idempotency_key: str
+    institution: str
+    result: ReturnResult
+
+
+# --- escalation of large cases -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EscalationPolicy:
+    """Cases of `threshold` or more (linked cases counted together) are directed by a city-level
+    leader (`city_unit`), who must acknowledge within `acknowledge_seconds`; otherwise the case
+    goes to the province (`province_unit`), with the same deadline."""
+
+    threshold: Amount
+    city_unit: str
+    province_unit: str
+    acknowledge_seconds: int = 2 * 3600
+
+
+class EscalationLevel(StrEnum):
+    CITY = "city"
+    PROVINCE = "province"
+
+
+@dataclass
+class EscalationView:
+    level: EscalationLevel
+    directed_by: str
+    escalated_at: datetime
+    acknowledge_by: datetime
+    acknowledged: bool = False
+    acknowledged_by_officer: str = ""
+    acknowledged_at: datetime | None = None
+    events: list[HoldEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EscalationAckInput:
+    unit: str  # the signer, as the gateway verified it
+    officer: str
+    note: str = ""

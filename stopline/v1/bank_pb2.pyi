@@ -43,6 +43,13 @@ class FreezeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FREEZE_OUTCOME_FROZEN: _ClassVar[FreezeOutcome]
     FREEZE_OUTCOME_REFUSED: _ClassVar[FreezeOutcome]
     FREEZE_OUTCOME_ACCEPTED: _ClassVar[FreezeOutcome]
+
+class ReturnOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RETURN_OUTCOME_UNSPECIFIED: _ClassVar[ReturnOutcome]
+    RETURN_OUTCOME_RETURNED: _ClassVar[ReturnOutcome]
+    RETURN_OUTCOME_ACCEPTED: _ClassVar[ReturnOutcome]
+    RETURN_OUTCOME_REFUSED: _ClassVar[ReturnOutcome]
 STOP_PAYMENT_OUTCOME_UNSPECIFIED: StopPaymentOutcome
 STOP_PAYMENT_OUTCOME_HELD: StopPaymentOutcome
 STOP_PAYMENT_OUTCOME_PARTIALLY_HELD: StopPaymentOutcome
@@ -62,6 +69,10 @@ FREEZE_OUTCOME_UNSPECIFIED: FreezeOutcome
 FREEZE_OUTCOME_FROZEN: FreezeOutcome
 FREEZE_OUTCOME_REFUSED: FreezeOutcome
 FREEZE_OUTCOME_ACCEPTED: FreezeOutcome
+RETURN_OUTCOME_UNSPECIFIED: ReturnOutcome
+RETURN_OUTCOME_RETURNED: ReturnOutcome
+RETURN_OUTCOME_ACCEPTED: ReturnOutcome
+RETURN_OUTCOME_REFUSED: ReturnOutcome
 
 class StopPaymentRequest(_message.Message):
     __slots__ = ("envelope",)
@@ -288,3 +299,61 @@ class ReleaseAnswer(_message.Message):
     released_at: _timestamp_pb2.Timestamp
     detail: str
     def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., released_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ReturnFundsRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class ReturnFundsResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class ReturnOrder(_message.Message):
+    __slots__ = ("idempotency_key", "case_id", "account", "freeze_id", "to_account", "amount", "due_by", "decided_by", "officer", "document_ref")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DUE_BY_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_REF_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    case_id: str
+    account: _common_pb2.AccountRef
+    freeze_id: str
+    to_account: _common_pb2.AccountRef
+    amount: _common_pb2.Money
+    due_by: _timestamp_pb2.Timestamp
+    decided_by: str
+    officer: str
+    document_ref: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., freeze_id: _Optional[str] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., due_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., officer: _Optional[str] = ..., document_ref: _Optional[str] = ...) -> None: ...
+
+class ReturnReceipt(_message.Message):
+    __slots__ = ("idempotency_key", "case_id", "account", "to_account", "outcome", "returned", "return_id", "returned_at", "detail")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
+    RETURN_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_AT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    case_id: str
+    account: _common_pb2.AccountRef
+    to_account: _common_pb2.AccountRef
+    outcome: ReturnOutcome
+    returned: _common_pb2.Money
+    return_id: str
+    returned_at: _timestamp_pb2.Timestamp
+    detail: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., outcome: _Optional[_Union[ReturnOutcome, str]] = ..., returned: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., return_id: _Optional[str] = ..., returned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -60,6 +60,11 @@ class BankServiceStub:
                 request_serializer=stopline_dot_v1_dot_bank__pb2.ReleaseRequest.SerializeToString,
                 response_deserializer=stopline_dot_v1_dot_bank__pb2.ReleaseResponse.FromString,
                 _registered_method=True)
+        self.ReturnFunds = channel.unary_unary(
+                '/stopline.v1.BankService/ReturnFunds',
+                request_serializer=stopline_dot_v1_dot_bank__pb2.ReturnFundsRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_bank__pb2.ReturnFundsResponse.FromString,
+                _registered_method=True)
 
 
 class BankServiceServicer:
@@ -100,6 +105,15 @@ class BankServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReturnFunds(self, request, context):
+        """Return frozen money to a victim's account after a case is concluded. The institution answers
+        RETURNED when done at once, or ACCEPTED and sends the signed ReturnReceipt later to
+        HubService.ReportReturnResult; either way within 3 working days (due_by).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BankServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +136,11 @@ def add_BankServiceServicer_to_server(servicer, server):
                     servicer.Release,
                     request_deserializer=stopline_dot_v1_dot_bank__pb2.ReleaseRequest.FromString,
                     response_serializer=stopline_dot_v1_dot_bank__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'ReturnFunds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnFunds,
+                    request_deserializer=stopline_dot_v1_dot_bank__pb2.ReturnFundsRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_bank__pb2.ReturnFundsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -238,6 +257,33 @@ class BankService:
             '/stopline.v1.BankService/Release',
             stopline_dot_v1_dot_bank__pb2.ReleaseRequest.SerializeToString,
             stopline_dot_v1_dot_bank__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnFunds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.BankService/ReturnFunds',
+            stopline_dot_v1_dot_bank__pb2.ReturnFundsRequest.SerializeToString,
+            stopline_dot_v1_dot_bank__pb2.ReturnFundsResponse.FromString,
             options,
             channel_credentials,
             insecure,

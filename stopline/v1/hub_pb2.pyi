@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from stopline.v1 import common_pb2 as _common_pb2
 from stopline.v1 import envelope_pb2 as _envelope_pb2
+from stopline.v1 import regulator_pb2 as _regulator_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -17,6 +18,8 @@ class CaseStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CASE_STATUS_UNSPECIFIED: _ClassVar[CaseStatus]
     CASE_STATUS_STOPPING: _ClassVar[CaseStatus]
     CASE_STATUS_STOPS_ANSWERED: _ClassVar[CaseStatus]
+    CASE_STATUS_CONCLUDED: _ClassVar[CaseStatus]
+    CASE_STATUS_CLOSED: _ClassVar[CaseStatus]
 
 class StopState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -38,6 +41,8 @@ class HoldState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HOLD_STATE_FROZEN: _ClassVar[HoldState]
     HOLD_STATE_RELEASED: _ClassVar[HoldState]
     HOLD_STATE_RELEASING: _ClassVar[HoldState]
+    HOLD_STATE_RETURNING: _ClassVar[HoldState]
+    HOLD_STATE_RETURNED: _ClassVar[HoldState]
 
 class FlowKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -48,9 +53,39 @@ class FlowKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FLOW_KIND_OFF_PLATFORM: _ClassVar[FlowKind]
     FLOW_KIND_BEYOND_DEPTH: _ClassVar[FlowKind]
     FLOW_KIND_NOT_TRACED: _ClassVar[FlowKind]
+
+class NumberState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NUMBER_STATE_UNSPECIFIED: _ClassVar[NumberState]
+    NUMBER_STATE_LOCATING: _ClassVar[NumberState]
+    NUMBER_STATE_BLOCKING: _ClassVar[NumberState]
+    NUMBER_STATE_BLOCKED: _ClassVar[NumberState]
+    NUMBER_STATE_NOT_FOUND: _ClassVar[NumberState]
+    NUMBER_STATE_REFUSED: _ClassVar[NumberState]
+    NUMBER_STATE_FAILED: _ClassVar[NumberState]
+    NUMBER_STATE_UNBLOCKING: _ClassVar[NumberState]
+    NUMBER_STATE_UNBLOCKED: _ClassVar[NumberState]
+
+class EscalationLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ESCALATION_LEVEL_UNSPECIFIED: _ClassVar[EscalationLevel]
+    ESCALATION_LEVEL_CITY: _ClassVar[EscalationLevel]
+    ESCALATION_LEVEL_PROVINCE: _ClassVar[EscalationLevel]
+
+class ReturnState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RETURN_STATE_UNSPECIFIED: _ClassVar[ReturnState]
+    RETURN_STATE_NOTICE: _ClassVar[ReturnState]
+    RETURN_STATE_ORDERED: _ClassVar[ReturnState]
+    RETURN_STATE_ACCEPTED: _ClassVar[ReturnState]
+    RETURN_STATE_RETURNED: _ClassVar[ReturnState]
+    RETURN_STATE_REFUSED: _ClassVar[ReturnState]
+    RETURN_STATE_FAILED: _ClassVar[ReturnState]
 CASE_STATUS_UNSPECIFIED: CaseStatus
 CASE_STATUS_STOPPING: CaseStatus
 CASE_STATUS_STOPS_ANSWERED: CaseStatus
+CASE_STATUS_CONCLUDED: CaseStatus
+CASE_STATUS_CLOSED: CaseStatus
 STOP_STATE_UNSPECIFIED: StopState
 STOP_STATE_ASKED: StopState
 STOP_STATE_HELD: StopState
@@ -66,6 +101,8 @@ HOLD_STATE_FREEZING: HoldState
 HOLD_STATE_FROZEN: HoldState
 HOLD_STATE_RELEASED: HoldState
 HOLD_STATE_RELEASING: HoldState
+HOLD_STATE_RETURNING: HoldState
+HOLD_STATE_RETURNED: HoldState
 FLOW_KIND_UNSPECIFIED: FlowKind
 FLOW_KIND_ONWARD: FlowKind
 FLOW_KIND_CASH: FlowKind
@@ -73,6 +110,149 @@ FLOW_KIND_ABROAD: FlowKind
 FLOW_KIND_OFF_PLATFORM: FlowKind
 FLOW_KIND_BEYOND_DEPTH: FlowKind
 FLOW_KIND_NOT_TRACED: FlowKind
+NUMBER_STATE_UNSPECIFIED: NumberState
+NUMBER_STATE_LOCATING: NumberState
+NUMBER_STATE_BLOCKING: NumberState
+NUMBER_STATE_BLOCKED: NumberState
+NUMBER_STATE_NOT_FOUND: NumberState
+NUMBER_STATE_REFUSED: NumberState
+NUMBER_STATE_FAILED: NumberState
+NUMBER_STATE_UNBLOCKING: NumberState
+NUMBER_STATE_UNBLOCKED: NumberState
+ESCALATION_LEVEL_UNSPECIFIED: EscalationLevel
+ESCALATION_LEVEL_CITY: EscalationLevel
+ESCALATION_LEVEL_PROVINCE: EscalationLevel
+RETURN_STATE_UNSPECIFIED: ReturnState
+RETURN_STATE_NOTICE: ReturnState
+RETURN_STATE_ORDERED: ReturnState
+RETURN_STATE_ACCEPTED: ReturnState
+RETURN_STATE_RETURNED: ReturnState
+RETURN_STATE_REFUSED: ReturnState
+RETURN_STATE_FAILED: ReturnState
+
+class UnblockNumberRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class UnblockNumberResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class NumberUnblockDecision(_message.Message):
+    __slots__ = ("case_id", "phone_number", "officer", "reason")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    PHONE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    phone_number: str
+    officer: str
+    reason: str
+    def __init__(self, case_id: _Optional[str] = ..., phone_number: _Optional[str] = ..., officer: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ConcludeCaseRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class ConcludeCaseResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class CaseConclusion(_message.Message):
+    __slots__ = ("case_id", "officer", "document_ref")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_REF_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    officer: str
+    document_ref: str
+    def __init__(self, case_id: _Optional[str] = ..., officer: _Optional[str] = ..., document_ref: _Optional[str] = ...) -> None: ...
+
+class AcknowledgeEscalationRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class AcknowledgeEscalationResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class EscalationAcknowledgement(_message.Message):
+    __slots__ = ("case_id", "officer", "note")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    officer: str
+    note: str
+    def __init__(self, case_id: _Optional[str] = ..., officer: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class CaseDecisionReceipt(_message.Message):
+    __slots__ = ("case_id", "decision", "accepted_at")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    decision: str
+    accepted_at: _timestamp_pb2.Timestamp
+    def __init__(self, case_id: _Optional[str] = ..., decision: _Optional[str] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReportReturnResultRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class ReportReturnResultResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class FindCasesRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class CaseSearch(_message.Message):
+    __slots__ = ("account", "phone_number", "device_id")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    PHONE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    account: _common_pb2.AccountRef
+    phone_number: str
+    device_id: str
+    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., phone_number: _Optional[str] = ..., device_id: _Optional[str] = ...) -> None: ...
+
+class CaseLink(_message.Message):
+    __slots__ = ("case_id", "lead_case_id", "how", "since")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAD_CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    HOW_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    lead_case_id: str
+    how: str
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, case_id: _Optional[str] = ..., lead_case_id: _Optional[str] = ..., how: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class FindCasesResponse(_message.Message):
+    __slots__ = ("cases",)
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    cases: _containers.RepeatedCompositeFieldContainer[CaseLink]
+    def __init__(self, cases: _Optional[_Iterable[_Union[CaseLink, _Mapping]]] = ...) -> None: ...
 
 class ReportFreezeResultRequest(_message.Message):
     __slots__ = ("envelope",)
@@ -171,20 +351,22 @@ class ReportCaseResponse(_message.Message):
     def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
 
 class CaseReport(_message.Message):
-    __slots__ = ("case_id", "reporting_unit", "reported_at", "transfers", "suspect_phone_numbers", "summary")
+    __slots__ = ("case_id", "reporting_unit", "reported_at", "transfers", "suspect_phone_numbers", "summary", "device_ids")
     CASE_ID_FIELD_NUMBER: _ClassVar[int]
     REPORTING_UNIT_FIELD_NUMBER: _ClassVar[int]
     REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
     TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     SUSPECT_PHONE_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_IDS_FIELD_NUMBER: _ClassVar[int]
     case_id: str
     reporting_unit: str
     reported_at: _timestamp_pb2.Timestamp
     transfers: _containers.RepeatedCompositeFieldContainer[VictimTransfer]
     suspect_phone_numbers: _containers.RepeatedScalarFieldContainer[str]
     summary: str
-    def __init__(self, case_id: _Optional[str] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[VictimTransfer, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ...) -> None: ...
+    device_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, case_id: _Optional[str] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[VictimTransfer, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., device_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VictimTransfer(_message.Message):
     __slots__ = ("from_account", "to_account", "to_account_holder_name", "amount", "transferred_at")
@@ -275,7 +457,7 @@ class MoneyFlow(_message.Message):
     def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., kind: _Optional[_Union[FlowKind, str]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class CaseView(_message.Message):
-    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary", "flows", "total_lost", "total_abroad", "total_at_large", "total_released")
+    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary", "flows", "total_lost", "total_abroad", "total_at_large", "total_released", "total_returned", "victims", "linked_cases", "numbers", "escalation", "returns", "breaches")
     CASE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +473,13 @@ class CaseView(_message.Message):
     TOTAL_ABROAD_FIELD_NUMBER: _ClassVar[int]
     TOTAL_AT_LARGE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_RELEASED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RETURNED_FIELD_NUMBER: _ClassVar[int]
+    VICTIMS_FIELD_NUMBER: _ClassVar[int]
+    LINKED_CASES_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_FIELD_NUMBER: _ClassVar[int]
+    BREACHES_FIELD_NUMBER: _ClassVar[int]
     case_id: str
     workflow_id: str
     status: CaseStatus
@@ -306,7 +495,120 @@ class CaseView(_message.Message):
     total_abroad: _common_pb2.Money
     total_at_large: _common_pb2.Money
     total_released: _common_pb2.Money
-    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[MoneyFlow, _Mapping]]] = ..., total_lost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_abroad: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_at_large: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+    total_returned: _common_pb2.Money
+    victims: _containers.RepeatedCompositeFieldContainer[Victim]
+    linked_cases: _containers.RepeatedCompositeFieldContainer[LinkedCase]
+    numbers: _containers.RepeatedCompositeFieldContainer[NumberBlock]
+    escalation: Escalation
+    returns: _containers.RepeatedCompositeFieldContainer[FundsReturn]
+    breaches: _containers.RepeatedCompositeFieldContainer[BreachNotice]
+    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[MoneyFlow, _Mapping]]] = ..., total_lost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_abroad: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_at_large: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_returned: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., victims: _Optional[_Iterable[_Union[Victim, _Mapping]]] = ..., linked_cases: _Optional[_Iterable[_Union[LinkedCase, _Mapping]]] = ..., numbers: _Optional[_Iterable[_Union[NumberBlock, _Mapping]]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., returns: _Optional[_Iterable[_Union[FundsReturn, _Mapping]]] = ..., breaches: _Optional[_Iterable[_Union[BreachNotice, _Mapping]]] = ...) -> None: ...
+
+class Victim(_message.Message):
+    __slots__ = ("account", "lost", "case_id")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    account: _common_pb2.AccountRef
+    lost: _common_pb2.Money
+    case_id: str
+    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., lost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., case_id: _Optional[str] = ...) -> None: ...
+
+class LinkedCase(_message.Message):
+    __slots__ = ("case_id", "reporting_unit", "total_reported", "shared", "linked_at")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REPORTING_UNIT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_REPORTED_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    LINKED_AT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    reporting_unit: str
+    total_reported: _common_pb2.Money
+    shared: str
+    linked_at: _timestamp_pb2.Timestamp
+    def __init__(self, case_id: _Optional[str] = ..., reporting_unit: _Optional[str] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., shared: _Optional[str] = ..., linked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class NumberBlock(_message.Message):
+    __slots__ = ("phone_number", "carrier", "state", "block_id", "detail", "blocked_at", "unblocked_at", "unblock_reason", "regulator_notified")
+    PHONE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_AT_FIELD_NUMBER: _ClassVar[int]
+    UNBLOCKED_AT_FIELD_NUMBER: _ClassVar[int]
+    UNBLOCK_REASON_FIELD_NUMBER: _ClassVar[int]
+    REGULATOR_NOTIFIED_FIELD_NUMBER: _ClassVar[int]
+    phone_number: str
+    carrier: str
+    state: NumberState
+    block_id: str
+    detail: str
+    blocked_at: _timestamp_pb2.Timestamp
+    unblocked_at: _timestamp_pb2.Timestamp
+    unblock_reason: str
+    regulator_notified: bool
+    def __init__(self, phone_number: _Optional[str] = ..., carrier: _Optional[str] = ..., state: _Optional[_Union[NumberState, str]] = ..., block_id: _Optional[str] = ..., detail: _Optional[str] = ..., blocked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., unblocked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., unblock_reason: _Optional[str] = ..., regulator_notified: _Optional[bool] = ...) -> None: ...
+
+class Escalation(_message.Message):
+    __slots__ = ("level", "directed_by", "escalated_at", "acknowledge_by", "acknowledged", "acknowledged_by_officer", "acknowledged_at", "events")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    DIRECTED_BY_FIELD_NUMBER: _ClassVar[int]
+    ESCALATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGE_BY_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_BY_OFFICER_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    level: EscalationLevel
+    directed_by: str
+    escalated_at: _timestamp_pb2.Timestamp
+    acknowledge_by: _timestamp_pb2.Timestamp
+    acknowledged: bool
+    acknowledged_by_officer: str
+    acknowledged_at: _timestamp_pb2.Timestamp
+    events: _containers.RepeatedCompositeFieldContainer[HoldEvent]
+    def __init__(self, level: _Optional[_Union[EscalationLevel, str]] = ..., directed_by: _Optional[str] = ..., escalated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledge_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledged: _Optional[bool] = ..., acknowledged_by_officer: _Optional[str] = ..., acknowledged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., events: _Optional[_Iterable[_Union[HoldEvent, _Mapping]]] = ...) -> None: ...
+
+class FundsReturn(_message.Message):
+    __slots__ = ("account", "victim_account", "amount", "state", "rule", "notice_ends_at", "due_by", "return_id", "returned_at", "detail")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    VICTIM_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    DUE_BY_FIELD_NUMBER: _ClassVar[int]
+    RETURN_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_AT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    account: _common_pb2.AccountRef
+    victim_account: _common_pb2.AccountRef
+    amount: _common_pb2.Money
+    state: ReturnState
+    rule: str
+    notice_ends_at: _timestamp_pb2.Timestamp
+    due_by: _timestamp_pb2.Timestamp
+    return_id: str
+    returned_at: _timestamp_pb2.Timestamp
+    detail: str
+    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., victim_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[ReturnState, str]] = ..., rule: _Optional[str] = ..., notice_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_id: _Optional[str] = ..., returned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class BreachNotice(_message.Message):
+    __slots__ = ("institution", "request_type", "regulator", "reference", "reported_at", "answer_due_at")
+    INSTITUTION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    REGULATOR_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    institution: str
+    request_type: _regulator_pb2.RequestType
+    regulator: str
+    reference: str
+    reported_at: _timestamp_pb2.Timestamp
+    answer_due_at: _timestamp_pb2.Timestamp
+    def __init__(self, institution: _Optional[str] = ..., request_type: _Optional[_Union[_regulator_pb2.RequestType, str]] = ..., regulator: _Optional[str] = ..., reference: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answer_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetCaseRequest(_message.Message):
     __slots__ = ("envelope",)

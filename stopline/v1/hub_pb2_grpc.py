@@ -64,6 +64,31 @@ class HubServiceStub:
                 request_serializer=stopline_dot_v1_dot_hub__pb2.ReportFreezeResultRequest.SerializeToString,
                 response_deserializer=stopline_dot_v1_dot_hub__pb2.ReportFreezeResultResponse.FromString,
                 _registered_method=True)
+        self.UnblockNumber = channel.unary_unary(
+                '/stopline.v1.HubService/UnblockNumber',
+                request_serializer=stopline_dot_v1_dot_hub__pb2.UnblockNumberRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_hub__pb2.UnblockNumberResponse.FromString,
+                _registered_method=True)
+        self.ConcludeCase = channel.unary_unary(
+                '/stopline.v1.HubService/ConcludeCase',
+                request_serializer=stopline_dot_v1_dot_hub__pb2.ConcludeCaseRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_hub__pb2.ConcludeCaseResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeEscalation = channel.unary_unary(
+                '/stopline.v1.HubService/AcknowledgeEscalation',
+                request_serializer=stopline_dot_v1_dot_hub__pb2.AcknowledgeEscalationRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_hub__pb2.AcknowledgeEscalationResponse.FromString,
+                _registered_method=True)
+        self.ReportReturnResult = channel.unary_unary(
+                '/stopline.v1.HubService/ReportReturnResult',
+                request_serializer=stopline_dot_v1_dot_hub__pb2.ReportReturnResultRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_hub__pb2.ReportReturnResultResponse.FromString,
+                _registered_method=True)
+        self.FindCases = channel.unary_unary(
+                '/stopline.v1.HubService/FindCases',
+                request_serializer=stopline_dot_v1_dot_hub__pb2.FindCasesRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_hub__pb2.FindCasesResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -118,6 +143,49 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnblockNumber(self, request, context):
+        """Lift the block on a number blocked by mistake (role "approve"); the reason is recorded and
+        the telecom regulator told. NOT_FOUND for a number the case never blocked,
+        FAILED_PRECONDITION when it is not blocked now, INVALID_ARGUMENT without a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConcludeCase(self, request, context):
+        """An officer concludes a case (role "approve"): its frozen money goes back to the victims,
+        directly where it traces to one victim, otherwise pro rata after a 30-day public notice.
+        FAILED_PRECONDITION while money is still under a 48 h stop (freeze or release it first) or
+        when the case was concluded before.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeEscalation(self, request, context):
+        """The leader a large case was escalated to acknowledges that they direct it. Signed by that
+        leader's unit (PERMISSION_DENIED for anyone else); FAILED_PRECONDITION when the case is not
+        waiting for that unit's acknowledgement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportReturnResult(self, request, context):
+        """An institution's receipt for a return it acknowledged (RETURN_OUTCOME_ACCEPTED), signed by
+        that institution about its own account; FAILED_PRECONDITION when nobody waits for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindCases(self, request, context):
+        """Every case touching an account, a phone number or a device (role "read").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +213,31 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.ReportFreezeResult,
                     request_deserializer=stopline_dot_v1_dot_hub__pb2.ReportFreezeResultRequest.FromString,
                     response_serializer=stopline_dot_v1_dot_hub__pb2.ReportFreezeResultResponse.SerializeToString,
+            ),
+            'UnblockNumber': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnblockNumber,
+                    request_deserializer=stopline_dot_v1_dot_hub__pb2.UnblockNumberRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_hub__pb2.UnblockNumberResponse.SerializeToString,
+            ),
+            'ConcludeCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConcludeCase,
+                    request_deserializer=stopline_dot_v1_dot_hub__pb2.ConcludeCaseRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_hub__pb2.ConcludeCaseResponse.SerializeToString,
+            ),
+            'AcknowledgeEscalation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeEscalation,
+                    request_deserializer=stopline_dot_v1_dot_hub__pb2.AcknowledgeEscalationRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_hub__pb2.AcknowledgeEscalationResponse.SerializeToString,
+            ),
+            'ReportReturnResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportReturnResult,
+                    request_deserializer=stopline_dot_v1_dot_hub__pb2.ReportReturnResultRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_hub__pb2.ReportReturnResultResponse.SerializeToString,
+            ),
+            'FindCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindCases,
+                    request_deserializer=stopline_dot_v1_dot_hub__pb2.FindCasesRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_hub__pb2.FindCasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -287,6 +380,141 @@ class HubService:
             '/stopline.v1.HubService/ReportFreezeResult',
             stopline_dot_v1_dot_hub__pb2.ReportFreezeResultRequest.SerializeToString,
             stopline_dot_v1_dot_hub__pb2.ReportFreezeResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnblockNumber(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.HubService/UnblockNumber',
+            stopline_dot_v1_dot_hub__pb2.UnblockNumberRequest.SerializeToString,
+            stopline_dot_v1_dot_hub__pb2.UnblockNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConcludeCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.HubService/ConcludeCase',
+            stopline_dot_v1_dot_hub__pb2.ConcludeCaseRequest.SerializeToString,
+            stopline_dot_v1_dot_hub__pb2.ConcludeCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeEscalation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.HubService/AcknowledgeEscalation',
+            stopline_dot_v1_dot_hub__pb2.AcknowledgeEscalationRequest.SerializeToString,
+            stopline_dot_v1_dot_hub__pb2.AcknowledgeEscalationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportReturnResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.HubService/ReportReturnResult',
+            stopline_dot_v1_dot_hub__pb2.ReportReturnResultRequest.SerializeToString,
+            stopline_dot_v1_dot_hub__pb2.ReportReturnResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.HubService/FindCases',
+            stopline_dot_v1_dot_hub__pb2.FindCasesRequest.SerializeToString,
+            stopline_dot_v1_dot_hub__pb2.FindCasesResponse.FromString,
             options,
             channel_credentials,
             insecure,
