@@ -1,0 +1,116 @@
+"""What every activity that talks to an institution shares: seal the request with the hub's key,
+record it in the audit log before it leaves, send it, open the institution's signed answer (the
+signer must be the institution asked), check it against the request, record it, and map failures
+to what Temporal should retry and what no retry can mend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import grpc
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.convert import account_of
+from adapters.errors import NON_RETRYABLE_CODES, InstitutionError
+from audit.entry import AuditEntry, Direction
+from audit.log import AuditLog
+from audit.record import envelope_entry, refusal_entry
+from stopline.domain import ERR_ANSWER_REJECTED, ERR_ANSWER_UNVERIFIED, ERR_REQUEST_REJECTED
+from trust.envelope import open_envelope, seal
+from trust.errors import KeyNotValid, ReplayedEnvelope, StaleEnvelope, TrustError, UnknownSigner
+from trust.keys import KeySource, key_source
+from trust.registry import Registry
+from trust.replay import MemoryNonceCache, NonceCache
+
+log = structlog.get_logger("activities.exchange")
+
+# Failures that can heal by themselves: one side's registry lags a key rotation, clocks have
+# drifted, or an answer was replayed (an honest institution's next answer carries a fresh nonce).
+# A retry is safe (the institution replays its stored answer), but not for ever: after this many
+# calls the request is marked for an operator.
+HEALABLE_ATTEMPTS = 10
+
+
+class ExchangeActivities:
+    """Base of the activity classes: the hub's key, the registry, the audit log and the nonce
+    cache answers are checked against, and one signed request/answer exchange."""
+
+    _log = log  # subclasses log under their own name
+
+    def __init__(
+        self,
+        hub_key: KeySource,
+        registry: Callable[[], Registry],
+        audit: AuditLog | None = None,
+        replay: NonceCache | None = None,
+    ):
+        self._hub_key = key_source(hub_key)
+        self._replay = replay or MemoryNonceCache()
+        self._registry = registry
+        self._audit = audit
+
+    async def _record(self, entry: AuditEntry) -> None:
+        """Append to the audit log (a durable local write, off the event loop)."""
+        if self._audit is not None:
+            await asyncio.to_thread(self._audit.append, entry)
+
+    async def _exchange(self, request, send, answer_type, check, *, case_id: str, institution: str, what: str):
+        """Seal `request`, record it, send it with `send(institution, envelope)`, then open the
+        institution's signed answer as `answer_type` and `check(answer, attempt)` it. Raises what
+        Temporal should retry, or a final ApplicationError for what no retry can mend."""
+        info = activity.info()
+        bound = self._log.bind(case_id=case_id, workflow_id=info.workflow_id, institution=institution,
+                         step=info.activity_id, attempt=info.attempt)  # fmt: skip
+        healable = info.attempt < HEALABLE_ATTEMPTS
+        request_envelope = seal(request, self._hub_key())
+        where = {"case_id": case_id, "institution": institution}
+        # Recorded before it leaves: the log never lacks a message an institution received.
+        await self._record(envelope_entry(request_envelope, direction=Direction.OUT, **where))
+        try:
+            answer_envelope = await send(institution, request_envelope)
+        except InstitutionError as err:
+            bound.warning(f"{what} call failed", code=err.code.name if err.code else None, error=err.message)
+            if err.code in NON_RETRYABLE_CODES:  # the institution refused our message itself
+                await self._record(refusal_entry(request_envelope, direction=Direction.OUT, reason=str(err), **where))
+            if err.retryable or (err.code == grpc.StatusCode.UNAUTHENTICATED and healable):
+                raise  # Temporal retries with the workflow's policy
+            raise _final(str(err), ERR_REQUEST_REJECTED, info.attempt) from None
+
+        # The answer counts only if the institution asked signed it, about this very request.
+        # Anything else is refused and not acted on.
+        try:
+            answer = open_envelope(
+                answer_envelope, answer_type, self._registry(), expected_signer=institution, replay=self._replay
+            )
+            result = check(answer, info.attempt)
+        except (UnknownSigner, KeyNotValid, StaleEnvelope, ReplayedEnvelope) as err:
+            bound.error(f"{what} answer not verifiable", reason=str(err), will_retry=healable)
+            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
+            message = f"answer from {institution} not verifiable: {err}"
+            if healable:
+                raise ApplicationError(message, type=ERR_ANSWER_UNVERIFIED) from None
+            raise _final(message, ERR_ANSWER_REJECTED, info.attempt) from None
+        except (TrustError, ValueError) as err:
+            bound.error(f"{what} answer refused", reason=str(err))
+            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
+            raise _final(f"answer from {institution} refused: {err}", ERR_ANSWER_REJECTED, info.attempt) from None
+        await self._record(envelope_entry(answer_envelope, direction=Direction.IN, **where))
+        return result, bound
+
+
+def _final(message: str, error_type: str, attempt: int) -> ApplicationError:
+    """A failure no retry can mend; carries how many calls it took, for operators."""
+    return ApplicationError(message, {"attempts": attempt}, type=error_type, non_retryable=True)
+
+
+def _echoes(req, answer) -> None:
+    """The answer is about this very request: key, case and account."""
+    if answer.idempotency_key != req.idempotency_key:
+        raise ValueError(f"answer is for request {answer.idempotency_key!r}, not {req.idempotency_key!r}")
+    if account_of(answer.account) != req.account:
+        raise ValueError(f"answer is about account {account_of(answer.account)}, not {req.account}")
+    if answer.case_id != req.case_id:
+        raise ValueError(f"answer is for case {answer.case_id!r}, not {req.case_id!r}")
