@@ -26,6 +26,9 @@ from trust.keys import key_id_for, public_key_b64, public_key_from_b64, raw_publ
 
 REGISTRY_VERSION = 1
 INSTITUTION_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# A number range a carrier holds: "+" and the first digits of the E.164 numbers in it (country
+# code included), e.g. "+86134". At most 15 digits, as E.164 numbers themselves.
+NUMBER_PREFIX_PATTERN = re.compile(r"^\+[1-9][0-9]{0,14}$")
 
 
 class InstitutionKind(StrEnum):
@@ -70,6 +73,13 @@ DEFAULT_ROLES: dict[InstitutionKind, frozenset[Role]] = {
 
 # Institutions that keep accounts and so can be asked to stop a payment.
 ACCOUNT_KEEPERS = frozenset({InstitutionKind.BANK, InstitutionKind.PAYMENT_COMPANY})
+# Regulators, and which regulator supervises each kind of institution when its entry names none.
+REGULATORS = frozenset({InstitutionKind.TELECOM_REGULATOR, InstitutionKind.BANK_REGULATOR})
+REGULATOR_BY_KIND: dict[InstitutionKind, InstitutionKind] = {
+    InstitutionKind.BANK: InstitutionKind.BANK_REGULATOR,
+    InstitutionKind.PAYMENT_COMPANY: InstitutionKind.BANK_REGULATOR,
+    InstitutionKind.CARRIER: InstitutionKind.TELECOM_REGULATOR,
+}
 
 
 def _parse_time(value: str | None, where: str) -> datetime | None:
@@ -105,6 +115,19 @@ def _parse_fingerprint(value, where: str) -> str | None:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
         raise RegistryError(f"{where}: {value!r} is not 64 lowercase hex digits (SHA-256 of the certificate's DER)")
     return value
+
+
+def _parse_prefixes(value, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RegistryError(f"{where}: must be a list of number prefixes such as \"+86134\"")
+    for i, prefix in enumerate(value):
+        if not isinstance(prefix, str) or not NUMBER_PREFIX_PATTERN.match(prefix):
+            raise RegistryError(f"{where}[{i}]: {prefix!r} is not \"+\" and 1-15 digits (an E.164 number prefix)")
+        if prefix in value[:i]:
+            raise RegistryError(f"{where}[{i}]: {prefix!r} is listed twice")
+    return tuple(value)
 
 
 @lru_cache(maxsize=4096)
@@ -160,6 +183,11 @@ class Institution:
     # Hex SHA-256 of the DER of the TLS certificate it must present; None: any certificate our
     # CA issued under its id.
     tls_cert_sha256: str | None = None
+    # A carrier's number ranges: E.164 prefixes ("+86134") of the numbers it was allocated. A
+    # number may since have been ported to another carrier (TelecomService.QueryNumber says).
+    number_prefixes: tuple[str, ...] = ()
+    # The id of the institution's regulator; None: the registry's regulator for its kind.
+    regulator: str | None = None
 
     @property
     def keeps_accounts(self) -> bool:
@@ -188,6 +216,28 @@ class Registry:
                         f"key id {key.key_id!r} belongs to both {key_owner[key.key_id]!r} and {inst.id!r}"
                     )
                 key_owner[key.key_id] = inst.id
+        self._prefixes: dict[str, str] = {}  # number prefix -> the carrier holding that range
+        for inst in institutions:
+            if inst.number_prefixes and inst.kind is not InstitutionKind.CARRIER:
+                raise RegistryError(f"institution {inst.id!r}: only a carrier holds number ranges (number_prefixes)")
+            for prefix in inst.number_prefixes:
+                if not NUMBER_PREFIX_PATTERN.match(prefix):
+                    raise RegistryError(f"institution {inst.id!r}: number prefix {prefix!r} is not \"+\" and 1-15 digits")
+                if prefix in self._prefixes and self._prefixes[prefix] != inst.id:
+                    raise RegistryError(
+                        f"number prefix {prefix!r} is held by both {self._prefixes[prefix]!r} and {inst.id!r}"
+                    )
+                self._prefixes[prefix] = inst.id
+        for inst in institutions:
+            if inst.regulator is None:
+                continue
+            regulator = self._by_id.get(inst.regulator)
+            if regulator is None:
+                raise RegistryError(f"institution {inst.id!r}: its regulator {inst.regulator!r} is not in the registry")
+            if regulator.kind not in REGULATORS:
+                raise RegistryError(
+                    f"institution {inst.id!r}: its regulator {inst.regulator!r} is a {regulator.kind.value}, not a regulator"
+                )
 
     def __contains__(self, institution_id: str) -> bool:
         return institution_id in self._by_id
@@ -209,6 +259,52 @@ class Registry:
         if not inst.endpoint:
             raise RegistryError(f"institution {institution_id!r} has no endpoint in the registry")
         return inst.endpoint
+
+    # --- numbers and regulators ------------------------------------------------------------
+
+    def carrier_for_number(self, number: str) -> str | None:
+        """The carrier holding the longest number prefix `number` starts with (the range holder:
+        it serves the number unless the number was ported away), or None if no carrier on the
+        platform holds its range."""
+        for end in range(len(number), 1, -1):
+            holder = self._prefixes.get(number[:end])
+            if holder is not None:
+                return holder
+        return None
+
+    def _only_one(self, kind: InstitutionKind) -> str:
+        found = [inst.id for inst in self._by_id.values() if inst.kind is kind]
+        if not found:
+            raise RegistryError(f"the registry lists no {kind.value}")
+        if len(found) > 1:
+            raise RegistryError(
+                f"the registry lists {len(found)} of kind {kind.value} ({', '.join(found)}): "
+                "name the right one in each institution's 'regulator'"
+            )
+        return found[0]
+
+    def telecom_regulator(self) -> str:
+        """The one telecom regulator on the registry (told of every number blocked or unblocked;
+        carriers' regulator). RegistryError if there is none, or more than one."""
+        return self._only_one(InstitutionKind.TELECOM_REGULATOR)
+
+    def bank_regulator(self) -> str:
+        """The one bank regulator on the registry (banks' and payment companies' regulator)."""
+        return self._only_one(InstitutionKind.BANK_REGULATOR)
+
+    def regulator_of(self, institution_id: str) -> str:
+        """Who supervises `institution_id`: its entry's `regulator`, else the registry's regulator
+        for its kind (banks and payment companies: the bank regulator; carriers: the telecom
+        regulator). RegistryError when it has none."""
+        inst = self._by_id.get(institution_id)
+        if inst is None:
+            raise RegistryError(f"institution {institution_id!r} is not in the registry")
+        if inst.regulator is not None:
+            return inst.regulator
+        kind = REGULATOR_BY_KIND.get(inst.kind)
+        if kind is None:
+            raise RegistryError(f"institution {institution_id!r} is a {inst.kind.value}: it has no regulator")
+        return self._only_one(kind)
 
     def key_for(self, signer: str, key_id: str, *, at: datetime, now: datetime | None = None) -> RegisteredKey:
         """The registered key `signer` signed with at time `at`. With `now` (live traffic), a key
@@ -281,6 +377,12 @@ class Registry:
             endpoint = entry.get("endpoint")
             if endpoint is not None and (not isinstance(endpoint, str) or ":" not in endpoint):
                 raise RegistryError(f"{where}.endpoint: {endpoint!r} is not host:port")
+            prefixes = _parse_prefixes(entry.get("number_prefixes"), f"{where}.number_prefixes")
+            if prefixes and kind is not InstitutionKind.CARRIER:
+                raise RegistryError(f"{where}.number_prefixes: only a carrier holds number ranges, this is a {kind.value}")
+            regulator = entry.get("regulator")
+            if regulator is not None and (not isinstance(regulator, str) or not INSTITUTION_ID_PATTERN.match(regulator)):
+                raise RegistryError(f"{where}.regulator: {regulator!r} is not an institution id")
             institutions.append(
                 Institution(
                     id=inst_id,
@@ -290,6 +392,8 @@ class Registry:
                     keys=tuple(keys),
                     roles=_parse_roles(entry.get("roles"), f"{where}.roles"),
                     tls_cert_sha256=_parse_fingerprint(entry.get("tls_cert_sha256"), f"{where}.tls_cert_sha256"),
+                    number_prefixes=prefixes,
+                    regulator=regulator,
                 )
             )
         return cls(institutions)
@@ -302,21 +406,24 @@ class Registry:
                 d[name] = d[name].isoformat() if d[name] else None
             return d
 
-        return {
-            "version": REGISTRY_VERSION,
-            "institutions": [
-                {
-                    "id": inst.id,
-                    "name": inst.name,
-                    "kind": inst.kind.value,
-                    "roles": sorted(role.value for role in inst.effective_roles),
-                    "endpoint": inst.endpoint,
-                    "tls_cert_sha256": inst.tls_cert_sha256,
-                    "keys": [key_dict(k) for k in inst.keys],
-                }
-                for inst in self._by_id.values()
-            ],
-        }
+        def entry(inst: Institution) -> dict:
+            d = {
+                "id": inst.id,
+                "name": inst.name,
+                "kind": inst.kind.value,
+                "roles": sorted(role.value for role in inst.effective_roles),
+                "endpoint": inst.endpoint,
+                "tls_cert_sha256": inst.tls_cert_sha256,
+                "keys": [key_dict(k) for k in inst.keys],
+            }
+            # Written only when set, so registries without them read exactly as before.
+            if inst.number_prefixes:
+                d["number_prefixes"] = list(inst.number_prefixes)
+            if inst.regulator is not None:
+                d["regulator"] = inst.regulator
+            return d
+
+        return {"version": REGISTRY_VERSION, "institutions": [entry(inst) for inst in self._by_id.values()]}
 
     @classmethod
     def load(cls, path: Path) -> Registry:
