@@ -6,6 +6,7 @@ to what Temporal should retry and what no retry can mend."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 import grpc
@@ -52,10 +53,11 @@ class ExchangeActivities:
         self._registry = registry
         self._audit = audit
 
-    async def _record(self, entry: AuditEntry) -> None:
-        """Append to the audit log (a durable local write, off the event loop)."""
+    async def _record(self, entry: AuditEntry, idempotency_key: str | None = None) -> None:
+        """Append to the audit log (a durable local write, off the event loop); with the key of
+        the request it belongs to, indexed under it (how a breach report finds its evidence)."""
         if self._audit is not None:
-            await asyncio.to_thread(self._audit.append, entry)
+            await asyncio.to_thread(functools.partial(self._audit.append, entry, idempotency_key=idempotency_key))
 
     async def _exchange(self, request, send, answer_type, check, *, case_id: str, institution: str, what: str):
         """Seal `request`, record it, send it with `send(institution, envelope)`, then open the
@@ -67,14 +69,17 @@ class ExchangeActivities:
         healable = info.attempt < HEALABLE_ATTEMPTS
         request_envelope = seal(request, self._hub_key())
         where = {"case_id": case_id, "institution": institution}
+        # Every entry of this exchange is indexed under the request's idempotency key: each
+        # attempt sent, and what came back.
+        key = getattr(request, "idempotency_key", "") or None
         # Recorded before it leaves: the log never lacks a message an institution received.
-        await self._record(envelope_entry(request_envelope, direction=Direction.OUT, **where))
+        await self._record(envelope_entry(request_envelope, direction=Direction.OUT, **where), key)
         try:
             answer_envelope = await send(institution, request_envelope)
         except InstitutionError as err:
             bound.warning(f"{what} call failed", code=err.code.name if err.code else None, error=err.message)
             if err.code in NON_RETRYABLE_CODES:  # the institution refused our message itself
-                await self._record(refusal_entry(request_envelope, direction=Direction.OUT, reason=str(err), **where))
+                await self._record(refusal_entry(request_envelope, direction=Direction.OUT, reason=str(err), **where), key)
             if err.retryable or (err.code == grpc.StatusCode.UNAUTHENTICATED and healable):
                 raise  # Temporal retries with the workflow's policy
             raise _final(str(err), ERR_REQUEST_REJECTED, info.attempt) from None
@@ -88,16 +93,16 @@ class ExchangeActivities:
             result = check(answer, info.attempt)
         except (UnknownSigner, KeyNotValid, StaleEnvelope, ReplayedEnvelope) as err:
             bound.error(f"{what} answer not verifiable", reason=str(err), will_retry=healable)
-            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
+            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where), key)
             message = f"answer from {institution} not verifiable: {err}"
             if healable:
                 raise ApplicationError(message, type=ERR_ANSWER_UNVERIFIED) from None
             raise _final(message, ERR_ANSWER_REJECTED, info.attempt) from None
         except (TrustError, ValueError) as err:
             bound.error(f"{what} answer refused", reason=str(err))
-            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where))
+            await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where), key)
             raise _final(f"answer from {institution} refused: {err}", ERR_ANSWER_REJECTED, info.attempt) from None
-        await self._record(envelope_entry(answer_envelope, direction=Direction.IN, **where))
+        await self._record(envelope_entry(answer_envelope, direction=Direction.IN, **where), key)
         return result, bound
 
 

@@ -28,6 +28,13 @@ class AuditIntegrityError(Exception):
     """The stored log contradicts itself or a checkpoint already signed: nothing is signed."""
 
 
+@dataclass(frozen=True)
+class LoggedEntry:
+    index: int
+    entry: AuditEntry
+    leaf_hash: bytes  # RFC 6962 leaf hash, as stored
+
+
 class AuditLog:
     def __init__(self, store: AuditStore, signer: NoteSigner, origin: str, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY):
         self.store = store
@@ -41,14 +48,20 @@ class AuditLog:
         # it alongside its timer.
         self.checkpoint_due = threading.Event()
 
-    def append(self, *entries: AuditEntry) -> int:
+    def append(self, *entries: AuditEntry, idempotency_key: str | None = None) -> int:
         """Record entries; return the first one's index. Durable when this returns.
+
+        With `idempotency_key`, the entries are also indexed under it (in the same transaction;
+        outside the Merkle tree): `entries_for_key` finds them again, e.g. every signed attempt
+        of a request an institution left unanswered.
 
         Crossing a multiple of `checkpoint_every` only sets `checkpoint_due`. Signing here would
         put a checkpoint's cost (re-reading and re-hashing every leaf since this process last
         looked, all of them in a freshly started process, then signing and a synchronous commit)
         on whichever stop-payment happened to cross the boundary."""
-        first = self.store.append([e.encode() for e in entries])
+        leaves = [e.encode() for e in entries]
+        keys = [idempotency_key] * len(leaves) if idempotency_key else None
+        first = self.store.append(leaves, keys)
         if crosses_multiple(first, len(entries), self.checkpoint_every):
             self.checkpoint_due.set()
         return first
@@ -77,6 +90,15 @@ class AuditLog:
             return checkpoint  # nothing to vouch for yet, or signed already (by another process)
         self.store.add_checkpoint(size, sign_checkpoint(checkpoint, self.signer))
         return checkpoint
+
+    def entries_for_key(self, idempotency_key: str) -> list[LoggedEntry]:
+        """The entries appended under `idempotency_key`, in log order, each with its index and
+        stored leaf hash (what a LogEntryRef cites; an auditor re-hashes the leaf to check it)."""
+        found = []
+        for index in self.store.indexes_for_key(idempotency_key):
+            for stored_index, leaf, leaf_hash in self.store.leaves(index, index + 1):
+                found.append(LoggedEntry(stored_index, AuditEntry.decode(leaf), leaf_hash))
+        return found
 
     def prove_inclusion(self, index: int, size: int | None = None) -> tuple[int, list[bytes]]:
         hashes = leaf_hashes(self.store, size)

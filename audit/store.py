@@ -1,9 +1,17 @@
 """Where the audit log lives: one small interface, a SQLite file by default.
 
-A server database (PostgreSQL) can implement the same four operations for a multi-machine
+A server database (PostgreSQL) can implement the same few operations for a multi-machine
 deployment. The SQLite store takes entries from several processes at once (the index is assigned
 inside an IMMEDIATE transaction) and commits with synchronous=FULL, so an entry acknowledged to a
 caller survives the process being killed right after.
+
+Beside the entries, an index from idempotency keys to entry indexes (`entry_keys`): which entries
+carry the envelopes of one request to an institution, every attempt of it. It is written in the
+same transaction as the entries it points at, so it never names an entry that is not stored nor
+misses one that is; it is not part of the Merkle tree (the leaves, their hashes and the log's
+verification are exactly as without it), and whoever doubts it can rebuild it from the leaves.
+A log file made before the index existed opens as it is (the table is added, empty, and entries
+appended from then on are indexed).
 """
 
 from __future__ import annotations
@@ -18,8 +26,13 @@ from audit.merkle import hash_leaf
 
 
 class AuditStore(Protocol):
-    def append(self, leaves: Sequence[bytes]) -> int:
-        """Store the leaf data, in order; return the index of the first. Durable on return."""
+    def append(self, leaves: Sequence[bytes], keys: Sequence[str | None] | None = None) -> int:
+        """Store the leaf data, in order; return the index of the first. Durable on return.
+        keys[i], when given and not None, indexes leaves[i] under that idempotency key, in the
+        same transaction."""
+
+    def indexes_for_key(self, key: str) -> list[int]:
+        """The indexes of the entries appended under idempotency key `key`, in order."""
 
     def size(self) -> int: ...
 
@@ -51,6 +64,12 @@ class SqliteAuditStore:
                 size INTEGER PRIMARY KEY,
                 note TEXT NOT NULL
             );
+            -- Not part of the tree: which entries belong to one request (its idempotency key).
+            CREATE TABLE IF NOT EXISTS entry_keys (
+                idempotency_key TEXT NOT NULL,
+                idx INTEGER NOT NULL REFERENCES entries (idx),
+                PRIMARY KEY (idempotency_key, idx)
+            ) WITHOUT ROWID;
             """
         )
         # Reads get a connection and lock of their own: under WAL a reader never waits for a
@@ -65,7 +84,9 @@ class SqliteAuditStore:
         with self._read_lock:
             self._reader.close()
 
-    def append(self, leaves: Sequence[bytes]) -> int:
+    def append(self, leaves: Sequence[bytes], keys: Sequence[str | None] | None = None) -> int:
+        if keys is not None and len(keys) != len(leaves):
+            raise ValueError(f"{len(keys)} idempotency keys for {len(leaves)} entries")
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
             try:
@@ -74,6 +95,11 @@ class SqliteAuditStore:
                     "INSERT INTO entries (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
                     [(first + i, leaf, hash_leaf(leaf)) for i, leaf in enumerate(leaves)],
                 )
+                if keys is not None:
+                    self._conn.executemany(
+                        "INSERT INTO entry_keys (idempotency_key, idx) VALUES (?, ?)",
+                        [(key, first + i) for i, key in enumerate(keys) if key],
+                    )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -95,6 +121,13 @@ class SqliteAuditStore:
                     (lo, min(lo + batch, end)),
                 ).fetchall()
             yield from rows
+
+    def indexes_for_key(self, key: str) -> list[int]:
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT idx FROM entry_keys WHERE idempotency_key = ? ORDER BY idx", (key,)
+            ).fetchall()
+        return [idx for (idx,) in rows]
 
     def add_checkpoint(self, size: int, note: str) -> None:
         with self._lock:

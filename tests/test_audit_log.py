@@ -458,3 +458,87 @@ def test_the_lowest_problem_wins_whatever_order_chunks_finish_in(log, signer, tm
     report = verify_log(store, [signer.verifier], ORIGIN, check, workers=2, chunk_entries=chunk_entries)
     assert (tmp_path / "high-checked").exists()
     assert report.problem == "entry 1: the lower problem" and report.entries == 1
+
+
+# --- the index from idempotency keys to entries (not part of the tree) -------------------------
+
+
+def test_entries_of_one_request_are_found_by_its_idempotency_key(tmp_path, signer):
+    log = AuditLog(SqliteAuditStore(tmp_path / "audit.db"), signer, ORIGIN, checkpoint_every=10)
+    key = "case-BX-1/number/+8617012345678/block/1"
+    log.append(entry(0))
+    first = log.append(entry(1), idempotency_key=key)  # attempt 1 out
+    log.append(entry(2), idempotency_key="case-BX-1/other/1")
+    log.append(entry(3))
+    second = log.append(entry(5), entry(7), idempotency_key=key)  # attempt 2 out, and again
+
+    found = log.entries_for_key(key)
+    assert [f.index for f in found] == [first, second, second + 1] == [1, 4, 5]
+    assert [f.entry for f in found] == [entry(1), entry(5), entry(7)]
+    stored = {i: (leaf, h) for i, leaf, h in log.store.leaves()}
+    for f in found:
+        leaf, leaf_hash = stored[f.index]
+        assert f.leaf_hash == leaf_hash == hash_leaf(leaf) == hash_leaf(f.entry.encode())
+    assert log.entries_for_key("case-BX-1/never-sent/1") == []
+    # A process opening the file afresh reads the same index.
+    assert SqliteAuditStore(log.store.path).indexes_for_key(key) == [1, 4, 5]
+
+
+def test_the_key_index_changes_nothing_an_auditor_verifies(tmp_path, signer):
+    with_keys = AuditLog(SqliteAuditStore(tmp_path / "a.db"), signer, ORIGIN, checkpoint_every=10)
+    without = AuditLog(SqliteAuditStore(tmp_path / "b.db"), signer, ORIGIN, checkpoint_every=10)
+    for i in range(25):
+        with_keys.append(entry(i), idempotency_key=f"key-{i % 4}")
+        without.append(entry(i))
+    assert with_keys.checkpoint() == without.checkpoint()  # same size, same root
+    assert list(with_keys.store.leaves()) == list(without.store.leaves())
+    assert verify(with_keys, signer).ok
+    # The index is not evidence: deleting it (or all of it) leaves a log that verifies.
+    tamper(with_keys, "DELETE FROM entry_keys")
+    assert verify(with_keys, signer).ok
+    assert with_keys.entries_for_key("key-1") == []
+
+
+def test_an_index_row_is_written_with_its_entry_or_not_at_all(tmp_path, signer):
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    with pytest.raises(ValueError, match="2 idempotency keys for 1 entries"):
+        store.append([entry(0).encode()], ["k", "k"])
+    assert store.size() == 0
+    assert store.append([entry(0).encode()], ["k"]) == 0
+    # An index row that cannot be written (a stray row already claims the next index) rolls the
+    # entry back with it: the log never holds an entry its index should name and does not.
+    conn = sqlite3.connect(store.path)
+    conn.execute("INSERT INTO entry_keys (idempotency_key, idx) VALUES ('dup', 1)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(sqlite3.IntegrityError):
+        store.append([entry(1).encode()], ["dup"])
+    assert store.size() == 1
+    assert store.indexes_for_key("k") == [0]
+
+
+def test_a_log_made_before_the_key_index_opens_and_verifies(tmp_path, signer):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL);
+        CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL);
+        """
+    )
+    conn.executemany(
+        "INSERT INTO entries (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
+        [(i, entry(i).encode(), hash_leaf(entry(i).encode())) for i in range(12)],
+    )
+    conn.commit()
+    conn.close()
+
+    log = AuditLog(SqliteAuditStore(path), signer, ORIGIN)
+    log.checkpoint()
+    assert verify(log, signer).ok
+    assert log.entries_for_key("anything") == []
+    index = log.append(entry(12), idempotency_key="new-key")
+    assert [f.index for f in log.entries_for_key("new-key")] == [index] == [12]
+    log.checkpoint()
+    report = verify(log, signer)
+    assert report.ok and report.entries == 13
