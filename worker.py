@@ -20,8 +20,9 @@ from trust.registry import Registry
 from trust.replay import NonceCache
 from workflows.case import CaseWorkflow
 from workflows.hold import HoldWorkflow
+from workflows.number import NumberWorkflow
 
-WORKFLOWS = [CaseWorkflow, HoldWorkflow]
+WORKFLOWS = [CaseWorkflow, HoldWorkflow, NumberWorkflow]
 
 
 def build_worker(

@@ -6,19 +6,29 @@ from activities.convert import account_pb, money_pb, timestamp_pb
 from stopline.domain import (
     AccountStop,
     Amount,
+    BreachView,
     CaseStatus,
     CaseView,
+    EscalationLevel,
+    EscalationView,
     FlowKind,
     HoldState,
     MoneyFlow,
+    NumberState,
+    NumberView,
+    RequestType,
+    ReturnState,
+    ReturnView,
     StopState,
     stop_step_id,
 )
-from stopline.v1 import hub_pb2
+from stopline.v1 import hub_pb2, regulator_pb2
 
 CASE_STATUS_PB = {
     CaseStatus.STOPPING: hub_pb2.CASE_STATUS_STOPPING,
     CaseStatus.STOPS_ANSWERED: hub_pb2.CASE_STATUS_STOPS_ANSWERED,
+    CaseStatus.CONCLUDED: hub_pb2.CASE_STATUS_CONCLUDED,
+    CaseStatus.CLOSED: hub_pb2.CASE_STATUS_CLOSED,
 }
 CASE_STATUS_OF_PB = {v: k for k, v in CASE_STATUS_PB.items()}
 
@@ -40,7 +50,61 @@ HOLD_STATE_PB = {
     HoldState.FROZEN: hub_pb2.HOLD_STATE_FROZEN,
     HoldState.RELEASING: hub_pb2.HOLD_STATE_RELEASING,
     HoldState.RELEASED: hub_pb2.HOLD_STATE_RELEASED,
+    HoldState.RETURNING: hub_pb2.HOLD_STATE_RETURNING,
+    HoldState.RETURNED: hub_pb2.HOLD_STATE_RETURNED,
 }
+
+NUMBER_STATE_PB = {state: hub_pb2.NumberState.Value(f"NUMBER_STATE_{state.name}") for state in NumberState}
+RETURN_STATE_PB = {state: hub_pb2.ReturnState.Value(f"RETURN_STATE_{state.name}") for state in ReturnState}
+ESCALATION_LEVEL_PB = {level: hub_pb2.EscalationLevel.Value(f"ESCALATION_LEVEL_{level.name}") for level in EscalationLevel}
+REQUEST_TYPE_PB = {t: regulator_pb2.RequestType.Value(f"REQUEST_TYPE_{t.name}") for t in RequestType}
+
+
+def _at(msg, field: str, when) -> None:
+    if when is not None:
+        getattr(msg, field).CopyFrom(timestamp_pb(when))
+
+
+def number_pb(view: NumberView) -> hub_pb2.NumberBlock:
+    msg = hub_pb2.NumberBlock(
+        phone_number=view.phone_number, carrier=view.carrier, state=NUMBER_STATE_PB[view.state],
+        block_id=view.block_id, detail=view.detail, unblock_reason=view.unblock_reason,
+        regulator_notified=view.regulator_notified,
+    )  # fmt: skip
+    _at(msg, "blocked_at", view.blocked_at)
+    _at(msg, "unblocked_at", view.unblocked_at)
+    return msg
+
+
+def escalation_pb(view: EscalationView) -> hub_pb2.Escalation:
+    msg = hub_pb2.Escalation(
+        level=ESCALATION_LEVEL_PB[view.level], directed_by=view.directed_by, acknowledged=view.acknowledged,
+        acknowledged_by_officer=view.acknowledged_by_officer,
+        events=[hub_pb2.HoldEvent(at=timestamp_pb(e.at), what=e.what) for e in view.events],
+    )  # fmt: skip
+    _at(msg, "escalated_at", view.escalated_at)
+    _at(msg, "acknowledge_by", view.acknowledge_by)
+    _at(msg, "acknowledged_at", view.acknowledged_at)
+    return msg
+
+
+def return_pb(view: ReturnView) -> hub_pb2.FundsReturn:
+    msg = hub_pb2.FundsReturn(
+        account=account_pb(view.account), victim_account=account_pb(view.victim_account), amount=money_pb(view.amount),
+        state=RETURN_STATE_PB[view.state], rule=view.rule, return_id=view.return_id, detail=view.detail,
+    )  # fmt: skip
+    _at(msg, "notice_ends_at", view.notice_ends_at)
+    _at(msg, "due_by", view.due_by)
+    _at(msg, "returned_at", view.returned_at)
+    return msg
+
+
+def breach_pb(view: BreachView) -> hub_pb2.BreachNotice:
+    msg = hub_pb2.BreachNotice(institution=view.institution, request_type=REQUEST_TYPE_PB[view.request_type],
+                               regulator=view.regulator, reference=view.reference)  # fmt: skip
+    _at(msg, "reported_at", view.reported_at)
+    _at(msg, "answer_due_at", view.answer_due_at)
+    return msg
 
 FLOW_KIND_PB = {
     FlowKind.ONWARD: hub_pb2.FLOW_KIND_ONWARD,
@@ -83,6 +147,9 @@ def account_stop_pb(stop: AccountStop, attempts: int = 0, last_error: str = "") 
         stops_used=stop.stops_used,
         hold_events=[hub_pb2.HoldEvent(at=timestamp_pb(e.at), what=e.what) for e in stop.hold_events],
     )
+    if stop.returned is not None:
+        msg.returned.CopyFrom(money_pb(stop.returned))
+
     if stop.freeze_decision_due_at is not None:
         msg.freeze_decision_due_at.CopyFrom(timestamp_pb(stop.freeze_decision_due_at))
     if stop.hold_expires_at is not None:
@@ -118,4 +185,15 @@ def case_view_pb(view: CaseView, pending: dict[str, tuple[int, str]] | None = No
         total_abroad=money_pb(view.total_abroad or zero),
         total_at_large=money_pb(view.total_at_large or zero),
         total_released=money_pb(view.total_released or zero),
+        total_returned=money_pb(view.total_returned or zero),
+        victims=[hub_pb2.Victim(account=account_pb(v.account), lost=money_pb(v.lost), case_id=v.case_id) for v in view.victims],
+        linked_cases=[
+            hub_pb2.LinkedCase(case_id=c.case_id, reporting_unit=c.reporting_unit, total_reported=money_pb(c.total_reported),
+                               shared=c.shared, linked_at=timestamp_pb(c.linked_at))
+            for c in view.linked_cases
+        ],  # fmt: skip
+        numbers=[number_pb(n) for n in view.numbers],
+        escalation=escalation_pb(view.escalation) if view.escalation is not None else None,
+        returns=[return_pb(r) for r in view.returns],
+        breaches=[breach_pb(b) for b in view.breaches],
     )

@@ -35,7 +35,7 @@ REPORT_BREACH = "report_breach"
 REQUEST_RETURN_FUNDS = "request_return_funds"
 NUMBER_CHANGED_SIGNAL = "number_changed"
 UNBLOCK_NUMBER_UPDATE = "unblock_number"
-RETURN_FUNDS_UPDATE = "return_funds"
+RETURN_FUNDS_SIGNAL = "return_funds"
 RETURN_RESULT_UPDATE = "return_result"
 CONCLUDE_CASE_UPDATE = "conclude_case"
 LINK_CASE_UPDATE = "link_case"
@@ -44,6 +44,7 @@ BREACH_REPORTED_SIGNAL = "breach_reported"
 # Why an officer's decision was not accepted (ApplicationError types from the update validator).
 ERR_DECISION_INVALID = "DecisionInvalid"  # the decision itself is incomplete or too large
 ERR_DECISION_NOT_APPLICABLE = "DecisionNotApplicable"  # the hold is not in a state it applies to
+ERR_DECISION_NOT_PERMITTED = "DecisionNotPermitted"  # the signer may not take this decision
 
 # How many hops the chase follows from the victim's receiving accounts (hop 1) before recording
 # the rest as beyond reach; one real case ran to 87 accounts, most within 5 layers.
@@ -66,6 +67,14 @@ RENEWAL_REMINDER_LEAD = timedelta(days=7)
 # An institution that acknowledged a freeze must send its result within this; after it the hold
 # goes on as if no freeze had been asked (its own deadlines still run).
 FREEZE_ANSWER_DEADLINE = timedelta(hours=24)
+
+# Return of funds: pro rata returns wait for a 30-day public notice (other victims may come
+# forward); the institution completes each return within 3 working days and sends a receipt.
+PUBLIC_NOTICE = timedelta(days=30)
+RETURN_WORKING_DAYS = 3
+# Escalation: cases of 500,000 CNY or more are directed by a city-level leader.
+ESCALATION_THRESHOLD_MINOR = 50_000_000
+ESCALATION_CURRENCY = "CNY"
 
 # Search attributes: what operators filter on in `temporal workflow list --query` and the Web UI.
 # No personal data goes here (no names, no account numbers): only ids, status and amounts.
@@ -306,6 +315,8 @@ class StopState(StrEnum):
 class CaseStatus(StrEnum):
     STOPPING = "stopping"
     STOPS_ANSWERED = "stops_answered"
+    CONCLUDED = "concluded"  # an officer concluded it: frozen money is going back to victims
+    CLOSED = "closed"  # nothing held, frozen or being returned any more
 
 
 @dataclass
@@ -328,6 +339,10 @@ class AccountStop:
     stops_used: int = 0
     freeze_decision_due_at: datetime | None = None
     hold_events: list[HoldEvent] = field(default_factory=list)
+    # Of what the stop held, how much went back to the victims (after the case was concluded).
+    returned: Amount | None = None
+    # The victims whose money reached this account (the chase carries them hop to hop).
+    victims: list[Account] = field(default_factory=list)
 
 
 class HoldState(StrEnum):
@@ -340,10 +355,12 @@ class HoldState(StrEnum):
     FROZEN = "frozen"  # frozen for 6 months; renew before expiry
     RELEASING = "releasing"  # a release was decided; the institution is being asked
     RELEASED = "released"  # released on an officer's decision
+    RETURNING = "returning"  # frozen money is being returned to victims
+    RETURNED = "returned"  # all of it went back to victims
 
     @property
     def ended(self) -> bool:
-        return self in (HoldState.LAPSED, HoldState.RELEASED)
+        return self in (HoldState.LAPSED, HoldState.RELEASED, HoldState.RETURNED)
 
 
 @dataclass(frozen=True)
@@ -357,6 +374,7 @@ class HoldInput:
     expires_at: datetime
     transfer_time: datetime
     holder_name: str = ""
+    deadlines: AnswerDeadlines = field(default_factory=lambda: AnswerDeadlines())
 
 
 @dataclass(frozen=True)
@@ -379,6 +397,8 @@ class HoldView:
     freeze_decision_due_at: datetime | None = None  # set once the decision has been asked for
     events: list[HoldEvent] = field(default_factory=list)
     freeze_id: str = ""
+    returns: list[ReturnView] = field(default_factory=list)  # every signal carries all of them
+    returned: Amount | None = None
 
 
 class DecisionKind(StrEnum):
@@ -509,6 +529,44 @@ class CaseView:
     # With the other totals it adds up to total_reported, to the fen.
     total_at_large: Amount | None = None
     total_released: Amount | None = None  # was held, then lapsed or released on a decision
+    total_returned: Amount | None = None  # went back to victims
+    victims: list[Victim] = field(default_factory=list)
+    linked_cases: list[LinkedCaseView] = field(default_factory=list)
+    numbers: list[NumberView] = field(default_factory=list)
+    escalation: EscalationView | None = None
+    returns: list[ReturnView] = field(default_factory=list)
+    breaches: list[BreachView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Victim:
+    account: Account
+    lost: Amount
+    case_id: str
+
+
+@dataclass
+class LinkedCaseView:
+    case_id: str
+    reporting_unit: str
+    total_reported: Amount
+    shared: str
+    linked_at: datetime
+
+
+@dataclass(frozen=True)
+class LinkCaseInput:
+    """A new case that shares an account, number or device with this one: it joins the chase."""
+
+    case: CaseInput
+    shared: str  # what they share, for operators ("account icbc/6222...")
+
+
+@dataclass(frozen=True)
+class ConclusionInput:
+    decided_by: str
+    officer: str
+    document_ref: str
 
 
 # --- supervision: answer deadlines and breach reports ------------------------------------------
@@ -794,3 +852,45 @@ class EscalationAckInput:
     unit: str  # the signer, as the gateway verified it
     officer: str
     note: str = ""
+
+
+class ReturnState(StrEnum):
+    NOTICE = "notice"
+    ORDERED = "ordered"
+    ACCEPTED = "accepted"
+    RETURNED = "returned"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+@dataclass
+class ReturnView:
+    account: Account
+    victim_account: Account
+    amount: Amount
+    rule: str  # "direct" or "pro rata"
+    state: ReturnState = ReturnState.ORDERED
+    notice_ends_at: datetime | None = None
+    due_by: datetime | None = None
+    return_id: str = ""
+    returned_at: datetime | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ReturnShare:
+    victim: Account
+    amount: Amount
+    rule: str
+
+
+@dataclass(frozen=True)
+class ReturnOrders:
+    """The case's order to a hold: pay these shares of the frozen money back (after the public
+    notice when one runs)."""
+
+    shares: list[ReturnShare]
+    decided_by: str
+    officer: str
+    document_ref: str
+    notice_ends_at: datetime | None = None

@@ -13,40 +13,73 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from stopline.domain import (
+        ACKNOWLEDGE_ESCALATION_UPDATE,
+        BREACH_REPORTED_SIGNAL,
         CASE_WORKFLOW,
+        CONCLUDE_CASE_UPDATE,
         ERR_ANSWER_REJECTED,
+        ERR_DECISION_INVALID,
+        ERR_DECISION_NOT_APPLICABLE,
+        ERR_DECISION_NOT_PERMITTED,
         ERR_REQUEST_REJECTED,
         HOLD_CHANGED_SIGNAL,
         HOLD_WORKFLOW,
+        LINK_CASE_UPDATE,
+        NUMBER_CHANGED_SIGNAL,
+        NUMBER_WORKFLOW,
+        PUBLIC_NOTICE,
+        RECORD_DECISION,
         REQUEST_ACCOUNT_QUERY,
         REQUEST_STOP_PAYMENT,
+        RETURN_FUNDS_SIGNAL,
         SA_STATUS,
         Account,
         AccountQueryInput,
         AccountQueryResult,
         AccountStop,
         Amount,
+        BreachView,
         CaseInput,
         CaseStatus,
         CaseView,
+        ConclusionInput,
+        DecisionRecord,
+        EscalationAckInput,
+        EscalationLevel,
+        EscalationPolicy,
+        EscalationView,
         FlowKind,
+        HoldEvent,
         HoldInput,
         HoldState,
         HoldView,
+        LinkCaseInput,
+        LinkedCaseView,
         MoneyFlow,
+        NumberInput,
+        NumberView,
+        RequestType,
+        ReturnOrders,
+        ReturnShare,
+        ReturnView,
         StopOutcome,
         StopPaymentInput,
         StopPaymentResult,
         StopState,
+        Victim,
         hold_workflow_id,
+        number_workflow_id,
         query_step_id,
         stop_step_id,
         stop_targets,
     )
     from workflows.flow import follow, totals
+    from workflows.returns import FrozenPool, allocate
+    from workflows.supervision import answered_within
 
 MAX_CALLS_IN_FLIGHT = 64
 
@@ -86,6 +119,18 @@ class _Reached:
     asked: bool = False  # the stop-payment order is out: its amount can no longer grow
 
 
+# Recorded in new histories only: cases started before answer deadlines, numbers, linking and
+# escalation existed replay as they ran.
+_PATCH_WHOLE_CASE = "whole-case-2026-11"
+
+# Decisions a case takes (not an institution): recorded in the audit log.
+RECORD_TIMEOUT = timedelta(seconds=10)
+RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+
+# States in which a hold's money is not settled enough to conclude the case.
+_UNSETTLED = (HoldState.HELD, HoldState.EXTENDED, HoldState.FREEZING, HoldState.RELEASING, HoldState.RETURNING)
+
+
 @workflow.defn(name=CASE_WORKFLOW)
 class CaseWorkflow:
     @workflow.init
@@ -96,36 +141,57 @@ class CaseWorkflow:
         # One task per account reached, until its money is accounted for; kept so that a bug
         # in one fails the workflow task loudly instead of leaving the case waiting for ever.
         self._tasks: list[asyncio.Task] = []
-        # The hold workflows (one per account where money is held); the case stays open while
-        # any of them still watches a deadline.
-        self._holds: list[workflow.ChildWorkflowHandle] = []
+        # One task per hold workflow (one per account where money is held); the case stays
+        # open while any of them still watches a deadline or returns money.
+        self._holds: list[asyncio.Task] = []
         # At most this many calls to institutions in flight for one case: a thousand-account
         # chase goes out in waves a worker digests between operators' reads, and no bank gets
         # a thousand requests from one case at once.
         self._calls = asyncio.Semaphore(MAX_CALLS_IN_FLIGHT)
         self._status = CaseStatus.STOPPING
+        # The victims of this case and of the cases linked to it, in the order reported.
+        self._victims: dict[Account, Victim] = {}
+        self._linked: list[LinkedCaseView] = []
+        self._numbers: dict[str, NumberView] = {}
+        self._escalation: EscalationView | None = None
+        self._concluded: ConclusionInput | None = None
+        self._returns: dict[Account, list[ReturnView]] = {}
+        self._breaches: list[BreachView] = []
+        self._side: list[asyncio.Task] = []  # numbers being started, the escalation's clock
+        self._whole_case = False  # set in run: this history has the patch
 
     @workflow.run
     async def run(self, case: CaseInput) -> CaseView:
+        self._whole_case = workflow.patched(_PATCH_WHOLE_CASE)
         targets = stop_targets(case)
         workflow.logger.info(
             "case opened: asking %d institutions to stop payment, then following the money",
             len(targets),
             extra={"case_id": case.case_id},
         )
-        first_arrival: dict[Account, datetime] = {}
-        for t in case.transfers:
-            first_arrival[t.to_account] = min(first_arrival.get(t.to_account, t.transferred_at), t.transferred_at)
-        for target in targets:
-            self._reach(target.account, target.amount, first_arrival[target.account], 1,
-                        last_arrival_at=target.last_transfer_at, holder_name=target.holder_name)  # fmt: skip
-        while self._tasks:  # tracing an account can reach new ones: wait for those too
-            tasks, self._tasks = self._tasks, []
-            await asyncio.gather(*tasks)
-        self._set_status(CaseStatus.STOPS_ANSWERED)
-        # The chase is done; the holds' deadlines (freeze or lapse) run on in their workflows.
-        # One hold's failure (a bug, a terminated child) must not end the case and its siblings.
-        await asyncio.gather(*self._holds, return_exceptions=True)
+        self._add_victims(case)
+        self._chase_report(case)
+        if self._whole_case:
+            self._block_numbers(case)
+            self._maybe_escalate()
+        while True:
+            while self._tasks:  # tracing an account can reach new ones: wait for those too
+                tasks, self._tasks = self._tasks, []
+                await asyncio.gather(*tasks)
+            if self._concluded is None:
+                self._set_status(CaseStatus.STOPS_ANSWERED)
+            if not self._whole_case:
+                # The chase is done; the holds' deadlines (freeze or lapse) run on in their
+                # workflows. One hold's failure must not end the case and its siblings.
+                await asyncio.gather(*self._holds, return_exceptions=True)
+                return self.status()
+            # A linked case can join the chase until every hold has ended.
+            await workflow.wait_condition(lambda: bool(self._tasks) or all(t.done() for t in self._holds))
+            if not self._tasks:
+                break
+            if self._concluded is None:
+                self._set_status(CaseStatus.STOPPING)
+        self._set_status(CaseStatus.CLOSED)
         return self.status()
 
     @workflow.signal(name=HOLD_CHANGED_SIGNAL)
@@ -140,22 +206,39 @@ class CaseWorkflow:
         stop.hold_events.extend(view.events)  # each signal carries the events since the last
         stop.hold_id = view.hold_id
         stop.hold_expires_at = view.expires_at
-        # What the stop held stays split between still held and gone back to the account.
+        # What the stop held stays split between still held, gone back to the account and
+        # returned to victims.
         zero = Amount.zero(view.held.currency)
-        held_by_stop = (stop.held or zero) + (stop.released or zero)
+        held_by_stop = (stop.held or zero) + (stop.released or zero) + (stop.returned or zero)
+        stop.returned = view.returned if view.returned is not None else stop.returned
+        returned = stop.returned or zero
         stop.held = zero if view.state.ended else view.held
-        stop.released = Amount(held_by_stop.minor_units - stop.held.minor_units, view.held.currency)
+        stop.released = Amount(held_by_stop.minor_units - stop.held.minor_units - returned.minor_units, view.held.currency)
+        if view.returns:
+            self._returns[view.account] = list(view.returns)
+
+    @workflow.signal(name=NUMBER_CHANGED_SIGNAL)
+    def number_changed(self, view: NumberView) -> None:
+        if view.phone_number in self._numbers:
+            self._numbers[view.phone_number] = view
+
+    @workflow.signal(name=BREACH_REPORTED_SIGNAL)
+    def breach_reported(self, view: BreachView) -> None:
+        self._breaches.append(view)
 
     @workflow.query
     def status(self) -> CaseView:
         currency = self._case.currency
-        total_held = total_released = Amount.zero(currency)
+        total_held = total_released = total_returned = Amount.zero(currency)
         for reached in self._reached.values():
             if reached.stop.held is not None:
                 total_held = total_held + reached.stop.held
             if reached.stop.released is not None:
                 total_released = total_released + reached.stop.released
-        lost, abroad, at_large = totals(self._case.total, total_held, self._flows, total_released)
+            if reached.stop.returned is not None:
+                total_returned = total_returned + reached.stop.returned
+        reported = self._reported()
+        lost, abroad, at_large = totals(reported, total_held + total_returned, self._flows, total_released)
         info = workflow.info()
         return CaseView(
             case_id=self._case.case_id,
@@ -163,7 +246,7 @@ class CaseWorkflow:
             status=self._status,
             reporting_unit=self._case.reporting_unit,
             reported_at=self._case.reported_at,
-            total_reported=self._case.total,
+            total_reported=reported,
             total_held=total_held,
             stops=[r.stop for r in self._reached.values()],
             suspect_phone_numbers=list(self._case.suspect_phone_numbers),
@@ -173,31 +256,242 @@ class CaseWorkflow:
             total_abroad=abroad,
             total_at_large=at_large,
             total_released=total_released,
+            total_returned=total_returned,
+            victims=list(self._victims.values()),
+            linked_cases=list(self._linked),
+            numbers=list(self._numbers.values()),
+            escalation=self._escalation,
+            returns=[r for views in self._returns.values() for r in views],
+            breaches=list(self._breaches),
         )
+
+    def _reported(self) -> Amount:
+        """What this case and the cases linked to it reported lost."""
+        return Amount(sum(v.lost.minor_units for v in self._victims.values()), self._case.currency)
 
     def _set_status(self, status: CaseStatus) -> None:
         self._status = status
         workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
 
+    async def _record(self, institution: str, decision: str, details: dict) -> None:
+        """Into the audit log: a decision this case took (an escalation, a conclusion)."""
+        await workflow.execute_activity(
+            RECORD_DECISION, DecisionRecord(self._case.case_id, institution, decision, details),
+            start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+        )  # fmt: skip
+
+    # --- linked cases ------------------------------------------------------------------------
+
+    def _add_victims(self, case: CaseInput) -> None:
+        for t in case.transfers:
+            victim = self._victims.get(t.from_account)
+            lost = t.amount if victim is None else victim.lost + t.amount
+            self._victims[t.from_account] = Victim(t.from_account, lost, victim.case_id if victim else case.case_id)
+
+    def _chase_report(self, case: CaseInput) -> None:
+        """Stop the money at every account the report's victims paid, and follow it from there."""
+        first_arrival: dict[Account, datetime] = {}
+        victims: dict[Account, list[Account]] = {}
+        for t in case.transfers:
+            first_arrival[t.to_account] = min(first_arrival.get(t.to_account, t.transferred_at), t.transferred_at)
+            paid = victims.setdefault(t.to_account, [])
+            if t.from_account not in paid:
+                paid.append(t.from_account)
+        for target in stop_targets(case):
+            self._reach(target.account, target.amount, first_arrival[target.account], 1,
+                        last_arrival_at=target.last_transfer_at, holder_name=target.holder_name,
+                        victims=victims[target.account], case_id=case.case_id)  # fmt: skip
+
+    @workflow.update(name=LINK_CASE_UPDATE)
+    async def link_case(self, link: LinkCaseInput) -> str:
+        """A new case shares an account, number or device with this one: its victims' money
+        joins this chase (one chase for all), and they share in what is held."""
+        case = link.case
+        if case.case_id == self._case.case_id or any(c.case_id == case.case_id for c in self._linked):
+            return workflow.info().workflow_id  # reported again: already linked
+        self._linked.append(LinkedCaseView(case.case_id, case.reporting_unit, case.total, link.shared, workflow.now()))
+        workflow.logger.info("case %s linked (%s)", case.case_id, link.shared, extra={"case_id": self._case.case_id})
+        self._add_victims(case)
+        self._chase_report(case)
+        self._block_numbers(case)
+        self._maybe_escalate()
+        return workflow.info().workflow_id
+
+    @link_case.validator
+    def _check_link(self, link: LinkCaseInput) -> None:
+        if self._concluded is not None or self._status is CaseStatus.CLOSED:
+            raise ApplicationError(f"case {self._case.case_id} is {self._status.value}: it takes no new victims",
+                                   type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
+        if link.case.currency != self._case.currency:
+            raise ApplicationError(f"case {link.case.case_id} is in {link.case.currency}, "
+                                   f"case {self._case.case_id} in {self._case.currency}", type=ERR_DECISION_INVALID)  # fmt: skip
+
+    # --- numbers -----------------------------------------------------------------------------
+
+    def _block_numbers(self, case: CaseInput) -> None:
+        """One NumberWorkflow per suspect number (once, however many linked cases name it)."""
+        for number in case.suspect_phone_numbers:
+            if number in self._numbers:
+                continue
+            self._numbers[number] = NumberView(phone_number=number)
+            self._side.append(asyncio.create_task(self._start_number(case, number)))
+
+    async def _start_number(self, case: CaseInput, number: str) -> None:
+        info = workflow.info()
+        await workflow.start_child_workflow(
+            NUMBER_WORKFLOW,
+            NumberInput(
+                case_id=case.case_id, case_workflow_id=info.workflow_id, requested_by=case.reporting_unit,
+                phone_number=number, reason=f"suspect number in fraud case {case.case_id}", deadlines=self._case.deadlines,
+            ),
+            id=number_workflow_id(info.workflow_id, number),
+            # The block outlives the case; its workflow can still lift it afterwards.
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )  # fmt: skip
+
+    # --- escalation ----------------------------------------------------------------------------
+
+    def _maybe_escalate(self) -> None:
+        policy = self._case.escalation
+        if policy is None or self._escalation is not None:
+            return
+        reported = self._reported()
+        if reported.currency != policy.threshold.currency or reported.minor_units < policy.threshold.minor_units:
+            return
+        now = workflow.now()
+        self._escalation = EscalationView(
+            EscalationLevel.CITY, policy.city_unit, now, now + timedelta(seconds=policy.acknowledge_seconds)
+        )
+        self._side.append(asyncio.create_task(self._escalate(policy)))
+
+    async def _escalate(self, policy: EscalationPolicy) -> None:
+        """Directed by a city-level leader, who must acknowledge in time; else the province."""
+        view = self._escalation
+        assert view is not None
+        wait = timedelta(seconds=policy.acknowledge_seconds)
+        for level, unit in ((EscalationLevel.CITY, policy.city_unit), (EscalationLevel.PROVINCE, policy.province_unit)):
+            now = workflow.now()
+            view.level, view.directed_by, view.escalated_at, view.acknowledge_by = level, unit, now, now + wait
+            total = self._reported()
+            what = (f"{total.minor_units / 100:,.2f} {total.currency} reported: escalated to {unit} ({level.value} level); "
+                    f"acknowledgement due by {view.acknowledge_by.isoformat()}")  # fmt: skip
+            view.events.append(HoldEvent(now, what))
+            await self._record(unit, "case_escalated", {"level": level.value, "directed_by": unit,
+                                                        "reported_minor": total.minor_units, "currency": total.currency,
+                                                        "acknowledge_by": view.acknowledge_by.isoformat()})  # fmt: skip
+            try:
+                await workflow.wait_condition(lambda: view.acknowledged, timeout=wait)
+                return
+            except TimeoutError:
+                view.events.append(HoldEvent(workflow.now(), f"{unit} did not acknowledge by {view.acknowledge_by.isoformat()}"))
+        await self._record(policy.province_unit, "escalation_unacknowledged", {"directed_by": policy.province_unit})
+
+    @workflow.update(name=ACKNOWLEDGE_ESCALATION_UPDATE)
+    async def acknowledge_escalation(self, ack: EscalationAckInput) -> EscalationView:
+        view = self._escalation
+        assert view is not None
+        view.acknowledged, view.acknowledged_by_officer, view.acknowledged_at = True, ack.officer, workflow.now()
+        view.events.append(HoldEvent(workflow.now(), f"acknowledged by {ack.officer} of {ack.unit}" + (f": {ack.note}" if ack.note else "")))
+        await self._record(ack.unit, "escalation_acknowledged", {"level": view.level.value, "officer": ack.officer, "note": ack.note})
+        return view
+
+    @acknowledge_escalation.validator
+    def _check_acknowledgement(self, ack: EscalationAckInput) -> None:
+        view = self._escalation
+        if view is None:
+            raise ApplicationError(f"case {self._case.case_id} is not escalated", type=ERR_DECISION_NOT_APPLICABLE)
+        if view.acknowledged:
+            raise ApplicationError(f"already acknowledged by {view.acknowledged_by_officer}", type=ERR_DECISION_NOT_APPLICABLE)
+        if ack.unit != view.directed_by:
+            raise ApplicationError(f"the case is escalated to {view.directed_by}, not {ack.unit}", type=ERR_DECISION_NOT_PERMITTED)
+        if not ack.officer.strip():
+            raise ApplicationError("officer: required", type=ERR_DECISION_INVALID)
+
+    # --- conclusion and return of funds -------------------------------------------------------
+
+    @workflow.update(name=CONCLUDE_CASE_UPDATE)
+    async def conclude(self, conclusion: ConclusionInput) -> CaseView:
+        """Frozen money goes back to the victims: straight to the one victim it traces to,
+        otherwise pro rata (workflows/returns.py) after the public notice. Each hold carries out
+        its share with its institution."""
+        self._concluded = conclusion
+        self._set_status(CaseStatus.CONCLUDED)
+        pools = [
+            FrozenPool(r.stop.account, r.stop.held, tuple(r.stop.victims))
+            for r in self._reached.values()
+            if r.stop.hold_state is HoldState.FROZEN and r.stop.held is not None and r.stop.held.minor_units > 0
+        ]
+        losses = {v.account: v.lost for v in self._victims.values()}
+        allocations = allocate(pools, losses) if pools else []
+        pro_rata = any(a.rule != "direct" for a in allocations)
+        notice_ends_at = workflow.now() + PUBLIC_NOTICE if pro_rata else None
+        await self._record(conclusion.decided_by, "case_concluded", {
+            "officer": conclusion.officer, "document_ref": conclusion.document_ref,
+            "public_notice_ends_at": notice_ends_at.isoformat() if notice_ends_at else None,
+            "returns": [{"from": str(a.account), "to": str(a.victim), "amount_minor": a.amount.minor_units,
+                         "currency": a.amount.currency, "rule": a.rule} for a in allocations],
+        })  # fmt: skip
+        shares: dict[Account, list[ReturnShare]] = {}
+        for a in allocations:
+            shares.setdefault(a.account, []).append(ReturnShare(a.victim, a.amount, a.rule))
+        info = workflow.info()
+        for account, account_shares in shares.items():
+            orders = ReturnOrders(
+                shares=account_shares, decided_by=conclusion.decided_by, officer=conclusion.officer,
+                document_ref=conclusion.document_ref,
+                notice_ends_at=notice_ends_at if any(s.rule != "direct" for s in account_shares) else None,
+            )  # fmt: skip
+            self._returns[account] = [
+                ReturnView(account, s.victim, s.amount, s.rule, notice_ends_at=orders.notice_ends_at) for s in account_shares
+            ]
+            await workflow.get_external_workflow_handle(hold_workflow_id(info.workflow_id, account)).signal(
+                RETURN_FUNDS_SIGNAL, orders
+            )
+        return self.status()
+
+    @conclude.validator
+    def _check_conclusion(self, conclusion: ConclusionInput) -> None:
+        if self._concluded is not None:
+            raise ApplicationError(f"case {self._case.case_id} was concluded before", type=ERR_DECISION_NOT_APPLICABLE)
+        if self._status is CaseStatus.STOPPING:
+            raise ApplicationError("the chase is still running", type=ERR_DECISION_NOT_APPLICABLE)
+        if self._status is CaseStatus.CLOSED:
+            raise ApplicationError(f"case {self._case.case_id} is closed: nothing is held", type=ERR_DECISION_NOT_APPLICABLE)
+        for reached in self._reached.values():
+            state = reached.stop.hold_state
+            if state in _UNSETTLED:
+                raise ApplicationError(f"account {reached.stop.account} is {state.value}: freeze or release it first",
+                                       type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
+        if not conclusion.officer.strip():
+            raise ApplicationError("officer: required", type=ERR_DECISION_INVALID)
+        if not conclusion.document_ref.strip():
+            raise ApplicationError("document_ref: the conclusion document is required", type=ERR_DECISION_INVALID)
+
     # --- the chase ---------------------------------------------------------------------------
 
     def _reach(self, account: Account, amount: Amount, arrived_at: datetime, depth: int, *,
-               last_arrival_at: datetime, holder_name: str = "", source: Account | None = None) -> None:  # fmt: skip
+               last_arrival_at: datetime, holder_name: str = "", source: Account | None = None,
+               victims: list[Account] | None = None, case_id: str = "") -> None:  # fmt: skip
         """Disputed money reached `account`. One stop per account per case, ever: money that
         reaches an account whose order is already out is recorded, not asked for again."""
         reached = self._reached.get(account)
         if reached is None:
-            stop = AccountStop(account=account, requested=amount, depth=depth)
+            stop = AccountStop(account=account, requested=amount, depth=depth, victims=list(victims or []))
             self._reached[account] = _Reached(stop, arrived_at, last_arrival_at, holder_name)
             self._tasks.append(asyncio.create_task(self._trace(self._reached[account])))
-        elif not reached.asked:  # two transfers into one account in the same step: one order
+            return
+        for victim in victims or []:  # their money is here too: they share in what is held
+            if victim not in reached.stop.victims:
+                reached.stop.victims.append(victim)
+        if not reached.asked:  # two transfers into one account in the same step: one order
             reached.stop.requested = reached.stop.requested + amount
             reached.arrived_at = min(reached.arrived_at, arrived_at)
             reached.last_arrival_at = max(reached.last_arrival_at, last_arrival_at)
         else:
+            origin = f"case {case_id}" if source is None and case_id else str(source)
             self._flows.append(
                 MoneyFlow(account, amount, FlowKind.NOT_TRACED, moved_at=arrived_at,
-                          note=f"arrived from {source} after this account was asked to stop payment")  # fmt: skip
+                          note=f"arrived from {origin} after this account was asked to stop payment")  # fmt: skip
             )
 
     async def _trace(self, reached: _Reached) -> None:
@@ -225,7 +519,8 @@ class CaseWorkflow:
         for account, pieces in onward.items():
             amount = Amount(sum(f.amount.minor_units for f in pieces), stop.requested.currency)
             times = [f.moved_at or workflow.now() for f in pieces]
-            self._reach(account, amount, min(times), stop.depth + 1, last_arrival_at=max(times), source=stop.account)
+            self._reach(account, amount, min(times), stop.depth + 1, last_arrival_at=max(times), source=stop.account,
+                        victims=stop.victims)  # fmt: skip
         stop.traced = True
 
     async def _watch_hold(self, reached: _Reached, held: Amount) -> None:
@@ -246,10 +541,20 @@ class CaseWorkflow:
                 expires_at=stop.hold_expires_at,
                 transfer_time=reached.last_arrival_at,
                 holder_name=reached.holder_name,
+                deadlines=self._case.deadlines,
             ),
             id=hold_workflow_id(workflow.info().workflow_id, stop.account),
         )
-        self._holds.append(handle)
+        self._holds.append(asyncio.ensure_future(handle))
+
+    async def _supervised(self, call, request_type: RequestType, institution: str, key: str):
+        """The call, with its answer deadline watched (histories from before it: unwatched)."""
+        if not self._whole_case:
+            return await call
+        return await answered_within(
+            call, deadline=self._case.deadlines.of(request_type), case_id=self._case.case_id,
+            institution=institution, request_type=request_type, request_key=key, on_breach=self._breaches.append,
+        )  # fmt: skip
 
     async def _query(self, reached: _Reached) -> tuple[AccountQueryResult | None, str]:
         """The institution's verified account report, or why there is none."""
@@ -264,14 +569,17 @@ class CaseWorkflow:
         )
         try:
             async with self._calls:
-                report = await workflow.execute_activity(
-                    REQUEST_ACCOUNT_QUERY,
-                    request,
-                    result_type=AccountQueryResult,
-                    activity_id=step,
-                    start_to_close_timeout=QUERY_CALL_TIMEOUT,
-                    retry_policy=STOP_RETRY,
-                )
+                report = await self._supervised(
+                    workflow.execute_activity(
+                        REQUEST_ACCOUNT_QUERY,
+                        request,
+                        result_type=AccountQueryResult,
+                        activity_id=step,
+                        start_to_close_timeout=QUERY_CALL_TIMEOUT,
+                        retry_policy=STOP_RETRY,
+                    ),
+                    RequestType.ACCOUNT_QUERY, stop.account.institution, request.idempotency_key,
+                )  # fmt: skip
         except ActivityError as err:
             cause = err.cause
             return None, f"account query failed: {cause.message if cause is not None else err}"
@@ -294,14 +602,17 @@ class CaseWorkflow:
         )
         try:
             async with self._calls:
-                result = await workflow.execute_activity(
-                    REQUEST_STOP_PAYMENT,
-                    request,
-                    result_type=StopPaymentResult,
-                    activity_id=step,
-                    start_to_close_timeout=STOP_CALL_TIMEOUT,
-                    retry_policy=STOP_RETRY,
-                )
+                result = await self._supervised(
+                    workflow.execute_activity(
+                        REQUEST_STOP_PAYMENT,
+                        request,
+                        result_type=StopPaymentResult,
+                        activity_id=step,
+                        start_to_close_timeout=STOP_CALL_TIMEOUT,
+                        retry_policy=STOP_RETRY,
+                    ),
+                    RequestType.STOP_PAYMENT, stop.account.institution, request.idempotency_key,
+                )  # fmt: skip
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == ERR_ANSWER_REJECTED:

@@ -14,6 +14,7 @@ A child of CaseWorkflow, so its timers and events live in their own history.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -39,7 +40,12 @@ with workflow.unsafe.imports_passed_through():
         RENEWAL_REMINDER_LEAD,
         REQUEST_FREEZE,
         REQUEST_RELEASE,
+        REQUEST_RETURN_FUNDS,
         REQUEST_STOP_PAYMENT,
+        RETURN_FUNDS_SIGNAL,
+        RETURN_RESULT_UPDATE,
+        RETURN_WORKING_DAYS,
+        Amount,
         DecisionKind,
         DecisionRecord,
         FreezeCallback,
@@ -52,12 +58,26 @@ with workflow.unsafe.imports_passed_through():
         HoldView,
         ReleaseInput,
         ReleaseResult,
+        RequestType,
+        ReturnCallback,
+        ReturnInput,
+        ReturnOrders,
+        ReturnOutcome,
+        ReturnResult,
+        ReturnShare,
+        ReturnState,
+        ReturnView,
         StopOutcome,
         StopPaymentInput,
         StopPaymentResult,
         stop_step_id,
     )
+    from workflows.calendar import add_working_days
     from workflows.case import STOP_CALL_TIMEOUT, STOP_RETRY
+    from workflows.supervision import answered_within, report_breach
+
+# Recorded in new histories only: holds started before answer deadlines and returns replay as they ran.
+_PATCH_WHOLE_CASE = "hold-whole-case-2026-11"
 
 RECORD_TIMEOUT = timedelta(seconds=10)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
@@ -85,9 +105,18 @@ class HoldWorkflow:
         # An acknowledged freeze order whose result the institution will call back with.
         self._awaiting: FreezeInput | None = None
         self._callback: FreezeResult | None = None
+        # The case's order to return the frozen money to victims, and the institution's later
+        # receipts for returns it acknowledged (by idempotency key; None until it arrives).
+        self._orders: ReturnOrders | None = None
+        self._orders_arrived = False
+        self._returns_started = False
+        self._breached: set[str] = set()  # requests reported to the regulator (once each)
+        self._receipts: dict[str, ReturnResult | None] = {}
+        self._whole_case = False
 
     @workflow.run
     async def run(self, hold: HoldInput) -> HoldView:
+        self._whole_case = workflow.patched(_PATCH_WHOLE_CASE)
         while not self._view.state.ended:
             if self._decision is not None:
                 # Taken off before it is carried out: once its outcome is told (a signal the
@@ -95,6 +124,8 @@ class HoldWorkflow:
                 # Meanwhile the FREEZING/RELEASING state refuses any other.
                 decision, self._decision = self._decision, None
                 await self._carry_out(decision)
+            elif self._returns_due():
+                await self._return_funds()
             elif self._view.state is HoldState.FROZEN:
                 await self._watch_freeze()
             else:
@@ -160,6 +191,122 @@ class HoldWorkflow:
             raise ApplicationError(f"the result freezes {amount.minor_units} {amount.currency}, "
                                    f"more than the {awaiting.amount.minor_units} ordered", type=ERR_DECISION_INVALID)  # fmt: skip
 
+    async def _supervised(self, call, request_type: RequestType, key: str):
+        """The call, with its answer deadline watched (histories from before it: unwatched)."""
+        if not self._whole_case:
+            return await call
+        hold = self._hold
+
+        def breached(_view) -> None:
+            self._breached.add(key)
+
+        return await answered_within(
+            call, deadline=hold.deadlines.of(request_type), case_id=hold.case_id, institution=hold.account.institution,
+            request_type=request_type, request_key=key, on_breach=breached,
+        )  # fmt: skip
+
+    # --- return of the frozen money to victims --------------------------------------------
+
+    @workflow.signal(name=RETURN_FUNDS_SIGNAL)
+    def return_funds(self, orders: ReturnOrders) -> None:
+        """The case was concluded: pay these shares back (after the public notice, if any). The
+        case checked that the hold is frozen; once only."""
+        if self._orders is not None:
+            return
+        self._orders, self._orders_arrived = orders, True
+        state = ReturnState.NOTICE if orders.notice_ends_at is not None else ReturnState.ORDERED
+        self._view.returns = [
+            ReturnView(self._hold.account, s.victim, s.amount, s.rule, state=state, notice_ends_at=orders.notice_ends_at)
+            for s in orders.shares
+        ]
+
+    @workflow.update(name=RETURN_RESULT_UPDATE)
+    async def return_result(self, callback: ReturnCallback) -> HoldView:
+        """An institution's signed receipt for a return it acknowledged."""
+        self._receipts[callback.idempotency_key] = callback.result
+        return self._view
+
+    @return_result.validator
+    def _check_return_result(self, callback: ReturnCallback) -> None:
+        if callback.idempotency_key not in self._receipts or self._receipts[callback.idempotency_key] is not None:
+            raise ApplicationError(f"no return receipt is awaited for request {callback.idempotency_key!r}",
+                                   type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
+
+    def _returns_due(self) -> bool:
+        orders = self._orders
+        return (
+            orders is not None
+            and not self._returns_started
+            and self._view.state is HoldState.FROZEN
+            and (orders.notice_ends_at is None or workflow.now() >= orders.notice_ends_at)
+        )
+
+    async def _return_funds(self) -> None:
+        """Order every share at once; each is due in 3 working days, receipt included."""
+        orders, view = self._orders, self._view
+        assert orders is not None
+        self._returns_started = True
+        view.state = HoldState.RETURNING
+        due_by = add_working_days(workflow.now(), RETURN_WORKING_DAYS)
+        for r in view.returns:
+            r.state, r.due_by = ReturnState.ORDERED, due_by
+        await self._event(f"returning {sum(s.amount.minor_units for s in orders.shares)} {view.held.currency} to "
+                          f"{len(orders.shares)} victim(s) by {due_by.isoformat()}")  # fmt: skip
+        await asyncio.gather(*(self._return_share(i, share, orders, due_by) for i, share in enumerate(orders.shares)))
+        returned = sum(r.amount.minor_units for r in view.returns if r.state is ReturnState.RETURNED)
+        currency = view.held.currency
+        view.returned = Amount(returned + (view.returned.minor_units if view.returned else 0), currency)
+        view.held = Amount(view.held.minor_units - returned, currency)
+        view.state = HoldState.RETURNED if view.held.minor_units == 0 else HoldState.FROZEN
+        await self._record("funds_returned", {"returned_minor": returned, "currency": currency,
+                                              "still_frozen_minor": view.held.minor_units,
+                                              "returns": [{"to": str(r.victim_account), "amount_minor": r.amount.minor_units,
+                                                           "state": r.state.value, "return_id": r.return_id}
+                                                          for r in view.returns]})  # fmt: skip
+        left = f"; {view.held.minor_units} {currency} stays frozen" if view.held.minor_units else ""
+        await self._event(f"returned {returned} {currency} to the victims{left}")
+
+    async def _return_share(self, i: int, share: ReturnShare, orders: ReturnOrders, due_by: datetime) -> None:
+        hold, view = self._hold, self._view
+        r = view.returns[i]
+        step = f"return/{hold.account.institution}/{hold.account.number}/{share.victim.institution}/{share.victim.number}"
+        request = ReturnInput(
+            idempotency_key=f"{hold.case_workflow_id}/{step}/1", case_id=hold.case_id, account=hold.account,
+            freeze_id=view.freeze_id, to_account=share.victim, amount=share.amount, due_by=due_by,
+            decided_by=orders.decided_by, officer=orders.officer, document_ref=orders.document_ref,
+        )  # fmt: skip
+        # Awaited from before the order goes out: a fast bank's receipt may beat its own answer.
+        self._receipts[request.idempotency_key] = None
+
+        async def returned() -> ReturnResult:
+            result = await workflow.execute_activity(
+                REQUEST_RETURN_FUNDS, request, result_type=ReturnResult, activity_id=step,
+                start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
+            )  # fmt: skip
+            if result.outcome is ReturnOutcome.ACCEPTED:
+                r.state = ReturnState.ACCEPTED
+                await workflow.wait_condition(lambda: self._receipts.get(request.idempotency_key) is not None)
+                receipt = self._receipts[request.idempotency_key]
+                assert receipt is not None
+                return receipt
+            return result
+
+        try:
+            result = await answered_within(
+                returned(), deadline=due_by - workflow.now(), case_id=hold.case_id, institution=hold.account.institution,
+                request_type=RequestType.RETURN_FUNDS, request_key=request.idempotency_key,
+            )  # fmt: skip
+        except ActivityError as err:
+            r.state, r.detail = ReturnState.FAILED, (err.cause.message if err.cause is not None else str(err))
+            return
+        finally:
+            self._receipts.pop(request.idempotency_key, None)
+        if result.outcome is ReturnOutcome.RETURNED:
+            r.state, r.return_id, r.returned_at = ReturnState.RETURNED, result.return_id, result.returned_at or workflow.now()
+        else:
+            r.state = ReturnState.REFUSED
+        r.detail = result.detail
+
     async def _carry_out(self, decision: HoldDecisionInput) -> None:
         await self._record(f"{decision.kind.value}_decided", {
             "decided_by": decision.decided_by, "officer": decision.officer, "document_ref": decision.document_ref,
@@ -193,10 +340,10 @@ class HoldWorkflow:
         # Awaited from before the order goes out: a fast bank's callback may beat its own answer.
         self._awaiting, self._callback = request, None
         try:
-            result = await workflow.execute_activity(
+            result = await self._supervised(workflow.execute_activity(
                 REQUEST_FREEZE, request, result_type=FreezeResult, activity_id=f"{step}/{self._freezes}",
                 start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
-            )  # fmt: skip
+            ), RequestType.FREEZE, request.idempotency_key)  # fmt: skip
         except ActivityError as err:
             self._awaiting = self._callback = None
             view.state = before
@@ -227,6 +374,12 @@ class HoldWorkflow:
         except TimeoutError:
             self._awaiting = None
             self._view.state = before
+            if self._whole_case and request.idempotency_key not in self._breached:
+                self._breached.add(request.idempotency_key)
+                hold = self._hold
+                await report_breach(case_id=hold.case_id, institution=institution, request_type=RequestType.FREEZE,
+                                    request_key=request.idempotency_key, asked_at=request.approved_at,
+                                    due=workflow.now(), detail=f"acknowledged a freeze and sent no result within {FREEZE_ANSWER_DEADLINE}")  # fmt: skip
             await self._event(f"no freeze result from {institution} within {FREEZE_ANSWER_DEADLINE}; the hold goes on")
             return None
         result, self._awaiting, self._callback = self._callback, None, None
@@ -243,10 +396,10 @@ class HoldWorkflow:
             hold_id="" if view.freeze_id else view.hold_id, freeze_id=view.freeze_id,
         )  # fmt: skip
         try:
-            result = await workflow.execute_activity(
+            result = await self._supervised(workflow.execute_activity(
                 REQUEST_RELEASE, request, result_type=ReleaseResult, activity_id=f"{step}/{self._releases}",
                 start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
-            )  # fmt: skip
+            ), RequestType.RELEASE, request.idempotency_key)  # fmt: skip
         except ActivityError as err:
             view.state = self._before  # still held: an officer can decide again
             await self._event(f"release failed: {err.cause.message if err.cause is not None else err}")
@@ -305,17 +458,23 @@ class HoldWorkflow:
         self._view.freeze_decision_due_at = None
 
     async def _decided_by(self, when: datetime) -> bool:
-        """Wait (a durable timer on Temporal's clock) until `when`, or until an officer decides.
-        True if a decision came first."""
-        delay = when - workflow.now()
-        if self._decision is not None:
+        """Wait (a durable timer on Temporal's clock) until `when`, or until an officer decides
+        or returns to victims are due (the case's order, or the end of its public notice).
+        True if one of those came first."""
+        if self._decision is not None or self._returns_due():
             return True
+        wake = when
+        orders = self._orders
+        if orders is not None and orders.notice_ends_at is not None and not self._returns_started:
+            wake = min(when, orders.notice_ends_at)
+        delay = wake - workflow.now()
         if delay <= timedelta(0):
             return False
+        self._orders_arrived = False
         try:
-            await workflow.wait_condition(lambda: self._decision is not None, timeout=delay)
+            await workflow.wait_condition(lambda: self._decision is not None or self._orders_arrived, timeout=delay)
         except TimeoutError:
-            return False
+            return self._returns_due()
         return True
 
     async def _extend(self) -> bool:
@@ -334,10 +493,10 @@ class HoldWorkflow:
             extends_hold_id=self._view.hold_id,
         )
         try:
-            result = await workflow.execute_activity(
+            result = await self._supervised(workflow.execute_activity(
                 REQUEST_STOP_PAYMENT, request, result_type=StopPaymentResult, activity_id=f"{step}/2",
                 start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
-            )  # fmt: skip
+            ), RequestType.STOP_PAYMENT, request.idempotency_key)  # fmt: skip
         except ActivityError as err:
             cause = err.cause
             await self._event(f"second stop-payment failed: {cause.message if cause is not None else err}")

@@ -395,7 +395,7 @@ class CaseReceipt(_message.Message):
     def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., created: _Optional[bool] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AccountStop(_message.Message):
-    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at", "depth", "released", "traced", "hold_state", "stops_used", "freeze_decision_due_at", "hold_events")
+    __slots__ = ("account", "requested", "state", "held", "reason", "attempts", "last_error", "hold_id", "hold_expires_at", "answered_at", "depth", "released", "traced", "hold_state", "stops_used", "freeze_decision_due_at", "hold_events", "returned")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -413,6 +413,7 @@ class AccountStop(_message.Message):
     STOPS_USED_FIELD_NUMBER: _ClassVar[int]
     FREEZE_DECISION_DUE_AT_FIELD_NUMBER: _ClassVar[int]
     HOLD_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
     account: _common_pb2.AccountRef
     requested: _common_pb2.Money
     state: StopState
@@ -430,7 +431,8 @@ class AccountStop(_message.Message):
     stops_used: int
     freeze_decision_due_at: _timestamp_pb2.Timestamp
     hold_events: _containers.RepeatedCompositeFieldContainer[HoldEvent]
-    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., depth: _Optional[int] = ..., released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., traced: _Optional[bool] = ..., hold_state: _Optional[_Union[HoldState, str]] = ..., stops_used: _Optional[int] = ..., freeze_decision_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hold_events: _Optional[_Iterable[_Union[HoldEvent, _Mapping]]] = ...) -> None: ...
+    returned: _common_pb2.Money
+    def __init__(self, account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., requested: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[StopState, str]] = ..., held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., hold_id: _Optional[str] = ..., hold_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., depth: _Optional[int] = ..., released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., traced: _Optional[bool] = ..., hold_state: _Optional[_Union[HoldState, str]] = ..., stops_used: _Optional[int] = ..., freeze_decision_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hold_events: _Optional[_Iterable[_Union[HoldEvent, _Mapping]]] = ..., returned: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class HoldEvent(_message.Message):
     __slots__ = ("at", "what")
