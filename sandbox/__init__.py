@@ -1,15 +1,16 @@
 """Sandbox institutions: reference BankService servers that a bank's integrators (and the hub's
 tests) run to test against. Real gRPC servers with their own SQLite ledgers; they verify the hub's
 signature, sign their answers, honour idempotency keys, hold only what the balance allows, turn
-holds into freezes and release them on the hub's order, move money onward as mule accounts do
-unless it is held or frozen, and can be told to be slow, down or wrong.
+holds into freezes, release them and pay frozen money back to victims on the hub's order, move
+money onward as mule accounts do unless it is held or frozen, and can be told to be slow, down or
+wrong.
 
 Imports only the contract (stopline.v1) and the trust code, exactly as a bank's own
 implementation would; nothing that ships in the hub imports this package.
 """
 
 from sandbox.faults import Faults
-from sandbox.ledger import Abroad, Account, Freeze, Hold, Ledger, MoveRecord, Transfer
+from sandbox.ledger import Abroad, Account, Freeze, FundsReturn, Hold, Ledger, MoveRecord, Transfer
 from sandbox.money import End, MoneyMap, scenario_money_map
 from sandbox.mules import MoveResult, Mules
 from sandbox.scenario import Move, Scenario, ScenarioError, load_scenario, seed_shift
@@ -21,6 +22,7 @@ __all__ = [
     "End",
     "Faults",
     "Freeze",
+    "FundsReturn",
     "Hold",
     "Ledger",
     "MoneyMap",

@@ -1,15 +1,21 @@
 """BankService as one sandbox institution runs it: verify the hub's envelope, validate the order,
 apply it to the ledger at most once, answer with a signed envelope.
 
-The three orders (StopPayment, Freeze, Release) take the same steps (`_order`): the configured
-faults, the hub's signature and TLS peer, the field checks, one ledger transaction in a thread
-(idempotency key, decision and stored answer together), then the stored answer bytes sealed with
-the institution's key. A repeated key with the same order gets the byte-identical answer; the same
+The four orders (StopPayment, Freeze, Release, ReturnFunds) take the same steps (`_order`): the
+configured faults, the hub's signature and TLS peer, the field checks, one ledger transaction in a
+thread (idempotency key, decision and stored answer together), then the stored answer bytes sealed
+with the institution's key. A repeated key with the same order gets the byte-identical answer; the same
 key with another order (of any kind) is FAILED_PRECONDITION.
 
 Freeze (快速冻结) turns a stop-payment's hold still in force into a freeze on an officer's
 approval, or renews a freeze; Release releases a hold or freeze now. Their rules are on
 sandbox.ledger.Ledger.apply_freeze / apply_release; the field checks are sandbox.freezes.
+ReturnFunds (资金返还) pays frozen money back to a victim (Ledger.apply_return; field checks in
+sandbox.returns).
+
+A bank whose back office answers later (the faults freeze_result_after_seconds and
+return_receipt_after_seconds) acknowledges now and calls the hub back with its signed result
+through `call_hub_back`, which the running institution sets (sandbox.server).
 
 Protocol problems are gRPC errors (the status names what was wrong); business refusals are signed
 answers. The servicer imports only the contract and the trust code, as a real bank's would.
@@ -33,6 +39,7 @@ from google.protobuf.message import Message
 from sandbox.faults import Faults
 from sandbox.freezes import check_freeze, check_release
 from sandbox.ledger import IdempotencyConflict, Ledger, OrderResult
+from sandbox.returns import check_return
 from sandbox.wire import InvalidField, check_duration, check_money, require, to_datetime
 from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2, envelope_pb2
 from trust.envelope import open_envelope, seal, seal_bytes
@@ -70,8 +77,10 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             raise ValueError(f"signing key belongs to {signing_key.institution_id!r}, not {institution_id!r}")
         self.institution_id = institution_id
         self._key = signing_key
-        # Set by the running institution: sends a signed FreezeAnswer to the hub's callback RPC.
-        self.on_freeze_result: Callable[[envelope_pb2.Envelope], Awaitable[None]] | None = None
+        # Set by the running institution: call_hub_back(rpc, envelope) sends a signed result to the
+        # hub's callback RPC ("ReportFreezeResult", "ReportReturnResult"), retrying while the hub
+        # is unreachable.
+        self.call_hub_back: Callable[[str, envelope_pb2.Envelope], Awaitable[None]] | None = None
         self._callbacks: set[asyncio.Task] = set()
         self._registry = registry
         self._ledger = ledger
@@ -102,7 +111,7 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             self._ledger.apply_freeze, _freeze_summary,
         )  # fmt: skip
         later = self.faults.freeze_result_after_seconds
-        if later is None or self.on_freeze_result is None:
+        if later is None or self.call_hub_back is None:
             return bank_pb2.FreezeResponse(envelope=envelope)
         # A back office: the freeze is applied (and its answer stored, so a repeated order gets
         # the result itself), but the hub hears "acknowledged" now and the result by callback.
@@ -111,14 +120,21 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             idempotency_key=final.idempotency_key, case_id=final.case_id, account=final.account,
             outcome=bank_pb2.FREEZE_OUTCOME_ACCEPTED, detail="acknowledged: the result follows by callback",
         )  # fmt: skip
-        task = asyncio.create_task(self._call_back_later(later, envelope.payload))
-        self._callbacks.add(task)
-        task.add_done_callback(self._callbacks.discard)
+        self._call_back_later(later, "ReportFreezeResult", envelope)
         return bank_pb2.FreezeResponse(envelope=seal(acknowledged, self._answer_key()))
 
-    async def _call_back_later(self, delay: float, payload: bytes) -> None:
-        await asyncio.sleep(delay)
-        await self.on_freeze_result(seal_bytes(payload, bank_pb2.FreezeAnswer.DESCRIPTOR.full_name, self._answer_key()))
+    def _call_back_later(self, delay: float, rpc: str, envelope: envelope_pb2.Envelope) -> None:
+        """In `delay` seconds, send the answer `envelope` carries (its stored payload, in a fresh
+        envelope signed then) to the hub's callback `rpc`. The task runs on its own: the answer
+        to the order does not wait for it."""
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await self.call_hub_back(rpc, seal_bytes(envelope.payload, envelope.payload_type, self._answer_key()))
+
+        task = asyncio.create_task(later(), name=f"{self.institution_id}-{rpc}")
+        self._callbacks.add(task)
+        task.add_done_callback(self._callbacks.discard)
 
     async def Release(self, request: bank_pb2.ReleaseRequest, context) -> bank_pb2.ReleaseResponse:
         """Release one hold or freeze now (rules on Ledger.apply_release): exactly one of hold_id
@@ -129,6 +145,32 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             self._ledger.apply_release, _release_summary,
         )  # fmt: skip
         return bank_pb2.ReleaseResponse(envelope=envelope)
+
+    async def ReturnFunds(
+        self, request: bank_pb2.ReturnFundsRequest, context
+    ) -> bank_pb2.ReturnFundsResponse:
+        """Pay frozen money back to a victim (rules on Ledger.apply_return): RETURNED with the
+        return id and time, or a signed REFUSED receipt (unknown freeze, lapsed, released, more
+        than it keeps). Malformed orders, and an amount in another currency than the freeze's,
+        are INVALID_ARGUMENT naming the field. Under return_receipt_after_seconds the hub hears
+        ACCEPTED now and gets the receipt by HubService.ReportReturnResult later."""
+        envelope = await self._order(
+            request, context, bank_pb2.ReturnOrder, "return_funds", self._validate_return,
+            self._ledger.apply_return, _return_summary,
+        )  # fmt: skip
+        later = self.faults.return_receipt_after_seconds
+        if later is None or self.call_hub_back is None:
+            return bank_pb2.ReturnFundsResponse(envelope=envelope)
+        # A back office, as for freezes: applied and stored now, acknowledged now, receipt later.
+        final = bank_pb2.ReturnReceipt.FromString(envelope.payload)
+        accepted = bank_pb2.ReturnReceipt(
+            idempotency_key=final.idempotency_key, case_id=final.case_id, account=final.account,
+            to_account=final.to_account, outcome=bank_pb2.RETURN_OUTCOME_ACCEPTED,
+            returned=common_pb2.Money(minor_units=0, currency=final.returned.currency),
+            detail="accepted: the receipt follows by callback",
+        )  # fmt: skip
+        self._call_back_later(later, "ReportReturnResult", envelope)
+        return bank_pb2.ReturnFundsResponse(envelope=seal(accepted, self._answer_key()))
 
     async def QueryAccount(
         self, request: bank_pb2.QueryAccountRequest, context
@@ -272,6 +314,12 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         self._validate_common(order)
         check_release(order)
 
+    def _validate_return(self, order: bank_pb2.ReturnOrder) -> None:
+        """As _validate_order, then sandbox.returns.check_return (freeze_id, to_account, amount,
+        due_by, decided_by, officer, document_ref)."""
+        self._validate_common(order)
+        check_return(order)
+
     def _validate_query(self, query: bank_pb2.AccountQuery) -> datetime | None:
         """Raise InvalidField as _validate_order does; return transfers_since (None when unset)."""
         self._validate_common(query)
@@ -340,3 +388,12 @@ def _freeze_summary(answer: bank_pb2.FreezeAnswer) -> dict:
 
 def _release_summary(answer: bank_pb2.ReleaseAnswer) -> dict:
     return {"released_minor": answer.released.minor_units, "currency": answer.released.currency}
+
+
+def _return_summary(receipt: bank_pb2.ReturnReceipt) -> dict:
+    return {
+        "outcome": bank_pb2.ReturnOutcome.Name(receipt.outcome),
+        "returned_minor": receipt.returned.minor_units,
+        "currency": receipt.returned.currency,
+        "return_id": receipt.return_id,
+    }

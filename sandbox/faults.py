@@ -20,7 +20,7 @@ class FaultsError(ValueError):
 class Faults:
     # Sleep this long before handling each request (a slow bank; lets the hub's deadlines fire).
     delay_seconds: float = 0.0
-    # Apply the next N orders (stop-payment, freeze or release; and commit them), then answer
+    # Apply the next N orders (stop-payment, freeze, release or return; and commit them), then answer
     # UNAVAILABLE: the bank did the work but the answer never arrived. Counts down by one per
     # affected request.
     fail_after_apply: int = 0
@@ -33,6 +33,12 @@ class Faults:
     # the signed result (HubService.ReportFreezeResult) this many seconds later, as a bank whose
     # freezes go through a back office does. None: answer at once.
     freeze_result_after_seconds: float | None = None
+    # Answer a return of funds with "accepted" (RETURN_OUTCOME_ACCEPTED) and call the hub back with
+    # the signed ReturnReceipt (HubService.ReportReturnResult) this many seconds later, as a bank
+    # whose payments go through a back office does. The return is applied (and its receipt
+    # stored) at once: a repeated order is answered "accepted" again, and called back again. None:
+    # answer with the receipt at once.
+    return_receipt_after_seconds: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "faults") -> Faults:
@@ -59,11 +65,12 @@ class Faults:
             if not isinstance(value, bool):
                 raise FaultsError(f"{where}.forge_answers: must be true or false, got {value!r}")
             faults.forge_answers = value
-        if data.get("freeze_result_after_seconds") is not None:
-            value = data["freeze_result_after_seconds"]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise FaultsError(f"{where}.freeze_result_after_seconds: must be a number >= 0, got {value!r}")
-            faults.freeze_result_after_seconds = float(value)
+        for name in ("freeze_result_after_seconds", "return_receipt_after_seconds"):
+            if data.get(name) is not None:
+                value = data[name]
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise FaultsError(f"{where}.{name}: must be a number >= 0, got {value!r}")
+                setattr(faults, name, float(value))
         if data.get("refuse_all_with") is not None:
             value = data["refuse_all_with"]
             try:

@@ -12,6 +12,11 @@ the key, lapses what ran out, decides on the books, writes and stores the answer
 freezes lapse by themselves at their expiry (`lapse_expired`, also run inside every order), each
 releasing its money once.
 
+A return of funds (apply_return) is one transaction too: it takes its part of a freeze in force
+out of the frozen account and pays it to the victim (credited here, or recorded as an outgoing
+return transfer to another institution), at most once per key; the return that takes the last of
+a freeze ends it.
+
 A mule's move (sandbox.mules) is one transaction here too: `send_on` records the move id, debits
 what is available (never held money) and writes the transfers_out row together, so a move runs at
 most once per ledger file. The receiving institution's `credit` is keyed by the same move id, so
@@ -30,6 +35,7 @@ from pathlib import Path
 from google.protobuf.message import Message
 
 from sandbox.freezes import check_freeze, check_release, freeze_fingerprint, release_fingerprint
+from sandbox.returns import check_return, return_fingerprint
 from sandbox.stops import MAX_STOPS_PER_CASE, AccountState, decide, format_money, order_fingerprint
 from sandbox.wire import InvalidField, require, to_datetime, to_timedelta
 from stopline.v1 import bank_pb2, common_pb2
@@ -181,6 +187,35 @@ CREATE TABLE IF NOT EXISTS freeze_releases (
     idempotency_key TEXT NOT NULL UNIQUE,
     released_at     TEXT NOT NULL
 );
+-- Returns of frozen money to victims (资金返还), one row per order that paid. paid_by: "credit" when
+-- the victim's account is kept here (its balance was credited), "transfer" when the money left as
+-- an outgoing return transfer to the victim's institution.
+CREATE TABLE IF NOT EXISTS freeze_returns (
+    -- AUTOINCREMENT: a return id is never reused.
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    return_id       TEXT UNIQUE,
+    freeze_id       TEXT NOT NULL REFERENCES freezes (freeze_id),
+    account         TEXT NOT NULL REFERENCES accounts (number),
+    case_id         TEXT NOT NULL,
+    amount_minor    INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency        TEXT NOT NULL,
+    to_institution  TEXT NOT NULL,
+    to_account      TEXT NOT NULL,
+    paid_by         TEXT NOT NULL CHECK (paid_by IN ('credit', 'transfer')),
+    decided_by      TEXT NOT NULL,
+    officer         TEXT NOT NULL,
+    document_ref    TEXT NOT NULL,
+    due_by          TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    returned_at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS freeze_returns_by_freeze ON freeze_returns (freeze_id);
+-- Freezes whose money all went back to victims: they ended then (freezes.amount_minor keeps what
+-- the last return took, as a released or lapsed freeze keeps what it kept when it ended).
+CREATE TABLE IF NOT EXISTS freezes_returned (
+    freeze_id   TEXT PRIMARY KEY REFERENCES freezes (freeze_id),
+    returned_at TEXT NOT NULL
+);
 -- seed_shift_us: how far the seeded history was moved in time (microseconds), fixed at first seed.
 CREATE TABLE IF NOT EXISTS seed_info (
     key   TEXT PRIMARY KEY,
@@ -301,7 +336,9 @@ class Freeze:
     freeze_id: str
     account: str
     case_id: str
-    amount_minor: int  # frozen now (a renewal may have lowered it)
+    # Frozen now: a renewal may have lowered it, each return to a victim takes its part. Once
+    # the freeze ended: what it kept then (for one returned in full, what the last return took).
+    amount_minor: int
     currency: str
     hold_id: str  # the stop-payment hold it replaced
     expires_at: datetime  # now: a renewal moves it on
@@ -311,24 +348,50 @@ class Freeze:
     document_ref: str  # the approval of the first freeze (renewals: freeze_renewals)
     approved_by: str
     officer: str
+    returned_at: datetime | None = None  # all of its money went back to victims then
 
     @property
     def state(self) -> str:
-        """ "frozen" (in force), "released" or "lapsed"."""
+        """ "frozen" (in force), "released", "lapsed" or "returned" (all of it to victims)."""
         if self.released_at is not None:
             return "released"
         if self.lapsed_at is not None:
             return "lapsed"
+        if self.returned_at is not None:
+            return "returned"
         return "frozen"
 
     @property
     def in_force(self) -> bool:
         return self.state == "frozen"
 
+    @property
+    def remaining_minor(self) -> int:
+        """What it still keeps: amount_minor while in force, nothing once it ended."""
+        return self.amount_minor if self.in_force else 0
+
+
+@dataclass(frozen=True)
+class FundsReturn:
+    """Frozen money paid back to a victim, as recorded."""
+
+    return_id: str
+    freeze_id: str
+    account: str  # the frozen account it came out of
+    case_id: str
+    amount_minor: int
+    currency: str
+    to_institution: str  # the victim's account
+    to_account: str
+    paid_by: str  # "credit" (the victim's account is kept here) or "transfer" (sent out)
+    idempotency_key: str
+    due_by: datetime
+    returned_at: datetime
+
 
 @dataclass(frozen=True)
 class OrderResult:
-    """An order's answer: StopPaymentAnswer, FreezeAnswer or ReleaseAnswer."""
+    """An order's answer: StopPaymentAnswer, FreezeAnswer, ReleaseAnswer or ReturnReceipt."""
 
     answer_payload: bytes  # the serialised answer, byte-identical on every repeat
     answer: Message
@@ -344,9 +407,15 @@ _HOLDS = (
 )
 _FREEZES = (
     "SELECT z.freeze_id, z.account, z.case_id, z.amount_minor, z.currency, z.hold_id, z.expires_at,"
-    " r.released_at, l.lapsed_at, z.frozen_at, z.document_ref, z.approved_by, z.officer FROM freezes z"
+    " r.released_at, l.lapsed_at, z.frozen_at, z.document_ref, z.approved_by, z.officer, q.returned_at"
+    " FROM freezes z"
     " LEFT JOIN freeze_releases r ON r.freeze_id = z.freeze_id"
     " LEFT JOIN freezes_lapsed l ON l.freeze_id = z.freeze_id"
+    " LEFT JOIN freezes_returned q ON q.freeze_id = z.freeze_id"
+)
+_RETURNS = (
+    "SELECT return_id, freeze_id, account, case_id, amount_minor, currency, to_institution, to_account,"
+    " paid_by, idempotency_key, due_by, returned_at FROM freeze_returns"
 )
 
 
@@ -355,7 +424,11 @@ def _hold_row(r) -> Hold:
 
 
 def _freeze_row(r) -> Freeze:
-    return Freeze(*r[:6], _dt(r[6]), _dt_or_none(r[7]), _dt_or_none(r[8]), _dt(r[9]), *r[10:13])
+    return Freeze(*r[:6], _dt(r[6]), _dt_or_none(r[7]), _dt_or_none(r[8]), _dt(r[9]), *r[10:13], _dt_or_none(r[13]))
+
+
+def _return_row(r) -> FundsReturn:
+    return FundsReturn(*r[:10], _dt(r[10]), _dt(r[11]))
 
 
 def _money(minor_units: int, currency: str) -> common_pb2.Money:
@@ -420,6 +493,8 @@ def _gone(thing: Hold | Freeze) -> str:
             return f"{what} was frozen as {thing.frozen_as}"
     else:
         what = f"freeze {thing.freeze_id}"
+        if thing.returned_at is not None:
+            return f"{what} was returned in full at {_ts(thing.returned_at)}"
     if thing.released_at is not None:
         return f"{what} was released at {_ts(thing.released_at)}"
     return f"{what} lapsed at {_ts(thing.lapsed_at)}"
@@ -832,7 +907,8 @@ class Ledger:
     def _lapse_expired(conn: sqlite3.Connection, now: datetime) -> None:
         """Release the money of every hold and freeze whose time ran out (a bank does this by
         itself), once each. A hold in force is one neither lapsed, released nor frozen (a frozen
-        hold's money is the freeze's now); a freeze in force is one neither lapsed nor released."""
+        hold's money is the freeze's now); a freeze in force is one neither lapsed, released nor
+        returned in full."""
         at = _ts(now)
         holds = conn.execute(
             "SELECT h.hold_id, h.account, h.amount_minor FROM holds h WHERE h.expires_at <= ?"
@@ -849,7 +925,8 @@ class Ledger:
         freezes = conn.execute(
             "SELECT z.freeze_id, z.account, z.amount_minor FROM freezes z WHERE z.expires_at <= ?"
             " AND NOT EXISTS (SELECT 1 FROM freezes_lapsed l WHERE l.freeze_id = z.freeze_id)"
-            " AND NOT EXISTS (SELECT 1 FROM freeze_releases r WHERE r.freeze_id = z.freeze_id)",
+            " AND NOT EXISTS (SELECT 1 FROM freeze_releases r WHERE r.freeze_id = z.freeze_id)"
+            " AND NOT EXISTS (SELECT 1 FROM freezes_returned q WHERE q.freeze_id = z.freeze_id)",
             (at,),
         ).fetchall()
         for freeze_id, account, amount in freezes:
@@ -1049,6 +1126,135 @@ class Ledger:
 
         return self._write(work)
 
+    # --- return of funds -------------------------------------------------------------------
+
+    def apply_return(self, order: bank_pb2.ReturnOrder, now: datetime) -> OrderResult:
+        """Apply a ReturnOrder at most once per idempotency key and return the ReturnReceipt, in
+        one transaction (after lapsing whatever expired by `now`).
+
+        The order must name a freeze in force of this account, for this case, in the order's
+        currency, keeping at least the amount. Then, with no rounding anywhere (integer minor
+        units): the frozen account's balance and held money drop by exactly the amount; the
+        freeze keeps that much less, and the return that takes the rest ends it ("returned"); the
+        victim's account is credited when it is kept here, otherwise the money is recorded as an
+        outgoing return transfer to the victim's institution (`returns()`, paid_by "transfer").
+        The receipt is RETURNED with the amount, a return id ("<institution>-R000001") and
+        returned_at = now. Several returns from one freeze (pro rata to several victims) each take
+        their part.
+
+        A REFUSED receipt (returned = 0 in the order's currency, a detail, no return id) and
+        nothing changes when: the freeze is unknown, of another account or case; it lapsed, was
+        released or was returned in full already; the amount is more than it still keeps; or the
+        victim's account, kept here, is unknown, closed or in another currency.
+
+        Raises InvalidField for a malformed order (sandbox.returns.check_return) or an amount in
+        another currency than the freeze's (amount.currency), and IdempotencyConflict for a key
+        used for another order; then nothing changes and the key stays unused."""
+        due_by = check_return(order)
+        fingerprint = return_fingerprint(order)
+
+        def work(conn: sqlite3.Connection) -> OrderResult:
+            done = self._answered(conn, order.idempotency_key, fingerprint, bank_pb2.ReturnReceipt)
+            if done is not None:
+                return done
+            self._lapse_expired(conn, now)
+            receipt = bank_pb2.ReturnReceipt(
+                idempotency_key=order.idempotency_key, case_id=order.case_id, account=order.account,
+                to_account=order.to_account,
+            )  # fmt: skip
+            self._return(conn, order, due_by, now, receipt)
+            return self._store_answer(conn, order.idempotency_key, fingerprint, receipt, now)
+
+        return self._write(work)
+
+    def _return(
+        self, conn: sqlite3.Connection, order: bank_pb2.ReturnOrder, due_by: datetime, now: datetime,
+        receipt: bank_pb2.ReturnReceipt,
+    ) -> None:  # fmt: skip
+        number = order.account.account_number
+        currency = order.amount.currency
+
+        def refuse(detail: str) -> None:
+            receipt.outcome = bank_pb2.RETURN_OUTCOME_REFUSED
+            receipt.returned.CopyFrom(_money(0, currency))
+            receipt.detail = f"{detail}: nothing returned"
+
+        freeze = self._freeze(conn, order.freeze_id)
+        if freeze is None or freeze.account != number or freeze.case_id != order.case_id:
+            refuse(f"no freeze {order.freeze_id!r} on this account for case {order.case_id!r}")
+            return
+        require(
+            "amount.currency",
+            currency == freeze.currency,
+            f"freeze {freeze.freeze_id} is kept in {freeze.currency}, the order is in {currency}",
+        )
+        if not freeze.in_force:
+            refuse(_gone(freeze))
+            return
+        amount = order.amount.minor_units
+        if amount > freeze.amount_minor:
+            refuse(
+                f"{_amount_text(amount, currency)} is more than the "
+                f"{_amount_text(freeze.amount_minor, currency)} freeze {freeze.freeze_id} still keeps"
+            )
+            return
+        to = order.to_account
+        in_house = to.institution == self.institution_id
+        if in_house:
+            victim = self._account_state(conn, to.account_number)
+            if victim is None:
+                refuse(f"the victim's account is not kept at {self.institution_id}")
+                return
+            if victim.status != "open":
+                refuse("the victim's account is closed")
+                return
+            if victim.currency != currency:
+                refuse(f"the victim's account is kept in {victim.currency}, the freeze in {currency}")
+                return
+        cur = conn.execute(
+            "INSERT INTO freeze_returns (freeze_id, account, case_id, amount_minor, currency, to_institution,"
+            " to_account, paid_by, decided_by, officer, document_ref, due_by, idempotency_key, returned_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (freeze.freeze_id, number, order.case_id, amount, currency, to.institution, to.account_number,
+             "credit" if in_house else "transfer", order.decided_by, order.officer, order.document_ref,
+             _ts(due_by), order.idempotency_key, _ts(now)),
+        )  # fmt: skip
+        return_id = f"{self.institution_id}-R{cur.lastrowid:06d}"
+        conn.execute("UPDATE freeze_returns SET return_id = ? WHERE id = ?", (return_id, cur.lastrowid))
+        conn.execute(
+            "UPDATE accounts SET balance_minor = balance_minor - ?, held_minor = held_minor - ? WHERE number = ?",
+            (amount, amount, number),
+        )
+        if in_house:
+            conn.execute(
+                "UPDATE accounts SET balance_minor = balance_minor + ? WHERE number = ?",
+                (amount, to.account_number),
+            )
+        left = freeze.amount_minor - amount
+        if left:
+            conn.execute("UPDATE freezes SET amount_minor = ? WHERE freeze_id = ?", (left, freeze.freeze_id))
+        else:  # the last of it: the freeze ends (its amount_minor keeps what this return took)
+            conn.execute(
+                "INSERT INTO freezes_returned (freeze_id, returned_at) VALUES (?, ?)", (freeze.freeze_id, _ts(now))
+            )
+        paid = (
+            "paid into the victim's account here"
+            if in_house
+            else f"sent to the victim's account at {to.institution} (return transfer)"
+        )
+        still = (
+            f"{_amount_text(left, currency)} still frozen"
+            if left
+            else f"freeze {freeze.freeze_id} is returned in full and ends"
+        )
+        receipt.outcome = bank_pb2.RETURN_OUTCOME_RETURNED
+        receipt.returned.CopyFrom(_money(amount, currency))
+        receipt.return_id = return_id
+        receipt.returned_at.FromDatetime(now)
+        receipt.detail = (
+            f"{_amount_text(amount, currency)} out of freeze {freeze.freeze_id} {paid}; {still}"
+        )
+
     # --- reading -------------------------------------------------------------------------
 
     @staticmethod
@@ -1134,3 +1340,12 @@ class Ledger:
 
     def freeze(self, freeze_id: str) -> Freeze | None:
         return self._read(lambda conn: self._freeze(conn, freeze_id))
+
+    def returns(self, account: str | None = None) -> list[FundsReturn]:
+        """Returns of frozen money to victims, oldest first; only those out of `account` when
+        given. paid_by "transfer" ones are the outgoing return transfers."""
+        query, params = _RETURNS, ()
+        if account is not None:
+            query, params = f"{query} WHERE account = ?", (account,)
+        rows = self._read(lambda conn: conn.execute(f"{query} ORDER BY id", params).fetchall())
+        return [_return_row(r) for r in rows]

@@ -36,6 +36,12 @@ from trust.registry import Registry
 from trust.tls import TlsIdentity, target_name_options
 
 BANK_SERVICE = bank_pb2.DESCRIPTOR.services_by_name["BankService"].full_name
+# The hub's callback RPCs an institution calls with a result it acknowledged earlier, and the
+# request message each carries the signed result in.
+HUB_CALLBACKS = {
+    "ReportFreezeResult": hub_pb2.ReportFreezeResultRequest,
+    "ReportReturnResult": hub_pb2.ReportReturnResultRequest,
+}
 
 log = structlog.get_logger("sandbox")
 
@@ -72,12 +78,16 @@ class SandboxInstitution:
         self._servicer = BankServicer(
             institution_id, signing_key, self._registry, self.ledger, self.faults, on_request=self._count
         )
-        self._servicer.on_freeze_result = self._report_freeze_result
+        self._servicer.call_hub_back = self._call_hub_back
 
-    async def _report_freeze_result(self, envelope: envelope_pb2.Envelope, attempts: int = 20) -> None:
-        """Call the hub back (HubService.ReportFreezeResult at the registry's "hub" endpoint, over
-        mutual TLS as this institution) with a signed FreezeAnswer; retry while it is
-        unreachable, as a bank's outbox would. Refusals are logged, not retried."""
+    async def _call_hub_back(self, rpc: str, envelope: envelope_pb2.Envelope, attempts: int = 20) -> None:
+        """Call the hub back: HubService `rpc` (a key of HUB_CALLBACKS: ReportFreezeResult with a
+        signed FreezeAnswer, ReportReturnResult with a signed ReturnReceipt) at the registry's
+        "hub" endpoint, over mutual TLS as this institution. Retry while the hub is unreachable
+        (UNAVAILABLE, DEADLINE_EXCEEDED, no hub endpoint yet), as a bank's outbox would, up to
+        `attempts` calls; refusals are logged, not retried."""
+        request = HUB_CALLBACKS[rpc](envelope=envelope)
+        bound = log.bind(institution=self.institution_id, rpc=rpc, payload_type=envelope.payload_type)
         for attempt in range(1, attempts + 1):
             try:
                 endpoint = self._registry().endpoint("hub")
@@ -88,20 +98,17 @@ class SandboxInstitution:
                     else grpc.aio.insecure_channel(endpoint, options=options)
                 )
                 async with channel:
-                    await hub_pb2_grpc.HubServiceStub(channel).ReportFreezeResult(
-                        hub_pb2.ReportFreezeResultRequest(envelope=envelope), timeout=5
-                    )
-                log.info("freeze_result.reported", institution=self.institution_id, attempt=attempt)
+                    await getattr(hub_pb2_grpc.HubServiceStub(channel), rpc)(request, timeout=5)
+                bound.info("callback.reported", attempt=attempt)
                 return
             except grpc.aio.AioRpcError as e:
                 if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    log.warning("freeze_result.refused", institution=self.institution_id, code=e.code().name,
-                                details=e.details())  # fmt: skip
+                    bound.warning("callback.refused", code=e.code().name, details=e.details())
                     return
             except Exception as e:  # noqa: BLE001 - a registry without the hub: log and retry
-                log.warning("freeze_result.failed", institution=self.institution_id, error=str(e))
+                bound.warning("callback.failed", error=str(e))
             await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        log.error("freeze_result.gave_up", institution=self.institution_id)
+        bound.error("callback.gave_up", attempts=attempts)
 
     def _count(self) -> None:
         self.requests_received += 1
