@@ -47,6 +47,7 @@ def build_worker(
             institutions.request_account_query,
             institutions.request_freeze,
             institutions.request_release,
+            institutions.request_return_funds,
             institutions.record_decision,
         ],
     )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from stopline.domain import Account, Amount, FreezeResult
+from stopline.domain import Account, Amount, FreezeResult, ReturnOutcome, ReturnResult
 from stopline.v1 import bank_pb2, common_pb2
 
 
@@ -67,3 +67,34 @@ def freeze_result_of(answer: bank_pb2.FreezeAnswer, ordered: Amount | None) -> F
         raise ValueError("answer says frozen but names no freeze id or expiry")
     return FreezeResult(frozen=True, amount=frozen, freeze_id=answer.freeze_id, frozen_at=time_of(answer.frozen_at),
                         expires_at=expires, detail=answer.detail)  # fmt: skip
+
+
+def return_result_of(receipt: bank_pb2.ReturnReceipt, order_amount: Amount | None) -> ReturnResult:
+    """A final ReturnReceipt (the answer to a ReturnOrder, or later by callback) as the workflow
+    sees it; ValueError for one that does not fit an order of `order_amount` (None: the caller does
+    not know the order, as the gateway taking a callback; the hold's workflow knows it).
+
+    RETURNED must pay exactly the amount ordered (a positive amount with a currency when the
+    order is not known), with a return id and the time it was paid. REFUSED pays nothing (an
+    unset `returned` counts as nothing). ACCEPTED is no receipt: it only says one will follow."""
+    returned = amount_of(receipt.returned)
+    if receipt.outcome == bank_pb2.RETURN_OUTCOME_REFUSED:
+        if returned.minor_units != 0:
+            raise ValueError(f"receipt says refused but returns {returned}")
+        if order_amount is not None and returned.currency not in ("", order_amount.currency):
+            raise ValueError(f"receipt returns {returned.currency}, the order was in {order_amount.currency}")
+        currency = order_amount.currency if order_amount is not None else returned.currency
+        return ReturnResult(outcome=ReturnOutcome.REFUSED, returned=Amount.zero(currency), detail=receipt.detail)
+    if receipt.outcome == bank_pb2.RETURN_OUTCOME_ACCEPTED:
+        raise ValueError("receipt says accepted, which is not a final outcome")
+    if receipt.outcome != bank_pb2.RETURN_OUTCOME_RETURNED:
+        raise ValueError(f"receipt has no valid outcome ({receipt.outcome})")
+    if order_amount is not None and returned != order_amount:
+        raise ValueError(f"receipt returns {returned}, the order was for exactly {order_amount}")
+    if returned.minor_units <= 0 or not returned.currency:
+        raise ValueError(f"receipt says returned but returns {returned}")
+    returned_at = time_of(receipt.returned_at)
+    if not receipt.return_id or returned_at is None:
+        raise ValueError("receipt says returned but names no return id or time")
+    return ReturnResult(outcome=ReturnOutcome.RETURNED, returned=returned, return_id=receipt.return_id,
+                        returned_at=returned_at, detail=receipt.detail)  # fmt: skip

@@ -1,6 +1,7 @@
 """The activities that talk to banks and payment companies, one outside effect each:
-request_stop_payment (hold the disputed amount) and request_account_query (who holds the
-account, its balance, and where money went from it). Each sends one signed request to the
+request_stop_payment (hold the disputed amount), request_account_query (who holds the
+account, its balance, and where money went from it), request_freeze, request_release and
+request_return_funds (pay frozen money back to a victim). Each sends one signed request to the
 institution that keeps the account, verifies its signed answer, and hands the workflow only what
 verified; every envelope either way, and every refusal, goes into the audit log."""
 
@@ -19,6 +20,7 @@ from activities.convert import (
     duration_pb,
     freeze_result_of,
     money_pb,
+    return_result_of,
     time_of,
     timestamp_pb,
 )
@@ -31,6 +33,7 @@ from stopline.domain import (
     REQUEST_ACCOUNT_QUERY,
     REQUEST_FREEZE,
     REQUEST_RELEASE,
+    REQUEST_RETURN_FUNDS,
     REQUEST_STOP_PAYMENT,
     AccountQueryInput,
     AccountQueryResult,
@@ -42,6 +45,9 @@ from stopline.domain import (
     OnwardTransfer,
     ReleaseInput,
     ReleaseResult,
+    ReturnInput,
+    ReturnOutcome,
+    ReturnResult,
     StopOutcome,
     StopPaymentInput,
     StopPaymentResult,
@@ -158,6 +164,28 @@ class InstitutionActivities(ExchangeActivities):
         bound.info("release answered", released_minor=result.released.minor_units)
         return result
 
+    @activity.defn(name=REQUEST_RETURN_FUNDS)
+    async def request_return_funds(self, req: ReturnInput) -> ReturnResult:
+        """Order the institution that keeps the frozen account to pay `req.amount` out of freeze
+        `req.freeze_id` to the victim's account. The verified receipt says RETURNED (exactly the
+        amount, with the institution's return id and time), REFUSED (nothing paid; the detail
+        says why), or ACCEPTED (nothing paid yet: the receipt follows by
+        HubService.ReportReturnResult). Safe to retry: the key makes the institution pay once."""
+        order = bank_pb2.ReturnOrder(
+            idempotency_key=req.idempotency_key, case_id=req.case_id, account=account_pb(req.account),
+            freeze_id=req.freeze_id, to_account=account_pb(req.to_account), amount=money_pb(req.amount),
+            due_by=timestamp_pb(req.due_by), decided_by=req.decided_by, officer=req.officer,
+            document_ref=req.document_ref,
+        )  # fmt: skip
+        result, bound = await self._exchange(
+            order, self._banks.return_funds, bank_pb2.ReturnReceipt,
+            lambda receipt, attempt: _check_return(req, receipt),
+            case_id=req.case_id, institution=req.account.institution, what="return of funds",
+        )  # fmt: skip
+        bound.info("return of funds answered", outcome=result.outcome.value,
+                   returned_minor=result.returned.minor_units, return_id=result.return_id)  # fmt: skip
+        return result
+
     @activity.defn(name=REQUEST_ACCOUNT_QUERY)
     async def request_account_query(self, req: AccountQueryInput) -> AccountQueryResult:
         query = bank_pb2.AccountQuery(
@@ -272,3 +300,19 @@ def _check_release(req: ReleaseInput, answer: bank_pb2.ReleaseAnswer) -> Release
     if released.minor_units < 0:
         raise ValueError(f"answer releases a negative amount ({released.minor_units})")
     return ReleaseResult(released=released, released_at=time_of(answer.released_at), detail=answer.detail)
+
+
+def _check_return(req: ReturnInput, receipt: bank_pb2.ReturnReceipt) -> ReturnResult:
+    """Refuse a receipt that does not fit the order (ValueError says how): it must echo the key,
+    case, frozen account and victim's account; RETURNED pays exactly the amount ordered; ACCEPTED
+    and REFUSED pay nothing."""
+    _echoes(req, receipt)
+    if account_of(receipt.to_account) != req.to_account:
+        raise ValueError(f"receipt pays account {account_of(receipt.to_account)}, not {req.to_account}")
+    if receipt.outcome == bank_pb2.RETURN_OUTCOME_ACCEPTED:
+        returned = amount_of(receipt.returned)
+        if returned.minor_units != 0 or returned.currency not in ("", req.amount.currency):
+            raise ValueError(f"receipt says accepted but returns {returned}")
+        return ReturnResult(outcome=ReturnOutcome.ACCEPTED, returned=Amount.zero(req.amount.currency),
+                            detail=receipt.detail)  # fmt: skip
+    return return_result_of(receipt, req.amount)

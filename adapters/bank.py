@@ -58,3 +58,7 @@ class BankClient:
     async def release(self, institution: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
         """Send a signed ReleaseOrder; return the institution's signed ReleaseAnswer, unopened."""
         return await self._call(institution, "Release", bank_pb2.ReleaseRequest(envelope=order))
+
+    async def return_funds(self, institution: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+        """Send a signed ReturnOrder; return the institution's signed ReturnReceipt, unopened."""
+        return await self._call(institution, "ReturnFunds", bank_pb2.ReturnFundsRequest(envelope=order))

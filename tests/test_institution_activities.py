@@ -1,4 +1,5 @@
-"""The hub's checks on a stop-payment answer, against a rogue bank.
+"""The hub's checks on a stop-payment answer and a return-of-funds receipt, against a rogue bank;
+and the return of funds against a real sandbox bank over mutual TLS.
 
 The real `request_stop_payment` activity runs in Temporal's ActivityEnvironment (so
 `activity.info().attempt` is whatever the test says) and calls, through the real BankClient and
@@ -20,33 +21,43 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.convert import account_pb, money_pb, time_of, timestamp_pb
+from activities.convert import account_pb, money_pb, return_result_of, time_of, timestamp_pb
 from activities.institutions import HEALABLE_ATTEMPTS, InstitutionActivities
 from adapters.bank import BankClient
 from adapters.channels import ChannelPool
 from adapters.errors import InstitutionError
+from sandbox import Account as SandboxAccount
+from sandbox import SandboxInstitution
 from stopline.domain import (
     ERR_ANSWER_REJECTED,
     ERR_ANSWER_UNVERIFIED,
     ERR_REQUEST_REJECTED,
+    REQUEST_RETURN_FUNDS,
     REQUEST_STOP_PAYMENT,
     STOP_PAYMENT_HOLD,
     Account,
     Amount,
+    ReturnInput,
+    ReturnOutcome,
+    ReturnResult,
     StopOutcome,
     StopPaymentInput,
     StopPaymentResult,
     stop_step_id,
 )
 from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2, envelope_pb2
+from tests.test_sandbox_bank import order as stop_order
+from tests.test_sandbox_freeze import freeze_order
 from trust.envelope import open_envelope, seal
 from trust.errors import BadSignature
 from trust.keys import SigningKey
 from trust.registry import Institution, InstitutionKind, Registry, registered_key
+from trust.tls import LocalCA
 
 HUB = "hub"
 BANK = "qilu-bank"
@@ -81,16 +92,20 @@ class RogueBank(bank_pb2_grpc.BankServiceServicer):
     signed_at: datetime | None = None
     delay: float = 0.0
     received: list[envelope_pb2.Envelope] = field(default_factory=list)
-    opened: list[bank_pb2.StopPaymentOrder | Exception] = field(default_factory=list)
+    opened: list[Message | Exception] = field(default_factory=list)
 
     async def StopPayment(self, request, context):
+        return bank_pb2.StopPaymentResponse(envelope=await self._answer(request, context, bank_pb2.StopPaymentOrder))
+
+    async def ReturnFunds(self, request, context):
+        return bank_pb2.ReturnFundsResponse(envelope=await self._answer(request, context, bank_pb2.ReturnOrder))
+
+    async def _answer(self, request, context, order_type: type[Message]) -> envelope_pb2.Envelope:
         envelope = envelope_pb2.Envelope()
         envelope.CopyFrom(request.envelope)
         self.received.append(envelope)
         try:
-            self.opened.append(
-                open_envelope(envelope, bank_pb2.StopPaymentOrder, self.registry(), expected_signer=HUB)
-            )
+            self.opened.append(open_envelope(envelope, order_type, self.registry(), expected_signer=HUB))
         except Exception as e:  # recorded for the test; a rogue bank answers regardless
             self.opened.append(e)
         if self.delay:
@@ -101,7 +116,7 @@ class RogueBank(bank_pb2_grpc.BankServiceServicer):
         sealed = seal(self.answer, self.key, now=self.signed_at)
         if self.tamper is not None:
             self.tamper(sealed)
-        return bank_pb2.StopPaymentResponse(envelope=sealed)
+        return sealed
 
 
 @dataclass
@@ -659,3 +674,310 @@ async def test_order_is_sent_even_when_the_answer_is_then_refused(hub):
     hub.bank.answer = answer(req, HELD, case_id="BX-OTHER")
     await refused(hub, req, "is for case")
     assert len(hub.bank.opened) == 1 and isinstance(hub.bank.opened[0], bank_pb2.StopPaymentOrder)
+
+
+# --- return of funds: the receipt must fit the order ------------------------------------------
+
+VICTIM = Account(BANK, "6229110000900007")  # the victim banks where the mule does
+RETURN_KEY = f"case-{CASE_ID}/return/{BANK}/{MULE.number}/{VICTIM.institution}/{VICTIM.number}/1"
+RETURNED_AT = datetime(2026, 6, 2, 3, 4, 5, tzinfo=UTC)
+RETURNED = bank_pb2.RETURN_OUTCOME_RETURNED
+ACCEPTED = bank_pb2.RETURN_OUTCOME_ACCEPTED
+RETURN_REFUSED = bank_pb2.RETURN_OUTCOME_REFUSED
+
+
+def return_input(**changes) -> ReturnInput:
+    req = ReturnInput(
+        idempotency_key=RETURN_KEY,
+        case_id=CASE_ID,
+        account=MULE,
+        freeze_id="qilu-bank-F000001",
+        to_account=VICTIM,
+        amount=Amount(30_000_000, "CNY"),
+        due_by=datetime(2026, 6, 5, 16, 0, tzinfo=UTC),
+        decided_by=POLICE,
+        officer="Sun Wei (No. 031477)",
+        document_ref="Boxing PSB refund notice [2026] No. 12",
+    )
+    return dataclasses.replace(req, **changes)
+
+
+def receipt(req: ReturnInput, outcome: int = RETURNED, **changes) -> bank_pb2.ReturnReceipt:
+    """What an honest bank would answer to `req`; `changes` replace fields (a None value clears one)."""
+    msg = bank_pb2.ReturnReceipt(
+        idempotency_key=req.idempotency_key,
+        case_id=req.case_id,
+        account=account_pb(req.account),
+        to_account=account_pb(req.to_account),
+        outcome=outcome,
+        detail=f"outcome {outcome}",
+    )
+    if outcome == RETURNED:
+        msg.returned.CopyFrom(money_pb(req.amount))
+        msg.return_id = "qilu-bank-R000001"
+        msg.returned_at.CopyFrom(timestamp_pb(RETURNED_AT))
+    else:
+        msg.returned.CopyFrom(money(0, req.amount.currency))
+    for name, value in changes.items():
+        if value is None:
+            msg.ClearField(name)
+        elif isinstance(value, Message):
+            getattr(msg, name).CopyFrom(value)
+        else:
+            setattr(msg, name, value)
+    return msg
+
+
+async def request_return(activities: InstitutionActivities, req: ReturnInput, attempt: int = 1) -> ReturnResult:
+    """Run the real request_return_funds as Temporal's worker would on call number `attempt`."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info, attempt=attempt, activity_type=REQUEST_RETURN_FUNDS,
+        activity_id=f"return/{req.account.institution}/{req.account.number}", workflow_id=f"case-{req.case_id}/hold",
+    )  # fmt: skip
+    return await env.run(activities.request_return_funds, req)
+
+
+async def return_refused(hub: Hub, req: ReturnInput, why: str) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        await request_return(hub.activities, req)
+    err = caught.value
+    assert err.type == ERR_ANSWER_REJECTED and err.non_retryable is True, err
+    assert err.message.startswith(f"answer from {BANK} refused: "), err.message
+    assert why in err.message, err.message
+
+
+async def test_a_returned_receipt_is_handed_over_as_verified(hub):
+    req = return_input()
+    hub.bank.answer = receipt(req)
+
+    result = await request_return(hub.activities, req)
+
+    assert result == ReturnResult(
+        outcome=ReturnOutcome.RETURNED, returned=Amount(30_000_000, "CNY"), return_id="qilu-bank-R000001",
+        returned_at=RETURNED_AT, detail=f"outcome {RETURNED}",
+    )  # fmt: skip
+    [opened] = hub.bank.opened  # what the bank received, signed by the hub over the bytes sent
+    assert hub.bank.received[0].payload_type == "stopline.v1.ReturnOrder"
+    assert opened == bank_pb2.ReturnOrder(
+        idempotency_key=RETURN_KEY, case_id=CASE_ID, account=account_pb(MULE), freeze_id="qilu-bank-F000001",
+        to_account=account_pb(VICTIM), amount=money(30_000_000), due_by=timestamp_pb(req.due_by),
+        decided_by=POLICE, officer="Sun Wei (No. 031477)", document_ref="Boxing PSB refund notice [2026] No. 12",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("unset", [False, True], ids=["zero", "unset"])
+async def test_an_accepted_receipt_means_one_follows_and_returns_nothing_yet(hub, unset):
+    req = return_input()
+    hub.bank.answer = receipt(req, ACCEPTED, **({"returned": None} if unset else {}))
+    result = await request_return(hub.activities, req)
+    assert result == ReturnResult(outcome=ReturnOutcome.ACCEPTED, returned=Amount(0, "CNY"), detail=f"outcome {ACCEPTED}")
+
+
+@pytest.mark.parametrize("unset", [False, True], ids=["zero", "unset"])
+async def test_a_refused_receipt_returns_nothing_and_says_why(hub, unset):
+    req = return_input()
+    hub.bank.answer = receipt(req, RETURN_REFUSED, detail="freeze lapsed", **({"returned": None} if unset else {}))
+    result = await request_return(hub.activities, req)
+    assert result == ReturnResult(outcome=ReturnOutcome.REFUSED, returned=Amount(0, "CNY"), detail="freeze lapsed")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "changes", "why"),
+    [
+        (RETURNED, {"idempotency_key": "case-BX-OTHER/return/1"}, "is for request"),
+        (RETURNED, {"case_id": "BX-OTHER"}, "is for case"),
+        (RETURNED, {"account": common_pb2.AccountRef(institution=BANK, account_number="6229110000375002")}, "about account"),
+        (RETURNED, {"to_account": common_pb2.AccountRef(institution=BANK, account_number="6229110000375002")}, "receipt pays account"),
+        (RETURNED, {"to_account": None}, "receipt pays account"),
+        (ACCEPTED, {"to_account": account_pb(Account(OTHER, VICTIM.number))}, "receipt pays account"),
+        (RETURNED, {"returned": money(29_999_999)}, "the order was for exactly"),
+        (RETURNED, {"returned": money(30_000_001)}, "the order was for exactly"),
+        (RETURNED, {"returned": money(30_000_000, "USD")}, "the order was for exactly"),
+        (RETURNED, {"returned": None}, "the order was for exactly"),
+        (RETURNED, {"return_id": ""}, "no return id or time"),
+        (RETURNED, {"returned_at": None}, "no return id or time"),
+        (ACCEPTED, {"returned": money(30_000_000)}, "says accepted but returns"),
+        (ACCEPTED, {"returned": money(0, "USD")}, "says accepted but returns"),
+        (RETURN_REFUSED, {"returned": money(1)}, "says refused but returns"),
+        (RETURN_REFUSED, {"returned": money(0, "USD")}, "the order was in CNY"),
+        (bank_pb2.RETURN_OUTCOME_UNSPECIFIED, {}, "no valid outcome"),
+        (99, {}, "no valid outcome"),
+    ],
+)
+async def test_a_receipt_that_does_not_fit_the_order_is_refused(hub, outcome, changes, why):
+    req = return_input()
+    hub.bank.answer = receipt(req, outcome, **changes)
+    await return_refused(hub, req, why)
+
+
+@pytest.mark.parametrize("how", ["other-institution", "hub-key", "impostor", "tampered"])
+async def test_a_forged_receipt_is_refused(hub, how):
+    req = return_input()
+    hub.bank.answer = receipt(req)
+    if how == "other-institution":  # huaxia-pay's valid signature: it does not keep the account
+        hub.bank.key = hub.keys[OTHER]
+        why = "signed by 'huaxia-pay'"
+    elif how == "hub-key":
+        hub.bank.key = hub.keys[HUB]
+        why = "signed by 'hub'"
+    elif how == "impostor":  # claims qilu-bank's key id, signs with another key
+        hub.bank.key = SigningKey(BANK, hub.keys[BANK].key_id, Ed25519PrivateKey.generate())
+        why = "does not verify"
+    else:
+        hub.bank.tamper = flip_payload_byte
+        why = "does not verify"
+    await return_refused(hub, req, why)
+
+
+def test_return_result_of_checks_a_callbacks_receipt_without_the_order():
+    """The gateway converts a callback's receipt knowing no order: it checks the receipt is final
+    and whole; the hold's workflow, which knows the order, checks the amount."""
+    req = return_input()
+    assert return_result_of(receipt(req), None) == ReturnResult(
+        ReturnOutcome.RETURNED, Amount(30_000_000, "CNY"), "qilu-bank-R000001", RETURNED_AT, f"outcome {RETURNED}"
+    )
+    assert return_result_of(receipt(req), req.amount).returned == req.amount
+    assert return_result_of(receipt(req, RETURN_REFUSED, detail="lapsed"), None).outcome is ReturnOutcome.REFUSED
+    for bad, why in (
+        (receipt(req, ACCEPTED), "not a final outcome"),
+        (receipt(req, returned=money(0)), "says returned but returns"),
+        (receipt(req, returned_at=None), "no return id or time"),
+        (receipt(req, RETURN_REFUSED, returned=money(5)), "says refused but returns"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            return_result_of(bad, None)
+    with pytest.raises(ValueError, match="the order was for exactly"):
+        return_result_of(receipt(req), Amount(20_000_000, "CNY"))
+
+
+# --- return of funds against a real sandbox bank, over mutual TLS ------------------------------
+
+
+@dataclass
+class SandboxWorld:
+    bank: SandboxInstitution
+    activities: InstitutionActivities
+    keys: dict[str, SigningKey]
+    registry: Registry
+    freeze_id: str = ""
+
+
+@pytest_asyncio.fixture
+async def sandbox(tmp_path) -> AsyncIterator[SandboxWorld]:
+    keys = {inst: SigningKey.generate(inst) for inst in (HUB, BANK)}
+    ca = LocalCA.create()
+    tls = {inst: ca.issue(inst, hosts=("127.0.0.1",)) for inst in (HUB, BANK)}
+    kinds = {HUB: InstitutionKind.HUB, BANK: InstitutionKind.BANK}
+
+    def registry_with(bank_endpoint: str | None) -> Registry:
+        return Registry(
+            [
+                Institution(
+                    id=inst, name=inst, kind=kind, endpoint=bank_endpoint if inst == BANK else None,
+                    keys=(registered_key(keys[inst].public_key, keys[inst].key_id, EPOCH),),
+                    tls_cert_sha256=tls[inst].cert_sha256,
+                )  # fmt: skip
+                for inst, kind in kinds.items()
+            ]
+        )
+
+    holder = [registry_with(None)]
+    registry = lambda: holder[0]  # noqa: E731  (read on every call, as RegistryFile is)
+    bank = SandboxInstitution(BANK, keys[BANK], registry, tmp_path / f"{BANK}.db", tls=tls[BANK])
+    bank.ledger.seed([SandboxAccount(MULE.number, "Liu Jianguo", "CNY", 100_000_000),
+                      SandboxAccount(VICTIM.number, "Chen Hao", "CNY", 0)])  # fmt: skip
+    await bank.start()
+    holder[0] = registry_with(bank.endpoint)  # the OS picked the port
+    channels = ChannelPool(tls[HUB])
+    # The freeze the money comes out of: 800,000.00 CNY of the mule's 1,000,000.00 CNY.
+    at = datetime.now(UTC)
+    hold_id = bank.ledger.apply_stop(stop_order(MULE.number, 80_000_000, case_id=CASE_ID), at).answer.hold_id
+    freeze = bank.ledger.apply_freeze(freeze_order(hold_id, 80_000_000, case_id=CASE_ID, account=MULE.number), at)
+    world = SandboxWorld(
+        bank, InstitutionActivities(keys[HUB], registry, BankClient(channels, registry, timeout_seconds=5.0)),
+        keys, holder[0], freeze.answer.freeze_id,
+    )  # fmt: skip
+    try:
+        yield world
+    finally:
+        await channels.close()
+        await bank.stop()
+
+
+def balances(bank: SandboxInstitution) -> dict[str, tuple[int, int]]:
+    return {a.number: (a.balance_minor, a.held_minor) for a in bank.ledger.accounts()}
+
+
+async def test_a_return_pays_the_victim_once_across_a_lost_answer_and_retries(sandbox):
+    req = return_input(freeze_id=sandbox.freeze_id)
+    sandbox.bank.faults.fail_after_apply = 1  # the bank pays, the answer is lost
+
+    with pytest.raises(InstitutionError) as caught:
+        await request_return(sandbox.activities, req, attempt=1)
+    assert not isinstance(caught.value, ApplicationError)  # Temporal retries it
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE and caught.value.retryable
+    assert balances(sandbox.bank)[VICTIM.number] == (30_000_000, 0)
+
+    second = await request_return(sandbox.activities, req, attempt=2)
+    third = await request_return(sandbox.activities, req, attempt=3)
+
+    assert second.outcome is ReturnOutcome.RETURNED and second.returned == Amount(30_000_000, "CNY")
+    assert second == third  # the stored receipt, every time
+    [paid] = sandbox.bank.ledger.returns()
+    assert paid.return_id == second.return_id and paid.amount_minor == 30_000_000
+    assert balances(sandbox.bank)[MULE.number] == (70_000_000, 50_000_000)
+    assert balances(sandbox.bank)[VICTIM.number] == (30_000_000, 0)
+
+
+async def test_two_returns_from_one_freeze_add_up_and_a_third_is_refused(sandbox):
+    other_victim = Account(OTHER, "HXP-0099-0001")
+    first = await request_return(sandbox.activities, return_input(freeze_id=sandbox.freeze_id, amount=Amount(50_000_000, "CNY")))
+    second = await request_return(
+        sandbox.activities,
+        return_input(freeze_id=sandbox.freeze_id, to_account=other_victim, idempotency_key="k/2", amount=Amount(30_000_000, "CNY")),
+    )  # fmt: skip
+    third = await request_return(sandbox.activities, return_input(freeze_id=sandbox.freeze_id, idempotency_key="k/3", amount=Amount(1, "CNY")))
+
+    assert first.outcome is second.outcome is ReturnOutcome.RETURNED
+    assert first.returned.minor_units + second.returned.minor_units == 80_000_000
+    assert third.outcome is ReturnOutcome.REFUSED and third.returned == Amount(0, "CNY")
+    assert "was returned in full" in third.detail
+    assert balances(sandbox.bank)[MULE.number] == (20_000_000, 0)
+    assert balances(sandbox.bank)[VICTIM.number] == (50_000_000, 0)
+    assert [r.paid_by for r in sandbox.bank.ledger.returns()] == ["credit", "transfer"]
+
+
+async def test_a_return_above_what_is_frozen_is_refused_and_nothing_moves(sandbox):
+    before = balances(sandbox.bank)
+    result = await request_return(
+        sandbox.activities, return_input(freeze_id=sandbox.freeze_id, amount=Amount(80_000_001, "CNY"))
+    )
+    assert result.outcome is ReturnOutcome.REFUSED and "still keeps" in result.detail
+    assert balances(sandbox.bank) == before and sandbox.bank.ledger.returns() == []
+
+
+async def test_an_invalid_return_is_a_final_failure_naming_the_field(sandbox):
+    before = balances(sandbox.bank)
+    req = return_input(freeze_id=sandbox.freeze_id, document_ref="")
+    with pytest.raises(ApplicationError) as caught:
+        await request_return(sandbox.activities, req)
+    assert caught.value.type == ERR_REQUEST_REJECTED and caught.value.non_retryable
+    assert caught.value.message == f"{BANK}: INVALID_ARGUMENT: document_ref: must not be empty: a return rests on a decision"
+    assert balances(sandbox.bank) == before
+
+
+async def test_a_bank_that_forges_its_receipts_is_refused_by_the_activity(sandbox):
+    sandbox.bank.faults.forge_answers = True
+    with pytest.raises(ApplicationError) as caught:
+        await request_return(sandbox.activities, return_input(freeze_id=sandbox.freeze_id))
+    assert caught.value.type == ERR_ANSWER_REJECTED and "does not verify" in caught.value.message
+
+
+async def test_a_back_office_bank_answers_accepted_and_has_paid(sandbox):
+    sandbox.bank.faults.return_receipt_after_seconds = 3600  # the receipt comes later (not in this test)
+    result = await request_return(sandbox.activities, return_input(freeze_id=sandbox.freeze_id))
+    assert result == ReturnResult(
+        outcome=ReturnOutcome.ACCEPTED, returned=Amount(0, "CNY"), detail="accepted: the receipt follows by callback"
+    )
+    assert balances(sandbox.bank)[VICTIM.number] == (30_000_000, 0)

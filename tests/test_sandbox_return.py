@@ -564,12 +564,16 @@ class TlsWorld:
         self.hub_port = 0
         self.hub = ListeningHub(self.registry, keys["hub"])
         self._server: grpc.aio.Server | None = None
+        self.bank: SandboxInstitution | None = None  # the registry is read while it is made
         self.bank = SandboxInstitution(BANK, keys[BANK], self.registry, tmp_path / f"{BANK}.db", tls=self.tls[BANK])
         self.bank.ledger.seed(ACCOUNTS)
 
     def registry(self) -> Registry:
         kinds = {"hub": InstitutionKind.HUB, BANK: InstitutionKind.BANK, OTHER: InstitutionKind.PAYMENT_COMPANY}
-        endpoints = {"hub": f"127.0.0.1:{self.hub_port}" if self.hub_port else None, BANK: self.bank.endpoint}
+        endpoints = {
+            "hub": f"127.0.0.1:{self.hub_port}" if self.hub_port else None,
+            BANK: self.bank.endpoint if self.bank is not None else None,
+        }
         return Registry(
             [
                 Institution(
