@@ -5,6 +5,10 @@ holds into freezes, release them and pay frozen money back to victims on the hub
 money onward as mule accounts do unless it is held or frozen, and can be told to be slow, down or
 wrong.
 
+Beside the banks, sandbox telecom carriers (TelecomService: block and unblock the numbers they
+serve, say who serves a ported number) and regulators (RegulatorService: file breach reports and
+interception notices once each), with the same signatures, idempotency and faults.
+
 Imports only the contract (stopline.v1) and the trust code, exactly as a bank's own
 implementation would; nothing that ships in the hub imports this package.
 """
@@ -13,12 +17,15 @@ from sandbox.faults import Faults
 from sandbox.ledger import Abroad, Account, Freeze, FundsReturn, Hold, Ledger, MoveRecord, Transfer
 from sandbox.money import End, MoneyMap, scenario_money_map
 from sandbox.mules import MoveResult, Mules
+from sandbox.numbers import Block, NumberStore
+from sandbox.regulator import RegulatorStore
 from sandbox.scenario import Move, Scenario, ScenarioError, load_scenario, seed_shift
 from sandbox.server import Sandbox, SandboxInstitution
 
 __all__ = [
     "Abroad",
     "Account",
+    "Block",
     "End",
     "Faults",
     "Freeze",
@@ -30,6 +37,8 @@ __all__ = [
     "MoveRecord",
     "MoveResult",
     "Mules",
+    "NumberStore",
+    "RegulatorStore",
     "Sandbox",
     "SandboxInstitution",
     "Scenario",

@@ -13,6 +13,11 @@ shifted by the same amount: `seed_shift(reported_at, anchor)`.
 Moves (`moves`, per institution) are what the mules do after the report: send money on after a
 delay unless it is held. `after_seconds` counts from the start of the race (Sandbox.start);
 sandbox.mules runs them.
+
+Besides banks and payment companies, a scenario runs telecom carriers (`number_prefixes`: the
+ranges they hold; `subscribers`: the numbers they serve; `ported_out`: numbers of their ranges now
+served by another carrier) and regulators (kinds `telecom_regulator`, `bank_regulator`), which
+keep no accounts.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ import iso4217
 
 from sandbox.faults import Faults, FaultsError
 from sandbox.ledger import CHANNELS, Abroad, Account, Transfer
-from trust.registry import ACCOUNT_KEEPERS, InstitutionKind
+from sandbox.wire import InvalidField, check_phone
+from trust.registry import ACCOUNT_KEEPERS, NUMBER_PREFIX_PATTERN, REGULATORS, InstitutionKind
 
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _RESERVED_IDS = frozenset({"hub"})
+# The kinds a scenario runs: account keepers (BankService), carriers (TelecomService), regulators.
+SANDBOX_KINDS = ACCOUNT_KEEPERS | {InstitutionKind.CARRIER} | REGULATORS
 # ISO 9362: 4 letters (bank), 2 letters (country), 2 letters or digits (location), optional branch.
 _BIC = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?")
 
@@ -66,12 +74,21 @@ class Move:
 class ScenarioInstitution:
     id: str
     name: str
-    kind: InstitutionKind  # a bank or payment company: something that keeps accounts
+    kind: InstitutionKind  # one of SANDBOX_KINDS
     port: int | None  # fixed port for `stopline up`; None lets the OS pick
-    accounts: tuple[Account, ...]
+    accounts: tuple[Account, ...]  # banks and payment companies only, as are transfers and moves
     transfers_out: tuple[Transfer, ...] = ()
     faults: Faults = field(default_factory=Faults)  # template: each running institution gets a copy
     moves: tuple[Move, ...] = ()
+    # Carriers only: the E.164 prefixes of the ranges it holds (for the registry), the numbers it
+    # serves now, and numbers of its ranges ported to another carrier (number -> carrier id).
+    number_prefixes: tuple[str, ...] = ()
+    subscribers: tuple[str, ...] = ()
+    ported_out: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def keeps_accounts(self) -> bool:
+        return self.kind in ACCOUNT_KEEPERS
 
 
 @dataclass(frozen=True)
@@ -270,9 +287,15 @@ def _institution(entry, where: str) -> tuple[ScenarioInstitution, list[_Destinat
         kind = InstitutionKind(entry.get("kind"))
     except ValueError:
         kind = None
-    if kind not in ACCOUNT_KEEPERS:
-        allowed = ", ".join(sorted(k.value for k in ACCOUNT_KEEPERS))
+    if kind not in SANDBOX_KINDS:
+        allowed = ", ".join(sorted(k.value for k in SANDBOX_KINDS))
         raise ScenarioError(f"{where}.kind: {entry.get('kind')!r} is not one of {allowed}")
+    # What each kind may carry: a carrier's numbers are not a bank's, nor a bank's accounts a regulator's.
+    own = {"accounts", "transfers_out", "moves"} if kind in ACCOUNT_KEEPERS else set()
+    own |= {"number_prefixes", "subscribers", "ported_out"} if kind is InstitutionKind.CARRIER else set()
+    for key in ("accounts", "transfers_out", "moves", "number_prefixes", "subscribers", "ported_out"):
+        if key in entry and key not in own:
+            raise ScenarioError(f"{where}.{key}: a {kind.value} has no {key}")
     port = entry.get("port")
     if port is not None:
         port = _int(entry, "port", where, minimum=1)
@@ -369,6 +392,7 @@ def _institution(entry, where: str) -> tuple[ScenarioInstitution, list[_Destinat
         faults = Faults.from_dict(entry.get("faults", {}), f"{where}.faults")
     except FaultsError as e:
         raise ScenarioError(str(e)) from None
+    prefixes, subscribers, ported_out = _numbers(entry, where) if kind is InstitutionKind.CARRIER else ((), (), {})
     institution = ScenarioInstitution(
         id=inst_id,
         name=_str(entry, "name", where, required=False, default=inst_id),
@@ -378,8 +402,78 @@ def _institution(entry, where: str) -> tuple[ScenarioInstitution, list[_Destinat
         transfers_out=tuple(transfers),
         faults=faults,
         moves=tuple(moves),
+        number_prefixes=prefixes,
+        subscribers=subscribers,
+        ported_out=ported_out,
     )
     return institution, destinations
+
+
+def _phone(value, where: str) -> str:
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where}: {value!r} is not an E.164 number")
+    try:
+        return check_phone(value, where)
+    except InvalidField as e:
+        raise ScenarioError(str(e)) from None
+
+
+def _numbers(entry: dict, where: str) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    """A carrier's number_prefixes, subscribers and ported_out, each checked on its own."""
+    prefixes: list[str] = []
+    for i, prefix in enumerate(_list(entry.get("number_prefixes", []), f"{where}.number_prefixes")):
+        pwhere = f"{where}.number_prefixes[{i}]"
+        if not isinstance(prefix, str) or not NUMBER_PREFIX_PATTERN.match(prefix):
+            raise ScenarioError(f"{pwhere}: {prefix!r} is not \"+\" and 1-15 digits (an E.164 number prefix)")
+        if prefix in prefixes:
+            raise ScenarioError(f"{pwhere}: {prefix!r} is listed twice")
+        prefixes.append(prefix)
+    subscribers: list[str] = []
+    for i, number in enumerate(_list(entry.get("subscribers", []), f"{where}.subscribers")):
+        number = _phone(number, f"{where}.subscribers[{i}]")
+        if number in subscribers:
+            raise ScenarioError(f"{where}.subscribers[{i}]: {number} is listed twice")
+        subscribers.append(number)
+    ported_out: dict[str, str] = {}
+    for number, carrier in _obj(entry.get("ported_out", {}), f"{where}.ported_out").items():
+        pwhere = f"{where}.ported_out[{number!r}]"
+        _phone(number, pwhere)
+        if not isinstance(carrier, str) or not carrier:
+            raise ScenarioError(f"{pwhere}: must name the carrier that serves the number now")
+        if number in subscribers:
+            raise ScenarioError(f"{pwhere}: {number} is also one of this carrier's subscribers")
+        if not any(number.startswith(p) for p in prefixes):
+            raise ScenarioError(f"{pwhere}: {number} is in none of this carrier's number_prefixes (only a range holder ports out)")
+        ported_out[number] = carrier
+    return tuple(prefixes), tuple(subscribers), ported_out
+
+
+def _check_numbers(institutions: dict[str, ScenarioInstitution], off_platform: set[str]) -> None:
+    """Across carriers: one range holder per prefix, one carrier serving each number, and a number
+    ported to a sandbox carrier is one of its subscribers (to another: a carrier off the platform)."""
+    carriers = [i for i in institutions.values() if i.kind is InstitutionKind.CARRIER]
+    holders: dict[str, str] = {}
+    served: dict[str, str] = {}
+    for carrier in carriers:
+        where = f"institution {carrier.id}"
+        for prefix in carrier.number_prefixes:
+            if prefix in holders:
+                raise ScenarioError(f"{where}.number_prefixes: {prefix!r} is also held by {holders[prefix]}")
+            holders[prefix] = carrier.id
+        for number in carrier.subscribers:
+            if number in served:
+                raise ScenarioError(f"{where}.subscribers: {number} is also served by {served[number]}")
+            served[number] = carrier.id
+    for carrier in carriers:
+        for number, to in carrier.ported_out.items():
+            where = f"institution {carrier.id}.ported_out[{number!r}]"
+            if to in off_platform:
+                continue
+            target = institutions.get(to)
+            if target is None or target.kind is not InstitutionKind.CARRIER or to == carrier.id:
+                raise ScenarioError(f"{where}: {to!r} is not another carrier of the scenario nor off the platform")
+            if number not in target.subscribers:
+                raise ScenarioError(f"{where}: ported to {to}, which does not list it among its subscribers")
 
 
 def _check_destinations(
@@ -446,9 +540,9 @@ def _check_case(case, institutions: dict[str, ScenarioInstitution], units: set[s
         t = _obj(t, twhere)
         _account_ref(t.get("from"), f"{twhere}.from")
         to_inst, _ = _account_ref(t.get("to"), f"{twhere}.to")
-        if to_inst not in institutions:
+        if to_inst not in institutions or not institutions[to_inst].keeps_accounts:
             raise ScenarioError(
-                f"{twhere}.to.institution: {to_inst!r} is not one of the scenario's institutions"
+                f"{twhere}.to.institution: {to_inst!r} is not one of the scenario's banks or payment companies"
             )
         if "to_holder_name" in t:
             _str(t, "to_holder_name", twhere)
@@ -501,6 +595,7 @@ def parse_scenario(data) -> Scenario:
             raise ScenarioError(f"{owhere}.id: {other.id!r} is listed twice or reserved")
         off_platform.append(other if other.name else OffPlatformInstitution(other.id, other.id))
     _check_destinations(destinations, institutions, {o.id for o in off_platform})
+    _check_numbers(institutions, {o.id for o in off_platform})
     case = None
     if data.get("case") is not None:
         case = _check_case(data["case"], institutions, {u.id for u in units})

@@ -1,6 +1,11 @@
 """Running sandbox institutions: one grpc.aio server per institution, each with its own ledger,
 health checking and server reflection; and `Sandbox`, which runs every institution of a scenario.
 
+What an institution serves depends on its kind: a bank or payment company runs BankService on a
+ledger (sandbox.bank, sandbox.ledger), a carrier TelecomService on its numbers (sandbox.carrier,
+sandbox.numbers), the telecom and bank regulators RegulatorService on their file of reports
+(sandbox.regulator). Each lists its one service in health checking and reflection.
+
 A test takes an institution down with stop() and brings it back with restart() on the same port
 and the same ledger file, as a bank's maintenance window would look to the hub.
 
@@ -26,13 +31,24 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sandbox.bank import BankServicer
+from sandbox.carrier import TELECOM_SERVICE, TelecomServicer
 from sandbox.faults import Faults
 from sandbox.ledger import Ledger
 from sandbox.mules import Mules
+from sandbox.numbers import NumberStore
+from sandbox.regulator import REGULATOR_SERVICE, RegulatorServicer, RegulatorStore
 from sandbox.scenario import Scenario, load_scenario
-from stopline.v1 import bank_pb2, bank_pb2_grpc, envelope_pb2, hub_pb2, hub_pb2_grpc
+from stopline.v1 import (
+    bank_pb2,
+    bank_pb2_grpc,
+    envelope_pb2,
+    hub_pb2,
+    hub_pb2_grpc,
+    regulator_pb2_grpc,
+    telecom_pb2_grpc,
+)
 from trust.keys import SigningKey
-from trust.registry import Registry
+from trust.registry import ACCOUNT_KEEPERS, REGULATORS, InstitutionKind, Registry
 from trust.tls import TlsIdentity, target_name_options
 
 BANK_SERVICE = bank_pb2.DESCRIPTOR.services_by_name["BankService"].full_name
@@ -47,7 +63,16 @@ log = structlog.get_logger("sandbox")
 
 RegistrySource = Registry | Callable[[], Registry]
 
-__all__ = ["BANK_SERVICE", "Sandbox", "SandboxInstitution", "load_scenario"]
+__all__ = ["BANK_SERVICE", "REGULATOR_SERVICE", "TELECOM_SERVICE", "Sandbox", "SandboxInstitution", "load_scenario"]
+
+
+def _kind_of(kind: InstitutionKind | str | None, institution_id: str, registry: Callable[[], Registry]) -> InstitutionKind:
+    """The kind given, else the registry's entry for the institution, else a bank (as before kinds
+    mattered here)."""
+    if kind is not None:
+        return InstitutionKind(kind)
+    inst = registry().get(institution_id)
+    return inst.kind if inst is not None else InstitutionKind.BANK
 
 
 class SandboxInstitution:
@@ -62,12 +87,15 @@ class SandboxInstitution:
         *,
         faults: Faults | None = None,
         tls: TlsIdentity | None = None,
+        kind: InstitutionKind | str | None = None,
     ):
+        """`ledger_path` is the institution's SQLite file: a bank's ledger, a carrier's numbers,
+        a regulator's reports. `kind` picks the service (None: the registry's kind for
+        `institution_id`, else a bank)."""
         self.institution_id = institution_id
         self.host = host
         self.port = port  # 0 until start() when the OS picks
         self.faults = faults if faults is not None else Faults()
-        self.ledger = Ledger(ledger_path, institution_id)
         self.requests_received = 0
         # A callable is asked on every request, so a reloaded registry (new or revoked keys) is
         # picked up without a restart.
@@ -75,10 +103,35 @@ class SandboxInstitution:
         self._signing_key = signing_key
         self.tls = tls  # None: plaintext, only behind the explicit local-debugging flag
         self._server: grpc.aio.Server | None = None
-        self._servicer = BankServicer(
-            institution_id, signing_key, self._registry, self.ledger, self.faults, on_request=self._count
-        )
-        self._servicer.call_hub_back = self._call_hub_back
+        self.kind = _kind_of(kind, institution_id, self._registry)
+        # Its books, by kind (the others stay None).
+        self.ledger: Ledger | None = None
+        self.numbers: NumberStore | None = None
+        self.reports: RegulatorStore | None = None
+        if self.kind in ACCOUNT_KEEPERS:
+            self.ledger = Ledger(ledger_path, institution_id)
+            self.service_name = BANK_SERVICE
+            self._add_servicer = bank_pb2_grpc.add_BankServiceServicer_to_server
+            self._servicer = BankServicer(
+                institution_id, signing_key, self._registry, self.ledger, self.faults, on_request=self._count
+            )
+            self._servicer.call_hub_back = self._call_hub_back
+        elif self.kind is InstitutionKind.CARRIER:
+            self.numbers = NumberStore(ledger_path, institution_id)
+            self.service_name = TELECOM_SERVICE
+            self._add_servicer = telecom_pb2_grpc.add_TelecomServiceServicer_to_server
+            self._servicer = TelecomServicer(
+                institution_id, signing_key, self._registry, self.numbers, self.faults, on_request=self._count
+            )
+        elif self.kind in REGULATORS:
+            self.reports = RegulatorStore(ledger_path, institution_id)
+            self.service_name = REGULATOR_SERVICE
+            self._add_servicer = regulator_pb2_grpc.add_RegulatorServiceServicer_to_server
+            self._servicer = RegulatorServicer(
+                institution_id, signing_key, self._registry, self.reports, self.faults, on_request=self._count
+            )
+        else:
+            raise ValueError(f"{institution_id}: the sandbox runs no service for a {self.kind.value}")
 
     async def _call_hub_back(self, rpc: str, envelope: envelope_pb2.Envelope, attempts: int = 20) -> None:
         """Call the hub back: HubService `rpc` (a key of HUB_CALLBACKS: ReportFreezeResult with a
@@ -128,11 +181,11 @@ class SandboxInstitution:
         self._servicer.faults = self.faults
         # so_reuseport off: a second server on a taken port must fail, not silently share it.
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        bank_pb2_grpc.add_BankServiceServicer_to_server(self._servicer, server)
+        self._add_servicer(self._servicer, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
-            (BANK_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (self.service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         address = f"{self.host}:{self.port}"
         try:
@@ -146,7 +199,7 @@ class SandboxInstitution:
         if port == 0:  # older gRPC reports a failed bind this way
             raise OSError(f"{self.institution_id}: cannot listen on {address}")
         await server.start()
-        for service in ("", BANK_SERVICE):
+        for service in ("", self.service_name):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.port = port
         self._server = server
@@ -159,7 +212,9 @@ class SandboxInstitution:
         if server is not None:
             await server.stop(grace)
             log.info("institution.stopped", institution=self.institution_id, endpoint=self.endpoint)
-        self.ledger.close()
+        for books in (self.ledger, self.numbers, self.reports):
+            if books is not None:
+                books.close()
 
     async def restart(self) -> None:
         """Come back on the same port with the same ledger (port stays as picked at first start)."""
@@ -206,13 +261,18 @@ class Sandbox:
                 port=(inst.port or 0) if use_scenario_ports else 0,
                 faults=dataclasses.replace(inst.faults),  # a copy: tests mutate it per run
                 tls=tls[inst.id] if tls is not None else None,
+                kind=inst.kind,
             )
-            # A ledger file seeded before (a restart) keeps its history where it is.
-            seeded = sandbox_inst.ledger.seed_shift()
-            shift = seeded if seeded is not None else scenario.seed_shift(anchor)
-            sandbox_inst.ledger.seed(inst.accounts, inst.transfers_out, shift=shift)
+            if sandbox_inst.ledger is not None:
+                # A ledger file seeded before (a restart) keeps its history where it is.
+                seeded = sandbox_inst.ledger.seed_shift()
+                shift = seeded if seeded is not None else scenario.seed_shift(anchor)
+                sandbox_inst.ledger.seed(inst.accounts, inst.transfers_out, shift=shift)
+            if sandbox_inst.numbers is not None:
+                sandbox_inst.numbers.seed(inst.subscribers, inst.ported_out)
             self.institutions[inst.id] = sandbox_inst
-        self.mules = Mules(scenario, {i: inst.ledger for i, inst in self.institutions.items()}, clock=clock)
+        ledgers = {i: inst.ledger for i, inst in self.institutions.items() if inst.ledger is not None}
+        self.mules = Mules(scenario, ledgers, clock=clock)
         self._run_mules = run_mules
         self._mule_task: asyncio.Task | None = None
 

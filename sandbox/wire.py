@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import phonenumbers
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -103,3 +104,34 @@ def check_duration(d: Duration, field: str, longest: timedelta) -> timedelta:
         f"must be positive and at most {longest.days} days, got {duration}",
     )
     return duration
+
+
+# At most this many numbers in one order (the hub's own limit per report, see gateway.validation).
+MAX_PHONE_NUMBERS = 100
+
+
+def check_phone(number: str, field: str) -> str:
+    """An E.164 number ("+8613812345678") that libphonenumber knows as valid, written exactly in
+    E.164 form (no spaces, no national prefix); or InvalidField naming `field`."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException as e:
+        raise InvalidField(field, f"{number!r} is not an E.164 number ({e})") from None
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    require(field, e164 == number, f"{number!r} is not in E.164 form (expected {e164!r})")
+    require(field, phonenumbers.is_valid_number(parsed), f"{number!r} is not a valid phone number")
+    return number
+
+
+def check_phone_numbers(numbers, field: str) -> list[str]:
+    """1 to MAX_PHONE_NUMBERS E.164 numbers, none repeated; InvalidField names `field` or the
+    offending `field[i]`."""
+    numbers = list(numbers)
+    require(field, bool(numbers), "must name at least one number")
+    require(field, len(numbers) <= MAX_PHONE_NUMBERS, f"{len(numbers)} numbers, at most {MAX_PHONE_NUMBERS}")
+    seen: dict[str, int] = {}
+    for i, number in enumerate(numbers):
+        check_phone(number, f"{field}[{i}]")
+        require(f"{field}[{i}]", number not in seen, f"{number} repeats {field}[{seen.get(number)}]")
+        seen[number] = i
+    return numbers

@@ -74,7 +74,9 @@ def initialise(settings: Settings, scenario) -> dict[str, SigningKey]:
     for inst in scenario.institutions:
         certs[inst.id] = _certificate(ca, sandbox_tls_dir(settings), inst.id, (host,))
 
-    def entry(inst_id: str, name: str, kind: InstitutionKind, endpoint: str | None) -> Institution:
+    def entry(
+        inst_id: str, name: str, kind: InstitutionKind, endpoint: str | None, number_prefixes: tuple[str, ...] = ()
+    ) -> Institution:
         key = keys[inst_id]
         return Institution(
             id=inst_id,
@@ -83,13 +85,16 @@ def initialise(settings: Settings, scenario) -> dict[str, SigningKey]:
             endpoint=endpoint,
             keys=(registered_key(key.public_key, key.key_id, datetime.now(UTC)),),
             tls_cert_sha256=certs[inst_id][0].cert_sha256,
+            number_prefixes=number_prefixes,
         )
 
     wanted = [entry(HUB_ID, "Stopline hub", InstitutionKind.HUB, settings.gateway_address)]
     wanted.append(entry(settings.operator_id, "Anti-fraud centre operators", InstitutionKind.OPERATIONS_CENTRE, None))
     wanted += [entry(u.id, u.name, InstitutionKind.POLICE_UNIT, None) for u in scenario.police_units]
+    # Banks, payment companies, carriers (with the number ranges they hold) and regulators (the
+    # registry's telecom and bank regulator, found by kind).
     wanted += [
-        entry(i.id, i.name, InstitutionKind(i.kind), f"{host}:{i.port}" if i.port else None)
+        entry(i.id, i.name, InstitutionKind(i.kind), f"{host}:{i.port}" if i.port else None, i.number_prefixes)
         for i in scenario.institutions
     ]
     if not settings.registry_path.exists():

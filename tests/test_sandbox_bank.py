@@ -75,14 +75,14 @@ def keys() -> dict[str, SigningKey]:
     return {i: SigningKey.generate(i) for i in ("hub", BANK, OTHER, POLICE)}
 
 
-def make_registry(keys: dict[str, SigningKey]) -> Registry:
+def make_registry(keys: dict[str, SigningKey], more_kinds: dict[str, InstitutionKind] | None = None) -> Registry:
     kinds = {
         "hub": InstitutionKind.HUB,
         BANK: InstitutionKind.BANK,
         OTHER: InstitutionKind.PAYMENT_COMPANY,
         POLICE: InstitutionKind.POLICE_UNIT,
         "boxing-rcb": InstitutionKind.BANK,
-    }
+    } | (more_kinds or {})
     return Registry(
         [
             Institution(i, i, kinds[i], keys=(registered_key(k.public_key, k.key_id, VALID_FROM),))
@@ -694,7 +694,7 @@ async def test_the_boxing_scenario_holds_what_the_demo_expects(tmp_path):
     scenario = load_scenario("boxing")
     ids = [i.id for i in scenario.institutions]
     keys = {i: SigningKey.generate(i) for i in (*ids, "hub", POLICE)}
-    registry = make_registry(keys)
+    registry = make_registry(keys, {i.id: i.kind for i in scenario.institutions})  # carriers, regulators too
     sandbox = Sandbox(scenario, tmp_path, lambda: registry, keys, use_scenario_ports=False)
     await sandbox.start()
     try:
@@ -743,7 +743,8 @@ async def test_the_boxing_scenario_holds_what_the_demo_expects(tmp_path):
             12.5,
             "accounts[0].balance_minor: must be an integer",
         ),
-        (("institutions", 0, "kind"), "carrier", "institutions[0] (qilu-bank).kind"),
+        (("institutions", 0, "kind"), "police_unit", "institutions[0] (qilu-bank).kind"),
+        (("institutions", 0, "kind"), "carrier", "institutions[0] (qilu-bank).accounts: a carrier has no accounts"),
         (("institutions", 0, "faults"), {"forge": True}, "faults.forge: unknown fault"),
         (("case", "transfers", 0, "to", "institution"), "nowhere-bank", "case.transfers[0].to.institution"),
         (("case", "suspect_phone_numbers", 0), "17012345678", "case.suspect_phone_numbers[0]"),

@@ -498,8 +498,8 @@ def test_the_layered_scenario_is_large_and_layered():
         if a.number not in victims
     ]
     assert len(mules) >= 100
-    kinds = {inst.kind for inst in scenario.institutions}
-    assert len(scenario.institutions) >= 5 and kinds == {
+    keepers = [inst for inst in scenario.institutions if inst.keeps_accounts]
+    assert len(keepers) >= 5 and {inst.kind for inst in keepers} == {
         InstitutionKind.BANK,
         InstitutionKind.PAYMENT_COMPANY,
     }
@@ -566,6 +566,7 @@ async def test_with_nothing_held_the_ledgers_end_where_the_money_map_says(tmp_pa
         actual = {
             (inst_id, a.number): a.balance_minor
             for inst_id, inst in sandbox.institutions.items()
+            if inst.ledger is not None  # carriers and regulators keep no accounts
             for a in inst.ledger.accounts()
         }
         assert actual == money.balances

@@ -144,9 +144,12 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
     shift = scenario.seed_shift(datetime.now(UTC))  # the history as if the case were reported now
     for spec in scenario.institutions:
         inst = SandboxInstitution(
-            spec.id, keys[spec.id], lambda: holder[0], tmp_path / f"{spec.id}.db", tls=tls[spec.id]
+            spec.id, keys[spec.id], lambda: holder[0], tmp_path / f"{spec.id}.db", tls=tls[spec.id], kind=spec.kind
         )
-        inst.ledger.seed(spec.accounts, spec.transfers_out, shift=shift)
+        if inst.ledger is not None:  # banks and payment companies; carriers serve their subscribers
+            inst.ledger.seed(spec.accounts, spec.transfers_out, shift=shift)
+        if inst.numbers is not None:
+            inst.numbers.seed(spec.subscribers, spec.ported_out)
         await inst.start()
         institutions[spec.id] = inst
     holder[0] = _registry(keys, kinds, {i: inst.endpoint for i, inst in institutions.items()}, tls)

@@ -50,6 +50,20 @@ OFF_PLATFORM = (
     ("wuyi-village-bank", "Wuyi Village Bank (not on the platform)"),
     ("nanshan-credit-coop", "Nanshan Rural Credit Cooperative (not on the platform)"),
 )
+# Two carriers serving the case's suspect numbers (the second number was ported from one to the
+# other) and the two regulators: no accounts, so the books below never meet them, and they draw
+# nothing from the generator's random numbers.
+NUMBER_INSTITUTIONS = (
+    {"id": "donghai-mobile", "name": "Donghai Mobile (sandbox carrier)", "kind": "carrier", "port": 50107,
+     "number_prefixes": ["+86171", "+86165"], "subscribers": ["+8617155500417", "+8617155509901"],
+     "ported_out": {"+8616555500904": "xinghai-unicom"}},
+    {"id": "xinghai-unicom", "name": "Xinghai Unicom (sandbox carrier)", "kind": "carrier", "port": 50108,
+     "number_prefixes": ["+86186", "+86130"], "subscribers": ["+8616555500904", "+8618655509902"]},
+    {"id": "donghai-telecom-regulator", "name": "Donghai Communications Administration (sandbox telecom regulator)",
+     "kind": "telecom_regulator", "port": 50109},
+    {"id": "donghai-bank-regulator", "name": "Donghai Financial Regulatory Bureau (sandbox bank regulator)",
+     "kind": "bank_regulator", "port": 50110},
+)  # fmt: skip
 BICS = ("FICTKHPPXXX", "FICTMMYGXXX", "FICTPHMMXXX", "FICTLALAXXX")
 SURNAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun", "Ma", "Zhu",
             "Hu", "Guo", "He", "Lin", "Gao", "Luo", "Zheng", "Liang", "Xie", "Song", "Tang", "Han", "Feng", "Deng")  # fmt: skip
@@ -311,6 +325,7 @@ def generate() -> dict:
         if books.moves[inst_id]:
             entry["moves"] = sorted(books.moves[inst_id], key=lambda m: m["after_seconds"])
         institutions.append(entry)
+    institutions += [dict(entry) for entry in NUMBER_INSTITUTIONS]
 
     return {
         "name": "layered-investment-fraud",
