@@ -12,8 +12,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.institutions import InstitutionActivities
+from activities.supervision import SupervisionActivities
+from activities.telecom import TelecomActivities
+from adapters import regulator as regulator_adapter
+from adapters import telecom as telecom_adapter
 from adapters.bank import DEFAULT_TIMEOUT_SECONDS, BankClient
 from adapters.channels import ChannelPool
+from adapters.regulator import RegulatorClient
+from adapters.telecom import TelecomClient
 from audit.log import AuditLog
 from trust.keys import KeySource
 from trust.registry import Registry
@@ -35,9 +41,17 @@ def build_worker(
     bank_timeout_seconds: float | None = None,
     audit: AuditLog | None = None,
     replay: NonceCache | None = None,
+    telecom_timeout_seconds: float | None = None,
+    regulator_timeout_seconds: float | None = None,
 ) -> Worker:
     banks = BankClient(channels, registry, timeout_seconds=bank_timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
     institutions = InstitutionActivities(hub_key, registry, banks, audit, replay)
+    carriers = TelecomClient(channels, registry, telecom_timeout_seconds or telecom_adapter.DEFAULT_TIMEOUT_SECONDS)
+    regulators = RegulatorClient(
+        channels, registry, regulator_timeout_seconds or regulator_adapter.DEFAULT_TIMEOUT_SECONDS
+    )
+    telecom = TelecomActivities(hub_key, registry, carriers, regulators, audit, replay)
+    supervision = SupervisionActivities(hub_key, registry, regulators, audit, replay)
     return Worker(
         client,
         task_queue=task_queue,
@@ -49,6 +63,11 @@ def build_worker(
             institutions.request_release,
             institutions.request_return_funds,
             institutions.record_decision,
+            telecom.locate_number,
+            telecom.request_number_block,
+            telecom.request_number_unblock,
+            telecom.notify_telecom_regulator,
+            supervision.report_breach,
         ],
     )
 
