@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -74,7 +75,14 @@ def test_demo_holds_the_boxing_money_and_can_run_again(stack_env):
         # The sandbox took OS-picked ports, and the registry says where, for the worker to call.
         registry = json.loads((Path(stack_env["STOPLINE_DATA_DIR"]) / "registry.json").read_text())
         qilu = next(i for i in registry["institutions"] if i["id"] == "qilu-bank")
-        assert f"sandbox qilu-bank     {qilu['endpoint']}" in out
+        # (names are padded to the longest one: the scenario's regulators and carriers are listed too)
+        assert re.search(rf"sandbox qilu-bank +{re.escape(qilu['endpoint'])}\n", out), out
+        assert re.search(r"sandbox zibo-telecom-regulator +127\.0\.0\.1:\d+\n", out), out
+        # The registry knows the carriers' number ranges and the regulators, by kind.
+        entries = {i["id"]: i for i in registry["institutions"]}
+        assert entries["zibo-mobile"]["number_prefixes"] == ["+86170", "+86134", "+86135"]
+        assert entries["zibo-telecom-regulator"]["kind"] == "telecom_regulator"
+        assert entries["zibo-bank-regulator"]["kind"] == "bank_regulator"
         assert "hop 1 qilu-bank/6229110000375002: partly held 126,400.00 CNY of 375,000.00 CNY" in out
         assert "hop 1 huaxia-pay/HXP-8800-3000-0003: held 300,000.00 CNY" in out
         assert "hop 2 huaxia-pay/HXP-8800-1500-0004: held 150,000.00 CNY" in out
