@@ -1,14 +1,21 @@
-"""workflows/returns.py: who gets how much of each frozen account (pure; no Temporal needed)."""
+"""workflows/returns.py: who gets how much of each frozen account (pure; one test runs it in
+Temporal's workflow sandbox)."""
 
 from __future__ import annotations
 
 import ast
 import random
 import sys
-from pathlib import Path
 
-import pytest
+from temporalio import workflow
 
+# The test's own tools pass through the sandbox; the module under test is imported afresh in it.
+with workflow.unsafe.imports_passed_through():
+    from pathlib import Path
+
+    import pytest
+
+    from tests.conftest import new_worker
 from stopline.domain import Account, Amount
 from workflows.returns import (
     DIRECT,
@@ -377,3 +384,29 @@ def test_imports_only_the_standard_library_and_domain():
         "io",
         "socket",
     }
+
+
+def described(seed: int) -> list[str]:
+    pools, losses = random_case(random.Random(seed))  # a seeded Random: deterministic
+    plan = plan_returns(pools, losses)
+    return [f"{a.account}>{a.victim}:{a.amount.minor_units}:{a.rule}" for a in plan.allocations] + [
+        f"left {account}:{amount.minor_units}" for account, amount in plan.leftover.items()
+    ]
+
+
+@workflow.defn(sandboxed=True)
+class AllocationWorkflow:
+    @workflow.run
+    async def run(self, seeds: list[int]) -> list[list[str]]:
+        return [described(seed) for seed in seeds]
+
+
+async def test_runs_inside_the_workflow_sandbox(time_skipping_env):
+    client = time_skipping_env.client
+    seeds = list(range(1, 30))
+    async with new_worker(client, AllocationWorkflow, workflow_failure_exception_types=[Exception]) as worker:
+        inside = await client.execute_workflow(
+            AllocationWorkflow.run, seeds, id=f"allocation-{worker.task_queue}", task_queue=worker.task_queue
+        )
+    assert inside == [described(seed) for seed in seeds]
+    assert sum(len(lines) for lines in inside) > 50
