@@ -21,6 +21,7 @@ from adapters.channels import ChannelPool
 from adapters.regulator import RegulatorClient
 from adapters.telecom import TelecomClient
 from audit.log import AuditLog
+from stopline.caseindex import CaseIndex
 from trust.keys import KeySource
 from trust.registry import Registry
 from trust.replay import NonceCache
@@ -43,9 +44,10 @@ def build_worker(
     replay: NonceCache | None = None,
     telecom_timeout_seconds: float | None = None,
     regulator_timeout_seconds: float | None = None,
+    case_index: CaseIndex | None = None,
 ) -> Worker:
     banks = BankClient(channels, registry, timeout_seconds=bank_timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
-    institutions = InstitutionActivities(hub_key, registry, banks, audit, replay)
+    institutions = InstitutionActivities(hub_key, registry, banks, audit, replay, case_index)
     carriers = TelecomClient(channels, registry, telecom_timeout_seconds or telecom_adapter.DEFAULT_TIMEOUT_SECONDS)
     regulators = RegulatorClient(
         channels, registry, regulator_timeout_seconds or regulator_adapter.DEFAULT_TIMEOUT_SECONDS

@@ -7,8 +7,9 @@ verified; every envelope either way, and every refusal, goes into the audit log.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from temporalio import activity
@@ -28,6 +29,7 @@ from activities.exchange import HEALABLE_ATTEMPTS, ExchangeActivities, _echoes
 from adapters.bank import BankClient
 from audit.log import AuditLog
 from audit.record import decision_entry
+from stopline.caseindex import CaseIndex, account_key
 from stopline.domain import (
     RECORD_DECISION,
     REQUEST_ACCOUNT_QUERY,
@@ -84,9 +86,13 @@ class InstitutionActivities(ExchangeActivities):
         banks: BankClient,
         audit: AuditLog | None = None,
         replay: NonceCache | None = None,
+        case_index: CaseIndex | None = None,
     ):
         super().__init__(hub_key, registry, audit, replay)
         self._banks = banks
+        # Every account the chase stops is recorded against the case, so a later report that
+        # names it links to this case and operators find the case from the account.
+        self._case_index = case_index
 
     @activity.defn(name=REQUEST_STOP_PAYMENT)
     async def request_stop_payment(self, req: StopPaymentInput) -> StopPaymentResult:
@@ -106,6 +112,11 @@ class InstitutionActivities(ExchangeActivities):
             lambda answer, attempt: _check_answer(req, answer, attempt=attempt),
             case_id=req.case_id, institution=req.account.institution, what="stop-payment",
         )  # fmt: skip
+        if self._case_index is not None:
+            try:
+                await asyncio.to_thread(self._case_index.touch, req.case_id, [account_key(req.account)], at=datetime.now(UTC))
+            except ValueError as e:  # a case the index never saw (reported before it existed)
+                bound.warning("case index not updated", error=str(e))
         bound.info(
             "stop-payment answered",
             outcome=result.outcome.value,

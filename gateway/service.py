@@ -32,32 +32,56 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.convert import account_of, amount_of, freeze_result_of, money_pb
+from activities.convert import account_of, amount_of, freeze_result_of, money_pb, return_result_of
 from audit.entry import AuditEntry, Direction
 from audit.log import AuditLog
 from audit.record import envelope_entry, refusal_entry
 from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, HOLD_STATE_PB, case_view_pb
-from gateway.validation import CASE_ID_PATTERN, MAX_REPORT_BYTES, InvalidReport, validate_report
+from gateway.validation import (
+    CASE_ID_PATTERN,
+    DEVICE_ID_PATTERN,
+    MAX_REPORT_BYTES,
+    InvalidReport,
+    validate_phone,
+    validate_report,
+)
+from stopline.caseindex import CaseIndex, account_key, device_key, phone_key
 from stopline.domain import (
+    ACKNOWLEDGE_ESCALATION_UPDATE,
     CASE_WORKFLOW,
+    CONCLUDE_CASE_UPDATE,
     DECIDE_HOLD_UPDATE,
     DEFAULT_CHASE_DEPTH,
     ERR_DECISION_INVALID,
+    ERR_DECISION_NOT_PERMITTED,
     FREEZE_RESULT_UPDATE,
+    LINK_CASE_UPDATE,
+    RETURN_RESULT_UPDATE,
     SA_AMOUNT_MINOR,
     SA_CASE_ID,
     SA_CURRENCY,
     SA_STATUS,
+    UNBLOCK_NUMBER_UPDATE,
     Amount,
+    AnswerDeadlines,
     CaseInput,
     CaseStatus,
     CaseView,
+    ConclusionInput,
     DecisionKind,
+    EscalationAckInput,
+    EscalationPolicy,
+    EscalationView,
     FreezeCallback,
     HoldDecisionInput,
     HoldView,
+    LinkCaseInput,
+    NumberView,
+    ReturnCallback,
+    UnblockDecisionInput,
     case_workflow_id,
     hold_workflow_id,
+    number_workflow_id,
     stop_targets,
 )
 from stopline.money import format_amount
@@ -121,8 +145,16 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         audit: AuditLog | None = None,
         replay: NonceCache | None = None,
         chase_max_depth: int = DEFAULT_CHASE_DEPTH,
+        *,
+        case_index: CaseIndex | None = None,
+        deadlines: AnswerDeadlines | None = None,
+        escalation: EscalationPolicy | None = None,
     ):
         self._chase_max_depth = chase_max_depth
+        # Without an index every case runs alone (no linking, FindCases answers from nothing).
+        self._index = case_index
+        self._deadlines = deadlines or AnswerDeadlines()
+        self._escalation = escalation
         self._client = client
         self._replay = replay or MemoryNonceCache()
         self._registry = registry
@@ -199,16 +231,25 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         envelope = request.envelope
         try:
             case = dataclasses.replace(
-                validate_report(report, self._registry(), signer=envelope.signer), max_depth=self._chase_max_depth
-            )
+                validate_report(report, self._registry(), signer=envelope.signer), max_depth=self._chase_max_depth,
+                deadlines=self._deadlines, escalation=self._escalation,
+            )  # fmt: skip
         except InvalidReport as e:
             await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=report.case_id[:64])
 
-        workflow_id = case_workflow_id(case.case_id)
-        fingerprint = report_fingerprint(case)
         where = {"case_id": case.case_id, "institution": case.reporting_unit}
         # Recorded before anything acts on it: the log never lacks a report the hub acted on.
         await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
+        lead = await self._lead_for(case)
+        if lead != case.case_id:
+            return await self._link(context, envelope, case, lead)
+        return await self._start_case(context, envelope, case)
+
+    async def _start_case(self, context, envelope, case: CaseInput):
+        """Start the case's workflow (once, ever) and answer with the signed receipt."""
+        workflow_id = case_workflow_id(case.case_id)
+        fingerprint = report_fingerprint(case)
+        where = {"case_id": case.case_id, "institution": case.reporting_unit}
         bound = log.bind(case_id=case.case_id, workflow_id=workflow_id, reporting_unit=case.reporting_unit)
         created = True
         try:
@@ -253,6 +294,69 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         receipt = hub_pb2.CaseReceipt(case_id=case.case_id, workflow_id=workflow_id, created=created)
         return hub_pb2.ReportCaseResponse(envelope=await self._signed_receipt(receipt, where))
 
+    # --- linked cases -------------------------------------------------------------------------
+
+    @staticmethod
+    def _link_keys(case: CaseInput) -> list[str]:
+        """What links cases: the accounts the victims paid, the suspect numbers, the devices."""
+        keys = [account_key(t.to_account) for t in case.transfers]
+        keys += [phone_key(n) for n in case.suspect_phone_numbers]
+        keys += [device_key(d) for d in case.device_ids]
+        return list(dict.fromkeys(keys))
+
+    async def _lead_for(self, case: CaseInput) -> str:
+        """The open case whose chase this one joins (itself when none shares anything with it)."""
+        if self._index is None:
+            return case.case_id
+        return await asyncio.to_thread(self._index.claim, case.case_id, self._link_keys(case), at=datetime.now(UTC))
+
+    async def _lead_of(self, case_id: str) -> str:
+        if self._index is None:
+            return case_id
+        return await asyncio.to_thread(self._index.lead_of, case_id) or case_id
+
+    async def _link(self, context, envelope, case: CaseInput, lead: str):
+        """Join `case` to the running chase of `lead`. A lead that has closed or been concluded
+        since takes no new victims: its group is closed in the index and the case is claimed
+        again (it then leads, or joins another open group)."""
+        where = {"case_id": case.case_id, "institution": case.reporting_unit}
+        for _ in range(3):
+            keys = self._link_keys(case)
+            shared = [
+                k for k in keys
+                if any(link.lead_case_id == lead and link.case_id != case.case_id
+                       for link in await asyncio.to_thread(self._index.find, k))
+            ]  # fmt: skip
+            handle = self._client.get_workflow_handle(case_workflow_id(lead))
+            try:
+                newly = await handle.execute_update(
+                    LINK_CASE_UPDATE, LinkCaseInput(case, ", ".join(k.replace(":", " ", 1) for k in shared) or "linked"),
+                    result_type=bool, rpc_timeout=QUERY_TIMEOUT,
+                )  # fmt: skip
+            except (WorkflowUpdateFailedError, RPCError) as e:
+                if isinstance(e, RPCError) and e.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                cause = e.cause if isinstance(e, WorkflowUpdateFailedError) else None
+                if isinstance(cause, ApplicationError) and cause.type == ERR_DECISION_INVALID:
+                    await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, cause.message, case_id=case.case_id)
+                log.info("lead case takes no new victims; claiming again", case_id=case.case_id, lead=lead, why=str(e))
+                await asyncio.to_thread(self._index.close_group, lead)
+                lead = await self._lead_for(case)
+                if lead == case.case_id:
+                    break
+                continue
+            except WorkflowUpdateRPCTimeoutOrCancelledError:
+                await self._refuse(context, envelope, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                   f"case {lead}, which this case joins, did not answer within {QUERY_TIMEOUT.seconds} s; "
+                                   "report again: it is linked once", case_id=case.case_id)  # fmt: skip
+            log.info("case linked", case_id=case.case_id, lead_case_id=lead, shared=shared)
+            receipt = hub_pb2.CaseReceipt(case_id=case.case_id, workflow_id=case_workflow_id(lead), created=newly)
+            return hub_pb2.ReportCaseResponse(envelope=await self._signed_receipt(receipt, where))
+        else:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"case {case.case_id}: its linked cases keep closing; report again")
+        # Nobody to join after all: it leads its own chase.
+        return await self._start_case(context, envelope, case)
+
     # --- GetCase ------------------------------------------------------------------------------
 
     @temporal_unavailable_is_unavailable
@@ -266,7 +370,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         await self._record(
             envelope_entry(request.envelope, direction=Direction.IN, case_id=query.case_id, institution=request.envelope.signer)
         )
-        handle = self._client.get_workflow_handle(case_workflow_id(query.case_id), result_type=CaseView)
+        # A linked case is read through the chase it joined.
+        lead = await self._lead_of(query.case_id)
+        handle = self._client.get_workflow_handle(case_workflow_id(lead), result_type=CaseView)
         try:
             description = await handle.describe()
         except RPCError as e:
@@ -333,22 +439,23 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
     # --- DecideHold ---------------------------------------------------------------------------
 
     async def _update_hold(self, context, envelope, handle, update: str, arg, case_id: str, *,
-                           missing: tuple[grpc.StatusCode, str], ended: str) -> HoldView:  # fmt: skip
-        """Run an update on a hold's workflow; a refusal by its validator, a hold that never
-        existed (`missing`) or one that has ended (`ended`) is refused and audited."""
+                           missing: tuple[grpc.StatusCode, str], ended: str, result_type=HoldView):  # fmt: skip
+        """Run an update on a case's, hold's or number's workflow; a refusal by its validator, a
+        workflow that never existed (`missing`) or one that has ended (`ended`) is refused and
+        audited."""
         try:
-            return await handle.execute_update(update, arg, result_type=HoldView, rpc_timeout=QUERY_TIMEOUT)
+            return await handle.execute_update(update, arg, result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowUpdateRPCTimeoutOrCancelledError:
             await self._refuse(context, envelope, grpc.StatusCode.DEADLINE_EXCEEDED,
-                               f"the hold's workflow did not answer within {QUERY_TIMEOUT.seconds} s; it may still "
+                               f"the workflow did not answer within {QUERY_TIMEOUT.seconds} s; it may still "
                                "apply this: read the case before sending it again", case_id=case_id)  # fmt: skip
         except WorkflowUpdateFailedError as e:
             cause = e.cause
-            code = (
-                grpc.StatusCode.INVALID_ARGUMENT
-                if isinstance(cause, ApplicationError) and cause.type == ERR_DECISION_INVALID
-                else grpc.StatusCode.FAILED_PRECONDITION
-            )
+            kind = cause.type if isinstance(cause, ApplicationError) else None
+            code = {
+                ERR_DECISION_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+                ERR_DECISION_NOT_PERMITTED: grpc.StatusCode.PERMISSION_DENIED,
+            }.get(kind, grpc.StatusCode.FAILED_PRECONDITION)
             await self._refuse(context, envelope, code, cause.message if cause is not None else str(e), case_id=case_id)
         except RPCError as e:
             if e.status != RPCStatusCode.NOT_FOUND:
@@ -438,3 +545,164 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         log.info("freeze result accepted", case_id=answer.case_id, institution=envelope.signer, frozen=result.frozen)
         receipt = hub_pb2.CallbackReceipt(idempotency_key=answer.idempotency_key)
         return hub_pb2.ReportFreezeResultResponse(envelope=await self._signed_receipt(receipt, where))
+
+    # --- UnblockNumber --------------------------------------------------------------------------
+
+    async def _decision_payload(self, request, context, message_type, role: Role, doing: str):
+        """Open a decision about a case: a valid case id and the signer's unit, on record."""
+        decision = await self._open(request, context, message_type, role, doing, MAX_QUERY_BYTES)
+        if not CASE_ID_PATTERN.match(decision.case_id):
+            await self._refuse(context, request.envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                               f"case_id: {decision.case_id[:80]!r} is not a valid case id")  # fmt: skip
+        if not decision.officer.strip():
+            await self._refuse(context, request.envelope, grpc.StatusCode.INVALID_ARGUMENT, "officer: required",
+                               case_id=decision.case_id)  # fmt: skip
+        where = {"case_id": decision.case_id, "institution": request.envelope.signer}
+        await self._record(envelope_entry(request.envelope, direction=Direction.IN, **where))
+        return decision, where
+
+    async def _case_decision_receipt(self, case_id: str, decision: str, where: dict):
+        receipt = hub_pb2.CaseDecisionReceipt(case_id=case_id, decision=decision)
+        return await self._signed_receipt(receipt, where)
+
+    @temporal_unavailable_is_unavailable
+    async def UnblockNumber(self, request, context: grpc.aio.ServicerContext):
+        decision, where = await self._decision_payload(request, context, hub_pb2.NumberUnblockDecision, Role.APPROVE,
+                                                       "unblock numbers")  # fmt: skip
+        envelope = request.envelope
+        try:
+            number = validate_phone(decision.phone_number, "phone_number")
+        except InvalidReport as e:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=decision.case_id)
+        if not decision.reason.strip():
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                               "reason: why the block was wrong is required", case_id=decision.case_id)  # fmt: skip
+        lead = await self._lead_of(decision.case_id)
+        handle = self._client.get_workflow_handle(number_workflow_id(case_workflow_id(lead), number))
+        view = await self._update_hold(
+            context, envelope, handle, UNBLOCK_NUMBER_UPDATE,
+            UnblockDecisionInput(decided_by=envelope.signer, officer=decision.officer, reason=decision.reason.strip()),
+            decision.case_id, result_type=NumberView,
+            missing=(grpc.StatusCode.NOT_FOUND, f"case {decision.case_id!r} never blocked {number}"),
+            ended=f"{number} is no longer blocked for case {decision.case_id!r}",
+        )  # fmt: skip
+        log.info("unblock accepted", case_id=decision.case_id, number=number, decided_by=envelope.signer, state=view.state.value)
+        envelope_out = await self._case_decision_receipt(decision.case_id, f"unblock {number}", where)
+        return hub_pb2.UnblockNumberResponse(envelope=envelope_out)
+
+    # --- ConcludeCase ---------------------------------------------------------------------------
+
+    @temporal_unavailable_is_unavailable
+    async def ConcludeCase(self, request, context: grpc.aio.ServicerContext):
+        conclusion, where = await self._decision_payload(request, context, hub_pb2.CaseConclusion, Role.APPROVE,
+                                                         "conclude cases")  # fmt: skip
+        envelope = request.envelope
+        if not conclusion.document_ref.strip():
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                               "document_ref: the conclusion document is required", case_id=conclusion.case_id)  # fmt: skip
+        lead = await self._lead_of(conclusion.case_id)
+        if lead != conclusion.case_id:
+            await self._refuse(context, envelope, grpc.StatusCode.FAILED_PRECONDITION,
+                               f"case {conclusion.case_id!r} is linked to case {lead!r}: conclude that one, "
+                               "its returns serve every linked victim", case_id=conclusion.case_id)  # fmt: skip
+        handle = self._client.get_workflow_handle(case_workflow_id(lead))
+        await self._update_hold(
+            context, envelope, handle, CONCLUDE_CASE_UPDATE,
+            ConclusionInput(envelope.signer, conclusion.officer.strip(), conclusion.document_ref.strip()),
+            conclusion.case_id, result_type=CaseView,
+            missing=(grpc.StatusCode.NOT_FOUND, f"no case {conclusion.case_id!r}"),
+            ended=f"case {conclusion.case_id!r} is closed: nothing is held or frozen",
+        )  # fmt: skip
+        log.info("case concluded", case_id=conclusion.case_id, decided_by=envelope.signer)
+        envelope_out = await self._case_decision_receipt(conclusion.case_id, "concluded", where)
+        return hub_pb2.ConcludeCaseResponse(envelope=envelope_out)
+
+    # --- AcknowledgeEscalation ------------------------------------------------------------------
+
+    @temporal_unavailable_is_unavailable
+    async def AcknowledgeEscalation(self, request, context: grpc.aio.ServicerContext):
+        ack, where = await self._decision_payload(request, context, hub_pb2.EscalationAcknowledgement, Role.APPROVE,
+                                                  "acknowledge escalations")  # fmt: skip
+        envelope = request.envelope
+        lead = await self._lead_of(ack.case_id)
+        handle = self._client.get_workflow_handle(case_workflow_id(lead))
+        view = await self._update_hold(
+            context, envelope, handle, ACKNOWLEDGE_ESCALATION_UPDATE,
+            EscalationAckInput(unit=envelope.signer, officer=ack.officer.strip(), note=ack.note.strip()),
+            ack.case_id, result_type=EscalationView,
+            missing=(grpc.StatusCode.NOT_FOUND, f"no case {ack.case_id!r}"),
+            ended=f"case {ack.case_id!r} is closed",
+        )  # fmt: skip
+        log.info("escalation acknowledged", case_id=ack.case_id, unit=envelope.signer, level=view.level.value)
+        envelope_out = await self._case_decision_receipt(ack.case_id, "escalation acknowledged", where)
+        return hub_pb2.AcknowledgeEscalationResponse(envelope=envelope_out)
+
+    # --- ReportReturnResult ---------------------------------------------------------------------
+
+    @temporal_unavailable_is_unavailable
+    async def ReportReturnResult(self, request, context: grpc.aio.ServicerContext):
+        receipt = await self._open(request, context, bank_pb2.ReturnReceipt, Role.ANSWER, "report return results",
+                                   MAX_QUERY_BYTES)  # fmt: skip
+        envelope = request.envelope
+        case_id = receipt.case_id[:64]
+        if receipt.account.institution != envelope.signer:
+            await self._refuse(context, envelope, grpc.StatusCode.PERMISSION_DENIED,
+                               f"{envelope.signer!r} may only report about its own accounts, not "
+                               f"{receipt.account.institution!r}'s", case_id=case_id)  # fmt: skip
+        if not CASE_ID_PATTERN.match(receipt.case_id) or not receipt.account.account_number or not receipt.idempotency_key:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                               "case_id, account and idempotency_key are required", case_id=case_id)  # fmt: skip
+        try:
+            result = return_result_of(receipt, None)
+        except ValueError as e:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=case_id)
+        where = {"case_id": receipt.case_id, "institution": envelope.signer}
+        await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
+        lead = await self._lead_of(receipt.case_id)
+        account = account_of(receipt.account)
+        handle = self._client.get_workflow_handle(hold_workflow_id(case_workflow_id(lead), account))
+        no_one_waits = f"no return receipt is awaited for request {receipt.idempotency_key!r}"
+        await self._update_hold(
+            context, envelope, handle, RETURN_RESULT_UPDATE,
+            ReturnCallback(idempotency_key=receipt.idempotency_key, institution=envelope.signer, result=result),
+            receipt.case_id, missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
+        )  # fmt: skip
+        log.info("return receipt accepted", case_id=receipt.case_id, institution=envelope.signer, return_id=result.return_id)
+        answer = hub_pb2.CallbackReceipt(idempotency_key=receipt.idempotency_key)
+        return hub_pb2.ReportReturnResultResponse(envelope=await self._signed_receipt(answer, where))
+
+    # --- FindCases ------------------------------------------------------------------------------
+
+    @temporal_unavailable_is_unavailable
+    async def FindCases(self, request, context: grpc.aio.ServicerContext):
+        search = await self._open(request, context, hub_pb2.CaseSearch, Role.READ, "read cases", MAX_QUERY_BYTES)
+        envelope = request.envelope
+        subject = search.WhichOneof("subject")
+        problem = None
+        key = ""
+        if subject is None:
+            problem = "subject: one of account, phone_number or device_id is required"
+        elif subject == "account":
+            if not search.account.institution or not search.account.account_number:
+                problem = "account: institution and account_number are required"
+            else:
+                key = account_key(account_of(search.account))
+        elif subject == "phone_number":
+            try:
+                key = phone_key(validate_phone(search.phone_number, "phone_number"))
+            except InvalidReport as e:
+                problem = str(e)
+        elif not DEVICE_ID_PATTERN.match(search.device_id):
+            problem = f"device_id: {search.device_id[:80]!r} is not 1-128 characters of A-Z a-z 0-9 : . _ -"
+        else:
+            key = device_key(search.device_id)
+        if problem is not None:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, problem)
+        await self._record(envelope_entry(envelope, direction=Direction.IN, case_id="", institution=envelope.signer))
+        links = await asyncio.to_thread(self._index.find, key) if self._index is not None else []
+        cases = []
+        for link in links:
+            msg = hub_pb2.CaseLink(case_id=link.case_id, lead_case_id=link.lead_case_id, how=link.how)
+            msg.since.FromDatetime(link.since)
+            cases.append(msg)
+        return hub_pb2.FindCasesResponse(cases=cases)

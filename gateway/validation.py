@@ -162,6 +162,7 @@ def validate_report(
         e164 = _phone(number, f"suspect_phone_numbers[{i}]")
         if e164 not in phones:
             phones.append(e164)
+    devices = validate_device_ids(report.device_ids)
 
     return CaseInput(
         case_id=report.case_id,
@@ -170,4 +171,27 @@ def validate_report(
         transfers=transfers,
         suspect_phone_numbers=phones,
         summary=report.summary.strip(),
+        device_ids=devices,
     )
+
+
+MAX_DEVICE_IDS = 20
+DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$")
+
+
+def validate_device_ids(device_ids) -> list[str]:
+    """Device identifiers (an IMEI, an app install id): printable ASCII ids, de-duplicated."""
+    if len(device_ids) > MAX_DEVICE_IDS:
+        raise InvalidReport("device_ids", f"{len(device_ids)} devices, at most {MAX_DEVICE_IDS}")
+    devices: list[str] = []
+    for i, device in enumerate(device_ids):
+        if not DEVICE_ID_PATTERN.match(device):
+            raise InvalidReport(f"device_ids[{i}]", f"{device[:80]!r} is not 1-128 characters of A-Z a-z 0-9 : . _ -")
+        if device not in devices:
+            devices.append(device)
+    return devices
+
+
+def validate_phone(number: str, field: str) -> str:
+    """An E.164 number, or InvalidReport naming `field`."""
+    return _phone(number, field)

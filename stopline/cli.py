@@ -31,7 +31,16 @@ from stopline import logs
 from stopline.casefile import CaseFileError, load_case_file, rebase_report, report_from_dict
 from stopline.config import ConfigError, Settings, load
 from stopline.hubclient import HubClient
-from stopline.render import case_table, cases_table, flow_line, hops_table, money, money_summary, stop_line
+from stopline.render import (
+    case_extras,
+    case_table,
+    cases_table,
+    flow_line,
+    hops_table,
+    money,
+    money_summary,
+    stop_line,
+)
 from stopline.setup import HUB_ID, registry_file, tls_identity
 from stopline.v1 import common_pb2, hub_pb2
 from trust.errors import TrustError
@@ -107,6 +116,23 @@ async def cmd_up(settings: Settings, args) -> int:
     return 0
 
 
+def close_earlier_demos(stack, report: hub_pb2.CaseReport) -> None:
+    """Every demo tells the scenario's story afresh: earlier demo runs of it (still open, their
+    holds running) take no new victims, so this run's case is not linked into theirs."""
+    from stopline.caseindex import account_key
+    from stopline.domain import Account
+
+    index = stack.case_index
+    if index is None:
+        return
+    prefix = f"{stack.scenario.case['case_id']}-"
+    for t in report.transfers:
+        key = account_key(Account(t.to_account.institution, t.to_account.account_number))
+        for link in index.find(key):
+            if link.lead_case_id.startswith(prefix) and index.is_open(link.lead_case_id):
+                index.close_group(link.lead_case_id)
+
+
 async def cmd_demo(settings: Settings, args) -> int:
     from stopline.stack import Stack
 
@@ -126,6 +152,7 @@ async def cmd_demo(settings: Settings, args) -> int:
             f"  {len(report.transfers)} transfers, suspects {', '.join(report.suspect_phone_numbers) or '-'}",
             highlight=False,
         )
+        close_earlier_demos(stack, report)
         async with hub_client(settings, unit, stack.gateway_address) as hub:
             if stack.sandbox is not None:
                 stack.sandbox.mules.start()  # the race starts with the report: mules move on
@@ -138,7 +165,7 @@ async def cmd_demo(settings: Settings, args) -> int:
         print_case(case)
         if stack.sandbox is not None:
             print_race(stack.sandbox.mules.results, case.total_reported.currency)
-        outcome_ok = case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED
+        outcome_ok = case.status in CHASE_DONE
         holding = {s.account.institution for s in case.stops if s.held.minor_units > 0}
         unverified = [s for s in case.stops if s.state in (hub_pb2.STOP_STATE_ANSWER_REJECTED, hub_pb2.STOP_STATE_FAILED)]
         console.print(
@@ -158,6 +185,8 @@ async def cmd_demo(settings: Settings, args) -> int:
     return 0 if outcome_ok else 1
 
 
+CHASE_DONE = (hub_pb2.CASE_STATUS_STOPS_ANSWERED, hub_pb2.CASE_STATUS_CONCLUDED, hub_pb2.CASE_STATUS_CLOSED)
+
 # Past this many accounts a case prints per hop, not per account.
 DETAIL_ACCOUNTS = 20
 
@@ -173,6 +202,8 @@ def print_case(case: hub_pb2.CaseView) -> None:
     else:
         console.print(hops_table(case))
     console.print(money_summary(case), highlight=False)
+    for line in case_extras(case):
+        console.print(line, highlight=False)
 
 
 def print_race(results, currency: str) -> None:
@@ -215,7 +246,7 @@ async def follow_case(hub: HubClient, case_id: str, started: float) -> hub_pb2.C
             for flow in case.flows[flows_seen:]:
                 console.print(f"{at}   {flow_line(flow)}", highlight=False)
             flows_seen = len(case.flows)
-        if case.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED or time.monotonic() > deadline:
+        if case.status in CHASE_DONE or time.monotonic() > deadline:
             return case
         await asyncio.sleep(0.05)
 
@@ -234,6 +265,7 @@ async def cmd_init(settings: Settings, args) -> int:
 
 async def cmd_worker(settings: Settings, args) -> int:
     from adapters.channels import ChannelPool
+    from stopline.caseindex import SqliteCaseIndex
     from stopline.stack import checkpointing, connect, hub_key_file, open_audit
     from worker import build_worker
 
@@ -244,6 +276,7 @@ async def cmd_worker(settings: Settings, args) -> int:
         worker = build_worker(
             client, settings.task_queue, hub_key=hub_key_file(settings), registry=registry_file(settings),
             channels=channels, audit=audit, replay=SqliteNonceCache(settings.nonces_db),
+            case_index=SqliteCaseIndex(settings.case_index_db),
         )  # fmt: skip
         task = asyncio.create_task(worker.run())
         console.print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address}", highlight=False)
@@ -260,6 +293,7 @@ async def cmd_worker(settings: Settings, args) -> int:
 async def cmd_gateway(settings: Settings, args) -> int:
     from gateway.server import start_gateway
     from gateway.service import HubServicer
+    from stopline.caseindex import SqliteCaseIndex
     from stopline.stack import checkpointing, connect, ensure_search_attributes, hub_key_file, open_audit
 
     client = await connect(settings)
@@ -269,6 +303,8 @@ async def cmd_gateway(settings: Settings, args) -> int:
         hub = HubServicer(
             client, registry_file(settings), hub_key_file(settings), settings.task_queue, audit,
             SqliteNonceCache(settings.nonces_db), chase_max_depth=settings.chase_max_depth,
+            case_index=SqliteCaseIndex(settings.case_index_db), deadlines=settings.deadlines,
+            escalation=settings.escalation,
         )  # fmt: skip
         server, port = await start_gateway(settings.gateway_address, hub, tls_identity(settings, HUB_ID))
         console.print(f"HubService on port {port}", highlight=False)
@@ -313,7 +349,8 @@ async def cmd_case(settings: Settings, args) -> int:
 
 
 async def cmd_cases(settings: Settings, args) -> int:
-    status = {"all": 0, "stopping": hub_pb2.CASE_STATUS_STOPPING, "answered": hub_pb2.CASE_STATUS_STOPS_ANSWERED}
+    status = {"all": 0, "stopping": hub_pb2.CASE_STATUS_STOPPING, "answered": hub_pb2.CASE_STATUS_STOPS_ANSWERED,
+              "concluded": hub_pb2.CASE_STATUS_CONCLUDED, "closed": hub_pb2.CASE_STATUS_CLOSED}  # fmt: skip
     cases: list[hub_pb2.CaseSummary] = []
     token = b""
     async with hub_client(settings, args.as_reader or settings.operator_id) as hub:
@@ -352,6 +389,59 @@ async def cmd_decide(settings: Settings, args) -> int:
         receipt = await hub.decide_hold(decision)
     state = hub_pb2.HoldState.Name(receipt.hold_state).removeprefix("HOLD_STATE_").lower()
     console.print(f"{args.command} of {args.account} in case {args.case_id} accepted: {state}", highlight=False)
+    return 0
+
+
+async def cmd_unblock(settings: Settings, args) -> int:
+    """An officer lifts the block on a number blocked by mistake."""
+    decision = hub_pb2.NumberUnblockDecision(case_id=args.case_id, phone_number=args.number, officer=args.officer,
+                                             reason=args.reason)  # fmt: skip
+    async with hub_client(settings, args.as_unit) as hub:
+        await hub.unblock_number(decision)
+    console.print(f"unblock of {args.number} in case {args.case_id} accepted: the carrier lifts it now", highlight=False)
+    return 0
+
+
+async def cmd_conclude(settings: Settings, args) -> int:
+    """An officer concludes a case: its frozen money goes back to the victims."""
+    conclusion = hub_pb2.CaseConclusion(case_id=args.case_id, officer=args.officer, document_ref=args.document)
+    async with hub_client(settings, args.as_unit) as hub:
+        await hub.conclude_case(conclusion)
+        case = await hub.get_case(args.case_id)
+    print_case(case)
+    return 0
+
+
+async def cmd_acknowledge(settings: Settings, args) -> int:
+    """The leader a large case was escalated to takes it on."""
+    ack = hub_pb2.EscalationAcknowledgement(case_id=args.case_id, officer=args.officer, note=args.note or "")
+    async with hub_client(settings, args.as_unit) as hub:
+        await hub.acknowledge_escalation(ack)
+    console.print(f"case {args.case_id}: escalation acknowledged by {args.officer} of {args.as_unit}", highlight=False)
+    return 0
+
+
+async def cmd_find(settings: Settings, args) -> int:
+    """Every case touching an account, a number or a device."""
+    search = hub_pb2.CaseSearch()
+    if args.account:
+        institution, _, number = args.account.partition("/")
+        if not institution or not number:
+            raise CommandError(f"--account: {args.account!r} is not INSTITUTION/ACCOUNT_NUMBER")
+        search.account.CopyFrom(common_pb2.AccountRef(institution=institution, account_number=number))
+    elif args.number:
+        search.phone_number = args.number
+    elif args.device:
+        search.device_id = args.device
+    else:
+        raise CommandError("say what to look for: --account, --number or --device")
+    async with hub_client(settings, args.as_reader or settings.operator_id) as hub:
+        links = await hub.find_cases(search)
+    if not links:
+        console.print("no case touches it", highlight=False)
+    for link in links:
+        lead = f" (in the chase of case {link.lead_case_id})" if link.lead_case_id != link.case_id else ""
+        console.print(f"case {link.case_id}{lead}: {link.how} since {link.since.ToDatetime():%Y-%m-%d %H:%M} UTC", highlight=False)
     return 0
 
 
@@ -445,6 +535,10 @@ COMMANDS = {
     "freeze": (cmd_decide, "an officer's freeze of a held account (6 months)"),
     "renew": (cmd_decide, "an officer's renewal of a freeze (6 more months)"),
     "release": (cmd_decide, "an officer's release of a held or frozen account"),
+    "unblock": (cmd_unblock, "an officer lifts the block on a number blocked by mistake"),
+    "conclude": (cmd_conclude, "an officer concludes a case: frozen money goes back to the victims"),
+    "acknowledge": (cmd_acknowledge, "the leader a large case was escalated to acknowledges it"),
+    "find": (cmd_find, "every case touching an account, a phone number or a device"),
     "keys": (cmd_keys, "list, add, rotate and revoke institutions' keys in the registry"),
     "audit": (cmd_audit, "verify the audit log, prove an entry, prove an old checkpoint is a prefix"),
 }
@@ -476,6 +570,23 @@ def parser() -> argparse.ArgumentParser:
                 sp.add_argument("--document", required=True, help="reference of the signed approval document")
             else:
                 sp.add_argument("--reason", required=True, help="why, for the record")
+        elif name in ("unblock", "conclude", "acknowledge"):
+            sp.add_argument("case_id")
+            if name == "unblock":
+                sp.add_argument("number", help="the number, E.164 (+8613812345678)")
+                sp.add_argument("--reason", required=True, help="why the block was wrong, for the record")
+            sp.add_argument("--as", dest="as_unit", required=True, help="the deciding police unit")
+            sp.add_argument("--officer", required=True, help="the officer (name or badge number)")
+            if name == "conclude":
+                sp.add_argument("--document", required=True, help="reference of the conclusion document")
+            if name == "acknowledge":
+                sp.add_argument("--note")
+        elif name == "find":
+            what = sp.add_mutually_exclusive_group(required=True)
+            what.add_argument("--account", help="INSTITUTION/ACCOUNT_NUMBER")
+            what.add_argument("--number", help="a phone number, E.164")
+            what.add_argument("--device", help="a device id")
+            sp.add_argument("--as", dest="as_reader", help="read as this registry identity (default: operator_id)")
         elif name == "case":
             sp.add_argument("case_id")
             sp.add_argument("--as", dest="as_reader", help="read as this registry identity (default: operator_id)")
@@ -516,7 +627,7 @@ def parser() -> argparse.ArgumentParser:
             check.add_argument("--hub-key", action="append", help="the hub's checkpoint key (vkey), obtained independently")
             check.add_argument("--registry", help="your own copy of the registry, to check signatures against")
         elif name == "cases":
-            sp.add_argument("--status", choices=["all", "stopping", "answered"], default="all")
+            sp.add_argument("--status", choices=["all", "stopping", "answered", "concluded", "closed"], default="all")
             sp.add_argument("--limit", type=int, default=100, help="at most this many cases (pages are followed)")
             sp.add_argument("--as", dest="as_reader", help="read as this registry identity (default: operator_id)")
     return p

@@ -14,7 +14,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import get_type_hints
 
-from stopline.domain import TASK_QUEUE_DEFAULT
+from stopline.domain import (
+    ESCALATION_CURRENCY,
+    ESCALATION_THRESHOLD_MINOR,
+    TASK_QUEUE_DEFAULT,
+    Amount,
+    AnswerDeadlines,
+    EscalationPolicy,
+    RequestType,
+)
 
 
 class ConfigError(Exception):
@@ -50,6 +58,18 @@ class Settings:
     # Local debugging only: no TLS on any server or channel (envelopes are still signed and
     # checked). Never on a network anyone else can reach.
     plaintext: bool = False
+    # Cases of this much or more (linked cases counted together) are escalated to the city-level
+    # leader's unit, which must acknowledge within the minutes given; otherwise to the province.
+    # `stopline up` makes both units' keys and registry entries. 0 turns escalation off.
+    escalation_threshold_minor: int = ESCALATION_THRESHOLD_MINOR
+    escalation_currency: str = ESCALATION_CURRENCY
+    escalation_city_unit: str = "city-leader"
+    escalation_province_unit: str = "province-centre"
+    escalation_acknowledge_minutes: int = 120
+    # Answer deadlines per request type, after which the institution is reported to its
+    # regulator: "stop_payment=10m, freeze=24h" (s, m, h, d); unnamed types keep their defaults
+    # (stopline.domain.AnswerDeadlines).
+    answer_deadlines: str = ""
     # Logs: "auto" (JSON unless a terminal), "json" or "console".
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -74,8 +94,47 @@ class Settings:
     def temporal_db(self) -> Path:
         return self.data_dir / "temporal.db"
 
+    @property
+    def case_index_db(self) -> Path:
+        return self.data_dir / "cases.db"
+
     def key_path(self, institution_id: str) -> Path:
         return self.keys_dir / f"{institution_id}.pem"
+
+    @property
+    def deadlines(self) -> AnswerDeadlines:
+        return parse_deadlines(self.answer_deadlines)
+
+    @property
+    def escalation(self) -> EscalationPolicy | None:
+        if self.escalation_threshold_minor <= 0:
+            return None
+        return EscalationPolicy(
+            threshold=Amount(self.escalation_threshold_minor, self.escalation_currency),
+            city_unit=self.escalation_city_unit,
+            province_unit=self.escalation_province_unit,
+            acknowledge_seconds=self.escalation_acknowledge_minutes * 60,
+        )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_deadlines(text: str) -> AnswerDeadlines:
+    """"stop_payment=10m, freeze=24h" -> AnswerDeadlines with those two changed."""
+    values: dict[str, int] = {}
+    known = {t.value for t in RequestType} - {RequestType.RETURN_FUNDS.value}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        name, value = name.strip(), value.strip()
+        if name not in known:
+            raise ConfigError(f"answer_deadlines: {name!r} is not a request type (known: {', '.join(sorted(known))})")
+        unit = _UNITS.get(value[-1:], None)
+        number = value[:-1] if unit else value
+        if not number.isdigit() or int(number) <= 0:
+            raise ConfigError(f"answer_deadlines: {part!r} needs a positive whole number of s, m, h or d")
+        values[name] = int(number) * (unit or 1)
+    return AnswerDeadlines(**values)
 
 
 def _coerce(name: str, kind: type, value, source: str):
@@ -139,4 +198,7 @@ def load(path: Path | None = None, env: dict[str, str] | None = None, **override
         raise ConfigError(f"chase_max_depth = {settings.chase_max_depth}: use 1 to 64")
     if settings.sandbox_ports not in {"scenario", "auto"}:
         raise ConfigError(f"sandbox_ports = {settings.sandbox_ports!r}: use scenario or auto")
+    if settings.escalation_acknowledge_minutes < 1:
+        raise ConfigError("escalation_acknowledge_minutes must be at least 1")
+    settings.deadlines  # noqa: B018 - parsed now, so a bad value fails at start, not at the first case
     return settings

@@ -78,3 +78,22 @@ class HubClient:
         return open_envelope(
             response.envelope, hub_pb2.HoldDecisionReceipt, self._registry(), expected_signer=HUB_ID, replay=self._replay
         )
+
+    async def _decide(self, rpc: str, request_type, payload, receipt_type=hub_pb2.CaseDecisionReceipt):
+        """Sign a decision as this client's unit, send it, return the hub's verified receipt."""
+        response = await getattr(self._stub, rpc)(request_type(envelope=seal(payload, self._identity())), timeout=self._timeout)
+        return open_envelope(response.envelope, receipt_type, self._registry(), expected_signer=HUB_ID, replay=self._replay)
+
+    async def unblock_number(self, decision: hub_pb2.NumberUnblockDecision) -> hub_pb2.CaseDecisionReceipt:
+        return await self._decide("UnblockNumber", hub_pb2.UnblockNumberRequest, decision)
+
+    async def conclude_case(self, conclusion: hub_pb2.CaseConclusion) -> hub_pb2.CaseDecisionReceipt:
+        return await self._decide("ConcludeCase", hub_pb2.ConcludeCaseRequest, conclusion)
+
+    async def acknowledge_escalation(self, ack: hub_pb2.EscalationAcknowledgement) -> hub_pb2.CaseDecisionReceipt:
+        return await self._decide("AcknowledgeEscalation", hub_pb2.AcknowledgeEscalationRequest, ack)
+
+    async def find_cases(self, search: hub_pb2.CaseSearch) -> list[hub_pb2.CaseLink]:
+        query = seal(search, self._identity())
+        response = await self._stub.FindCases(hub_pb2.FindCasesRequest(envelope=query), timeout=self._timeout)
+        return list(response.cases)

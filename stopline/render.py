@@ -9,7 +9,7 @@ from rich.table import Table
 from activities.convert import time_of
 from stopline.domain import Amount
 from stopline.money import format_amount
-from stopline.v1 import common_pb2, hub_pb2
+from stopline.v1 import common_pb2, hub_pb2, regulator_pb2
 
 OPERATOR_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -24,6 +24,8 @@ STATE_LABEL = {
 CASE_LABEL = {
     hub_pb2.CASE_STATUS_STOPPING: "chasing",
     hub_pb2.CASE_STATUS_STOPS_ANSWERED: "chase done",
+    hub_pb2.CASE_STATUS_CONCLUDED: "concluded, returning",
+    hub_pb2.CASE_STATUS_CLOSED: "closed",
 }
 FLOW_LABEL = {
     hub_pb2.FLOW_KIND_ONWARD: "moved on to",
@@ -42,8 +44,9 @@ def account_name(ref: common_pb2.AccountRef) -> str:
 def money_summary(case: hub_pb2.CaseView) -> str:
     """Where every fen of the case is: the four add up to what was reported."""
     released = f"{money(case.total_released)} released, " if case.total_released.minor_units else ""
+    returned = f"{money(case.total_returned)} returned to victims, " if case.total_returned.minor_units else ""
     return (
-        f"{money(case.total_held)} held, {released}{money(case.total_lost)} lost as cash, "
+        f"{money(case.total_held)} held, {returned}{released}{money(case.total_lost)} lost as cash, "
         f"{money(case.total_abroad)} abroad, {money(case.total_at_large)} at large "
         f"(of {money(case.total_reported)} reported)"
     )
@@ -164,3 +167,46 @@ def cases_table(cases: list[hub_pb2.CaseSummary]) -> Table:
     for c in cases:
         table.add_row(c.case_id, CASE_LABEL.get(c.status, "?"), money(c.total_reported), local_time(c.started_at), c.workflow_id)
     return table
+
+
+def _name(enum, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix).replace("_", " ").lower() if value in enum.values() else "?"
+
+
+def case_extras(case: hub_pb2.CaseView) -> list[str]:
+    """Everything around the money: linked cases, numbers, escalation, returns, breaches."""
+    lines: list[str] = []
+    if case.linked_cases:
+        victims = len(case.victims)
+        lines.append(f"Linked cases (one chase, {victims} victims share what is held):")
+        for c in case.linked_cases:
+            lines.append(f"  case {c.case_id} from {c.reporting_unit}, {money(c.total_reported)}: shares {c.shared}")
+    if case.numbers:
+        lines.append("Suspect numbers:")
+        for n in case.numbers:
+            state = _name(hub_pb2.NumberState, n.state, "NUMBER_STATE_")
+            where = f" at {n.carrier}" if n.carrier else ""
+            told = ", regulator told" if n.regulator_notified else ""
+            why = f" ({n.unblock_reason})" if n.unblock_reason else (f" ({n.detail})" if n.detail and state != "blocked" else "")
+            lines.append(f"  {n.phone_number}: {state}{where}{told}{why}")
+    if case.HasField("escalation"):
+        e = case.escalation
+        level = _name(hub_pb2.EscalationLevel, e.level, "ESCALATION_LEVEL_")
+        if e.acknowledged:
+            lines.append(f"Escalated to {e.directed_by} ({level}): acknowledged by {e.acknowledged_by_officer} at {local_time(e.acknowledged_at)}")
+        else:
+            lines.append(f"Escalated to {e.directed_by} ({level}): acknowledgement due by {local_time(e.acknowledge_by)}")
+    if case.returns:
+        lines.append(f"Returns to victims ({money(case.total_returned)} returned so far):")
+        for r in case.returns:
+            state = _name(hub_pb2.ReturnState, r.state, "RETURN_STATE_")
+            when = f", notice ends {local_time(r.notice_ends_at)}" if r.state == hub_pb2.RETURN_STATE_NOTICE else (
+                f", due by {local_time(r.due_by)}" if r.HasField("due_by") and r.state != hub_pb2.RETURN_STATE_RETURNED else "")
+            lines.append(f"  {money(r.amount)} from {account_name(r.account)} to {account_name(r.victim_account)} "
+                         f"({r.rule}): {state}{when}{f' - {r.detail}' if r.detail else ''}")
+    if case.breaches:
+        lines.append("Institutions reported to their regulator for a missed answer deadline:")
+        for b in case.breaches:
+            what = _name(regulator_pb2.RequestType, b.request_type, "REQUEST_TYPE_")
+            lines.append(f"  {b.institution}: {what} due {local_time(b.answer_due_at)}, reported to {b.regulator} ({b.reference})")
+    return lines

@@ -61,15 +61,18 @@ def initialise(settings: Settings, scenario) -> dict[str, SigningKey]:
     host = settings.gateway_address.rsplit(":", 1)[0]
     keys = {HUB_ID: _key(settings.key_path(HUB_ID), HUB_ID)}
     keys[settings.operator_id] = _key(settings.key_path(settings.operator_id), settings.operator_id)
-    for unit in scenario.police_units:
-        keys[unit.id] = _key(settings.key_path(unit.id), unit.id)
+    # The units large cases are escalated to (a city-level leader, the province's centre).
+    leaders = [u for u in dict.fromkeys((settings.escalation_city_unit, settings.escalation_province_unit))
+               if u and u not in {p.id for p in scenario.police_units}]  # fmt: skip
+    for unit_id in [*(u.id for u in scenario.police_units), *leaders]:
+        keys[unit_id] = _key(settings.key_path(unit_id), unit_id)
     for inst in scenario.institutions:
         keys[inst.id] = _key(sandbox_keys_dir(settings) / f"{inst.id}.pem", inst.id)
 
     # The local CA and one certificate per party, made once (a deployment brings its own CA).
     ca = LocalCA.load_or_create(tls_dir(settings))
     certs: dict[str, tuple[TlsIdentity, bool]] = {}
-    for inst_id in [HUB_ID, settings.operator_id, *(u.id for u in scenario.police_units)]:
+    for inst_id in [HUB_ID, settings.operator_id, *(u.id for u in scenario.police_units), *leaders]:
         certs[inst_id] = _certificate(ca, tls_dir(settings), inst_id, (host,) if inst_id == HUB_ID else ())
     for inst in scenario.institutions:
         certs[inst.id] = _certificate(ca, sandbox_tls_dir(settings), inst.id, (host,))
@@ -91,6 +94,8 @@ def initialise(settings: Settings, scenario) -> dict[str, SigningKey]:
     wanted = [entry(HUB_ID, "Stopline hub", InstitutionKind.HUB, settings.gateway_address)]
     wanted.append(entry(settings.operator_id, "Anti-fraud centre operators", InstitutionKind.OPERATIONS_CENTRE, None))
     wanted += [entry(u.id, u.name, InstitutionKind.POLICE_UNIT, None) for u in scenario.police_units]
+    names = {settings.escalation_city_unit: "City anti-fraud leader", settings.escalation_province_unit: "Province anti-fraud centre"}
+    wanted += [entry(u, names.get(u, u), InstitutionKind.POLICE_UNIT, None) for u in leaders]
     # Banks, payment companies, carriers (with the number ranges they hold) and regulators (the
     # registry's telecom and bank regulator, found by kind).
     wanted += [

@@ -129,6 +129,7 @@ class Stack:
         self.scenario = None
         self.keys: dict[str, SigningKey] = {}
         self.audit: AuditLog | None = None
+        self.case_index = None
 
     @property
     def gateway_address(self) -> str:
@@ -158,6 +159,16 @@ class Stack:
 
     async def __aexit__(self, *exc) -> None:
         await self._exit.aclose()
+
+    def _case_index(self):
+        """The case index (links cases, finds every case touching an account or number), shared
+        by the gateway and the worker of this process."""
+        if self.case_index is None:
+            from stopline.caseindex import SqliteCaseIndex
+
+            self.case_index = SqliteCaseIndex(self.settings.case_index_db)
+            self._exit.callback(self.case_index.close)
+        return self.case_index
 
     async def _start(self) -> None:
         s = self.settings
@@ -212,7 +223,7 @@ class Stack:
             self._exit.push_async_callback(channels.close)
             worker = build_worker(
                 self.client, s.task_queue, hub_key=hub_key_file(s), registry=registry, channels=channels,
-                audit=audit, replay=SqliteNonceCache(s.nonces_db),
+                audit=audit, replay=SqliteNonceCache(s.nonces_db), case_index=self._case_index(),
             )  # fmt: skip
             task = asyncio.create_task(worker.run())
 
@@ -226,8 +237,9 @@ class Stack:
         if self._want["gateway"]:
             hub = HubServicer(
                 self.client, registry, hub_key_file(s), s.task_queue, audit, SqliteNonceCache(s.nonces_db),
-                chase_max_depth=s.chase_max_depth,
-            )
+                chase_max_depth=s.chase_max_depth, case_index=self._case_index(), deadlines=s.deadlines,
+                escalation=s.escalation,
+            )  # fmt: skip
             server, self.gateway_port = await start_gateway(s.gateway_address, hub, tls_identity(s, HUB_ID))
             self._exit.push_async_callback(server.stop, 2)
             log.info("gateway listening", address=self.gateway_address)

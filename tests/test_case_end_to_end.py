@@ -445,7 +445,9 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
 
     async with hub_world(client, tmp_path) as w:
         await w.hub.report_case(w.report("BX-AUDIT"))
-        case = await w.answered("BX-AUDIT")
+        await w.answered("BX-AUDIT")
+        # The suspect number is blocked (and the telecom regulator told) alongside the chase.
+        case = await w.wait_for_case("BX-AUDIT", lambda c: all(n.regulator_notified for n in c.numbers))
         stops, queries = messages_expected(case)
         impostor = SigningKey.generate(POLICE)
         with pytest.raises(grpc.aio.AioRpcError):
@@ -464,6 +466,9 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
             [("in", "stopline.v1.CaseReport"), ("out", "stopline.v1.CaseReceipt")]
             + [("out", "stopline.v1.StopPaymentOrder"), ("in", "stopline.v1.StopPaymentAnswer")] * stops
             + [("out", "stopline.v1.AccountQuery"), ("in", "stopline.v1.AccountReport")] * queries
+            + [("out", "stopline.v1.NumberQuery"), ("in", "stopline.v1.NumberReport")]  # where the number is
+            + [("out", "stopline.v1.NumberBlockOrder"), ("in", "stopline.v1.NumberBlockAnswer")]
+            + [("out", "stopline.v1.InterceptionNotice"), ("in", "stopline.v1.RegulatorReceipt")]
         )
         refusals = [e for e in entries if e.kind is EntryKind.REFUSAL]
         assert len(refusals) == 1 and "UNAUTHENTICATED" in refusals[0].payload.decode()
@@ -480,7 +485,7 @@ async def test_every_message_of_a_case_is_in_the_audit_log_and_verifies(client, 
         verifier = NoteSigner(AUDIT_ORIGIN, w.keys["hub"].private_key).verifier
         report = verify_log(w.audit.store, [verifier], AUDIT_ORIGIN, envelopes_verify)
         assert report.ok, report.problem
-        assert report.entries == 2 + 2 * (stops + queries) + reads + 1  # and the refusal
+        assert report.entries == 2 + 2 * (stops + queries) + 6 + reads + 1  # the number's 6, and the refusal
 
 
 async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(client, tmp_path):
@@ -493,7 +498,8 @@ async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(cli
     async with hub_world(client, tmp_path) as w:
         for case_id in ("BX-BUNDLE", "BX-OTHER"):
             await w.hub.report_case(w.report(case_id))
-            case = await w.answered(case_id)
+            await w.answered(case_id)
+            case = await w.wait_for_case(case_id, lambda c: all(n.regulator_notified for n in c.numbers))
             if case_id == "BX-BUNDLE":
                 stops, queries = messages_expected(case)
         w.audit.checkpoint()
@@ -504,10 +510,13 @@ async def test_a_case_evidence_bundle_verifies_offline_and_catches_tampering(cli
         reads = sum(1 for _, leaf, _ in w.audit.store.leaves() if b"stopline.v1.CaseQuery" in leaf and b"BX-BUNDLE" in leaf)
 
     report = verify_bundle(bundle, [hub_vkey])
-    # The report and receipt, each order and answer, each query and report, every read of the case.
-    assert report.entries == 2 + 2 * (stops + queries) + reads and report.tree_size == size
+    # The report and receipt, each order and answer, each query and report, the suspect number's
+    # locate, block and notice with their answers, every read of the case.
+    assert report.entries == 2 + 2 * (stops + queries) + 6 + reads and report.tree_size == size
     # Only the institutions that signed this case's messages travel with it.
-    assert {i["id"] for i in bundle["registry"]["institutions"]} == {POLICE, "hub", "qilu-bank", "huaxia-pay"}
+    assert {i["id"] for i in bundle["registry"]["institutions"]} == {
+        POLICE, "hub", "qilu-bank", "huaxia-pay", "zibo-mobile", "boxing-unicom", "zibo-telecom-regulator"
+    }
 
     impostor = NoteSigner(AUDIT_ORIGIN, SigningKey.generate("hub").private_key).verifier.vkey
     with pytest.raises(BundleError, match="checkpoint"):

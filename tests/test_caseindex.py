@@ -1,4 +1,4 @@
-"""gateway/caseindex.py: linking cases that share an account, a number or a device (a real file)."""
+"""stopline/caseindex.py: linking cases that share an account, a number or a device (a real file)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.caseindex import (
+from stopline.caseindex import (
     CHASED,
     REPORTED,
     CaseIndex,

@@ -19,7 +19,8 @@ OUTSIDE = ("far-away-bank", "9999000011112222")  # not on the platform
 
 
 def conserved(case: hub_pb2.CaseView) -> bool:
-    parts = (case.total_held, case.total_released, case.total_lost, case.total_abroad, case.total_at_large)
+    parts = (case.total_held, case.total_returned, case.total_released, case.total_lost, case.total_abroad,
+             case.total_at_large)  # fmt: skip
     return sum(p.minor_units for p in parts) == case.total_reported.minor_units
 
 

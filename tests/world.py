@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stopline.caseindex import SqliteCaseIndex
 from temporalio.client import Client
 
 from adapters.channels import ChannelPool
@@ -23,6 +24,8 @@ from gateway.server import start_gateway
 from gateway.service import HubServicer
 from sandbox import SandboxInstitution, load_scenario
 from stopline.casefile import rebase_report, report_from_dict
+from stopline.cli import CHASE_DONE
+from stopline.domain import AnswerDeadlines, EscalationPolicy
 from stopline.hubclient import HubClient
 from stopline.v1 import hub_pb2
 from tests.conftest import new_task_queue
@@ -35,6 +38,8 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 POLICE = "police-boxing"
 OPERATORS = "centre-operators"
 AUDITOR = "court-auditor"
+CITY_LEADER = "city-leader"
+PROVINCE_CENTRE = "province-centre"
 AUDIT_ORIGIN = "stopline.test/audit"
 
 
@@ -86,13 +91,17 @@ class World:
 
     async def answered(self, case_id: str, within: float = 20.0, every: float = 0.05) -> hub_pb2.CaseView:
         return await self.wait_for_case(
-            case_id, lambda c: c.status == hub_pb2.CASE_STATUS_STOPS_ANSWERED, within, every
+            case_id, lambda c: c.status in CHASE_DONE, within, every
         )
 
 
 def _registry(
-    keys: dict[str, SigningKey], kinds: dict[str, InstitutionKind], endpoints: dict[str, str], tls: dict[str, TlsIdentity]
+    keys: dict[str, SigningKey], kinds: dict[str, InstitutionKind], endpoints: dict[str, str], tls: dict[str, TlsIdentity],
+    prefixes: dict[str, tuple[str, ...]] | None = None,
 ) -> Registry:
+    prefixes = prefixes if prefixes is not None else {
+        i.id: i.number_prefixes for i in load_scenario("boxing").institutions if i.number_prefixes
+    }  # fmt: skip
     return Registry(
         [
             Institution(
@@ -102,6 +111,7 @@ def _registry(
                 endpoint=endpoints.get(inst_id),
                 keys=(registered_key(key.public_key, key.key_id, EPOCH),),
                 tls_cert_sha256=tls[inst_id].cert_sha256,
+                number_prefixes=prefixes.get(inst_id, ()),
             )
             for inst_id, key in keys.items()
         ]
@@ -130,10 +140,14 @@ async def _end_cases(client: Client, case_ids: set[str]) -> None:
 
 
 @asynccontextmanager
-async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: float | None = None) -> AsyncIterator[World]:
+async def hub_world(
+    client: Client, tmp_path: Path, *, bank_timeout_seconds: float | None = None,
+    escalation: EscalationPolicy | None = None, deadlines: AnswerDeadlines | None = None,
+) -> AsyncIterator[World]:  # fmt: skip
     scenario = load_scenario("boxing")
     kinds = {"hub": InstitutionKind.HUB, POLICE: InstitutionKind.POLICE_UNIT,
-             OPERATORS: InstitutionKind.OPERATIONS_CENTRE, AUDITOR: InstitutionKind.AUDITOR}  # fmt: skip
+             OPERATORS: InstitutionKind.OPERATIONS_CENTRE, AUDITOR: InstitutionKind.AUDITOR,
+             CITY_LEADER: InstitutionKind.POLICE_UNIT, PROVINCE_CENTRE: InstitutionKind.POLICE_UNIT}  # fmt: skip
     kinds |= {i.id: InstitutionKind(i.kind) for i in scenario.institutions}
     keys = {inst_id: SigningKey.generate(inst_id) for inst_id in kinds}
     ca = LocalCA.create()
@@ -157,15 +171,17 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
     task_queue = new_task_queue()
     channels = ChannelPool(tls["hub"])
     audit = AuditLog(SqliteAuditStore(tmp_path / "audit.db"), NoteSigner(AUDIT_ORIGIN, keys["hub"].private_key), AUDIT_ORIGIN)
+    case_index = SqliteCaseIndex(tmp_path / "cases.db")
     worker = build_worker(
         client, task_queue, hub_key=keys["hub"], registry=lambda: holder[0], channels=channels,
-        bank_timeout_seconds=bank_timeout_seconds, audit=audit,
+        bank_timeout_seconds=bank_timeout_seconds, audit=audit, case_index=case_index,
     )  # fmt: skip
     server = None
     hub = None
     try:
         async with worker:
-            hub_servicer = HubServicer(client, lambda: holder[0], keys["hub"], task_queue, audit)
+            hub_servicer = HubServicer(client, lambda: holder[0], keys["hub"], task_queue, audit, case_index=case_index,
+                                       escalation=escalation, deadlines=deadlines)  # fmt: skip
             server, port = await start_gateway("127.0.0.1:0", hub_servicer, tls["hub"])
             # Where institutions call the hub back (e.g. a freeze result they acknowledged).
             endpoints = {i: inst.endpoint for i, inst in institutions.items()} | {"hub": f"127.0.0.1:{port}"}
@@ -195,3 +211,4 @@ async def hub_world(client: Client, tmp_path: Path, *, bank_timeout_seconds: flo
         await channels.close()
         for inst in institutions.values():
             await inst.stop()
+        case_index.close()

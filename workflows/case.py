@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         RequestType,
         ReturnOrders,
         ReturnShare,
+        ReturnState,
         ReturnView,
         StopOutcome,
         StopPaymentInput,
@@ -78,7 +79,7 @@ with workflow.unsafe.imports_passed_through():
         stop_targets,
     )
     from workflows.flow import follow, totals
-    from workflows.returns import FrozenPool, allocate
+    from workflows.returns import FrozenPool, plan_returns
     from workflows.supervision import answered_within
 
 MAX_CALLS_IN_FLIGHT = 64
@@ -303,19 +304,20 @@ class CaseWorkflow:
                         victims=victims[target.account], case_id=case.case_id)  # fmt: skip
 
     @workflow.update(name=LINK_CASE_UPDATE)
-    async def link_case(self, link: LinkCaseInput) -> str:
+    async def link_case(self, link: LinkCaseInput) -> bool:
         """A new case shares an account, number or device with this one: its victims' money
-        joins this chase (one chase for all), and they share in what is held."""
+        joins this chase (one chase for all), and they share in what is held. False when it had
+        joined before (a repeated report): nothing is added twice."""
         case = link.case
         if case.case_id == self._case.case_id or any(c.case_id == case.case_id for c in self._linked):
-            return workflow.info().workflow_id  # reported again: already linked
+            return False
         self._linked.append(LinkedCaseView(case.case_id, case.reporting_unit, case.total, link.shared, workflow.now()))
         workflow.logger.info("case %s linked (%s)", case.case_id, link.shared, extra={"case_id": self._case.case_id})
         self._add_victims(case)
         self._chase_report(case)
         self._block_numbers(case)
         self._maybe_escalate()
-        return workflow.info().workflow_id
+        return True
 
     @link_case.validator
     def _check_link(self, link: LinkCaseInput) -> None:
@@ -414,20 +416,25 @@ class CaseWorkflow:
         """Frozen money goes back to the victims: straight to the one victim it traces to,
         otherwise pro rata (workflows/returns.py) after the public notice. Each hold carries out
         its share with its institution."""
-        self._concluded = conclusion
-        self._set_status(CaseStatus.CONCLUDED)
         pools = [
             FrozenPool(r.stop.account, r.stop.held, tuple(r.stop.victims))
             for r in self._reached.values()
             if r.stop.hold_state is HoldState.FROZEN and r.stop.held is not None and r.stop.held.minor_units > 0
         ]
         losses = {v.account: v.lost for v in self._victims.values()}
-        allocations = allocate(pools, losses) if pools else []
+        try:
+            plan = plan_returns(pools, losses)
+        except ValueError as e:  # a bug in the case's own bookkeeping: refuse, never loop
+            raise ApplicationError(f"returns cannot be allocated: {e}", type=ERR_DECISION_NOT_APPLICABLE) from None
+        allocations = plan.allocations
+        self._concluded = conclusion
+        self._set_status(CaseStatus.CONCLUDED)
         pro_rata = any(a.rule != "direct" for a in allocations)
         notice_ends_at = workflow.now() + PUBLIC_NOTICE if pro_rata else None
         await self._record(conclusion.decided_by, "case_concluded", {
             "officer": conclusion.officer, "document_ref": conclusion.document_ref,
             "public_notice_ends_at": notice_ends_at.isoformat() if notice_ends_at else None,
+            "left_frozen": {str(a): m.minor_units for a, m in plan.leftover.items()},
             "returns": [{"from": str(a.account), "to": str(a.victim), "amount_minor": a.amount.minor_units,
                          "currency": a.amount.currency, "rule": a.rule} for a in allocations],
         })  # fmt: skip
@@ -441,8 +448,10 @@ class CaseWorkflow:
                 document_ref=conclusion.document_ref,
                 notice_ends_at=notice_ends_at if any(s.rule != "direct" for s in account_shares) else None,
             )  # fmt: skip
+            state = ReturnState.NOTICE if orders.notice_ends_at is not None else ReturnState.ORDERED
             self._returns[account] = [
-                ReturnView(account, s.victim, s.amount, s.rule, notice_ends_at=orders.notice_ends_at) for s in account_shares
+                ReturnView(account, s.victim, s.amount, s.rule, state=state, notice_ends_at=orders.notice_ends_at)
+                for s in account_shares
             ]
             await workflow.get_external_workflow_handle(hold_workflow_id(info.workflow_id, account)).signal(
                 RETURN_FUNDS_SIGNAL, orders
