@@ -664,7 +664,8 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         no_one_waits = f"no return receipt is awaited for request {receipt.idempotency_key!r}"
         await self._update_hold(
             context, envelope, handle, RETURN_RESULT_UPDATE,
-            ReturnCallback(idempotency_key=receipt.idempotency_key, institution=envelope.signer, result=result),
+            ReturnCallback(idempotency_key=receipt.idempotency_key, institution=envelope.signer, result=result,
+                           to_account=account_of(receipt.to_account) if receipt.to_account.account_number else None),
             receipt.case_id, missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
         )  # fmt: skip
         log.info("return receipt accepted", case_id=receipt.case_id, institution=envelope.signer, return_id=result.return_id)

@@ -813,6 +813,7 @@ class ReturnCallback:
     idempotency_key: str
     institution: str
     result: ReturnResult
+    to_account: Account | None = None  # the victim's account the receipt says it paid
 
 
 # --- escalation of large cases -----------------------------------------------------------------

@@ -294,9 +294,8 @@ def audit_log_commands_work_on(env, case_id: str) -> None:
     # query and report per account followed, and every read of it.
     from collections import Counter
 
-    from stopline.v1 import envelope_pb2
-
     from audit.entry import EntryKind
+    from stopline.v1 import envelope_pb2
 
     # (decision entries, e.g. the escalation of this large case, are JSON, not envelopes)
     kinds = Counter(envelope_pb2.Envelope.FromString(e.payload).payload_type.removeprefix("stopline.v1.")

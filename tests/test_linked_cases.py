@@ -154,3 +154,22 @@ async def test_linked_cases_are_counted_together_for_escalation(time_skipping_en
         case = await w.wait_for_case("BX-SMALL-A", lambda c: c.HasField("escalation"))
         assert case.total_reported.minor_units == 55_000_000 and case.escalation.directed_by == CITY_LEADER
         assert case.escalation.acknowledge_by.ToDatetime(tzinfo=UTC) > datetime(2020, 1, 1, tzinfo=UTC)
+
+
+async def test_a_case_whose_victim_paid_an_account_the_chase_reached_joins_that_chase(client, tmp_path):
+    hop_2 = common_pb2.AccountRef(institution="huaxia-pay", account_number="HXP-8800-1500-0004")
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-HOP-A"))
+        case = await w.answered("BX-HOP-A")
+        assert any(s.account.account_number == hop_2.account_number and s.depth == 2 for s in case.stops)
+        found = await w.hub_as("centre-operators").find_cases(hub_pb2.CaseSearch(account=hop_2))
+        assert [(c.case_id, c.how) for c in found] == [("BX-HOP-A", "chased")]
+        receipt = await w.hub.report_case(second_victims_report(w, "BX-HOP-B", 5_000_000, to=hop_2))
+        assert receipt.workflow_id == "case-BX-HOP-A"
+        linked = await w.wait_for_case("BX-HOP-A", lambda c: len(c.linked_cases) == 1)
+        assert linked.linked_cases[0].case_id == "BX-HOP-B" and conserved(linked)
+        # Bad searches are refused with the field named.
+        for search in (hub_pb2.CaseSearch(), hub_pb2.CaseSearch(phone_number="0123"), hub_pb2.CaseSearch(device_id="no spaces")):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await w.hub_as("centre-operators").find_cases(search)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

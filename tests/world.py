@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stopline.caseindex import SqliteCaseIndex
 from temporalio.client import Client
 
 from adapters.channels import ChannelPool
@@ -24,6 +23,7 @@ from gateway.server import start_gateway
 from gateway.service import HubServicer
 from sandbox import SandboxInstitution, load_scenario
 from stopline.casefile import rebase_report, report_from_dict
+from stopline.caseindex import SqliteCaseIndex
 from stopline.cli import CHASE_DONE
 from stopline.domain import AnswerDeadlines, EscalationPolicy
 from stopline.hubclient import HubClient

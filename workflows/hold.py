@@ -112,6 +112,7 @@ class HoldWorkflow:
         self._returns_started = False
         self._breached: set[str] = set()  # requests reported to the regulator (once each)
         self._receipts: dict[str, ReturnResult | None] = {}
+        self._ordered: dict[str, ReturnShare] = {}  # what each awaited receipt must pay
         self._whole_case = False
 
     @workflow.run
@@ -228,9 +229,19 @@ class HoldWorkflow:
 
     @return_result.validator
     def _check_return_result(self, callback: ReturnCallback) -> None:
-        if callback.idempotency_key not in self._receipts or self._receipts[callback.idempotency_key] is not None:
-            raise ApplicationError(f"no return receipt is awaited for request {callback.idempotency_key!r}",
-                                   type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
+        """Only the receipt awaited, once, and only for what was ordered: a receipt that pays
+        another amount or another account changes nothing."""
+        key = callback.idempotency_key
+        if key not in self._receipts or self._receipts[key] is not None:
+            raise ApplicationError(f"no return receipt is awaited for request {key!r}", type=ERR_DECISION_NOT_APPLICABLE)
+        share = self._ordered[key]
+        result = callback.result
+        if result.outcome is ReturnOutcome.RETURNED and result.returned != share.amount:
+            raise ApplicationError(f"the receipt returns {result.returned.minor_units} {result.returned.currency}; "
+                                   f"{share.amount.minor_units} {share.amount.currency} was ordered", type=ERR_DECISION_INVALID)  # fmt: skip
+        if callback.to_account is not None and callback.to_account != share.victim:
+            raise ApplicationError(f"the receipt pays {callback.to_account}; the order was to {share.victim}",
+                                   type=ERR_DECISION_INVALID)  # fmt: skip
 
     def _returns_due(self) -> bool:
         orders = self._orders
@@ -277,6 +288,7 @@ class HoldWorkflow:
         )  # fmt: skip
         # Awaited from before the order goes out: a fast bank's receipt may beat its own answer.
         self._receipts[request.idempotency_key] = None
+        self._ordered[request.idempotency_key] = share
 
         async def returned() -> ReturnResult:
             result = await workflow.execute_activity(
@@ -285,6 +297,8 @@ class HoldWorkflow:
             )  # fmt: skip
             if result.outcome is ReturnOutcome.ACCEPTED:
                 r.state = ReturnState.ACCEPTED
+                await self._event(f"{hold.account.institution} acknowledged the return to {share.victim}; "
+                                  f"its receipt is due by {due_by.isoformat()}")  # fmt: skip
                 await workflow.wait_condition(lambda: self._receipts.get(request.idempotency_key) is not None)
                 receipt = self._receipts[request.idempotency_key]
                 assert receipt is not None
