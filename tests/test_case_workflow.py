@@ -66,3 +66,44 @@ async def test_recorded_histories_still_replay():
     replayer = Replayer(workflows=WORKFLOWS)
     for path in files:
         await replayer.replay_workflow(WorkflowHistory.from_json(path.stem.replace("~", "/"), path.read_text()))
+
+
+async def test_a_whole_case_history_replays_deterministically(client, tmp_path):
+    """A case that has everything: a linked case, an escalation acknowledged, a number blocked
+    and unblocked, a freeze, the conclusion and a direct return. Its case, number and hold
+    histories replay (STOPLINE_RECORD_HISTORIES=1 records them for the test above)."""
+    from stopline.domain import Amount, EscalationPolicy
+    from stopline.v1 import common_pb2
+    from tests.test_hold_decisions import freeze, stop_of
+    from tests.test_linked_cases import release_all_but, second_victims_report
+    from tests.world import CITY_LEADER, PROVINCE_CENTRE
+
+    case_id = "BX-REPLAY-WHOLE"
+    qilu_1 = common_pb2.AccountRef(institution="qilu-bank", account_number="6229110000800001")
+    empty = common_pb2.AccountRef(institution="qilu-bank", account_number="6229110000999009")
+    escalation = EscalationPolicy(Amount(50_000_000, "CNY"), CITY_LEADER, PROVINCE_CENTRE)
+    async with hub_world(client, tmp_path, escalation=escalation) as w:
+        await w.hub.report_case(w.report(case_id))
+        await w.answered(case_id)
+        await w.hub.report_case(second_victims_report(w, f"{case_id}-B", 1_000_000, to=empty))
+        await w.hub_as(CITY_LEADER).acknowledge_escalation(
+            hub_pb2.EscalationAcknowledgement(case_id=case_id, officer="Director Zhang")
+        )
+        number = "+8617012345678"
+        await w.wait_for_case(case_id, lambda c: c.numbers and c.numbers[0].regulator_notified)
+        await w.hub.unblock_number(hub_pb2.NumberUnblockDecision(case_id=case_id, phone_number=number, officer="Wang Lei",
+                                                                 reason="reassigned to an innocent subscriber"))  # fmt: skip
+        await w.hub.decide_hold(freeze(case_id, qilu_1, 80_000_000))
+        await w.wait_for_case(case_id, lambda c: stop_of(c, qilu_1.account_number).hold_state == hub_pb2.HOLD_STATE_FROZEN)
+        await release_all_but(w, case_id, qilu_1.account_number)
+        await w.hub.conclude_case(hub_pb2.CaseConclusion(case_id=case_id, officer="Wang Lei", document_ref="No. 12"))
+        await w.wait_for_case(case_id, lambda c: c.status == hub_pb2.CASE_STATUS_CLOSED and c.numbers[0].regulator_notified
+                              and c.numbers[0].state == hub_pb2.NUMBER_STATE_UNBLOCKED)  # fmt: skip
+        ids = [f"case-{case_id}", f"case-{case_id}/number/{number}", f"case-{case_id}/hold/qilu-bank/{qilu_1.account_number}"]
+        histories = [await client.get_workflow_handle(i).fetch_history() for i in ids]
+    replayer = Replayer(workflows=WORKFLOWS)
+    for history in histories:
+        await replayer.replay_workflow(history)
+    if os.environ.get("STOPLINE_RECORD_HISTORIES"):
+        for workflow_id, history in zip(ids, histories, strict=True):
+            (HISTORIES / f"{workflow_id.replace('/', '~')}.json").write_text(history.to_json())
