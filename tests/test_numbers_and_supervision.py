@@ -100,3 +100,33 @@ async def test_a_silent_institution_is_reported_to_its_regulator_once_not_once_p
         assert all(s.state == hub_pb2.STOP_STATE_HELD for s in case.stops if s.account.institution == "huaxia-pay")
         assert [r.message.request_idempotency_key for r in regulator.breach_reports()] == requests
         assert len(case.breaches) == len(requests)
+
+
+async def test_an_acknowledged_freeze_without_its_result_is_reported_after_24_hours(fresh_time_skipping_env, tmp_path):
+    """On the real deadline (24 hours for an acknowledged freeze's result), skipped rather than
+    slept. (A stop-payment's 10 minutes cannot be skipped this way: the time-skipping server
+    holds its clock while an activity retries; the test above runs it on a short deadline.)"""
+    from datetime import timedelta
+
+    from tests.test_hold_decisions import QILU_1, freeze, stop_of
+
+    env = fresh_time_skipping_env
+    async with hub_world(env.client, tmp_path) as w:
+        qilu = w.institutions["qilu-bank"]
+        await w.hub.report_case(w.report("BX-FREEZE-SILENT"))
+        await w.answered("BX-FREEZE-SILENT")
+        # qilu-bank acknowledges the freeze and never sends its result.
+        qilu.faults.freeze_result_after_seconds = 3600
+        await w.hub.decide_hold(freeze("BX-FREEZE-SILENT", QILU_1, 80_000_000))
+        await w.wait_for_case("BX-FREEZE-SILENT",
+                              lambda c: "acknowledged the freeze" in stop_of(c, QILU_1.account_number).hold_events[-1].what)  # fmt: skip
+        await env.sleep(timedelta(hours=23))
+        assert not (await w.hub.get_case("BX-FREEZE-SILENT")).breaches
+        await env.sleep(timedelta(hours=1, minutes=1))
+        case = await w.wait_for_case("BX-FREEZE-SILENT", lambda c: len(c.breaches) == 1)
+        (breach,) = case.breaches
+        assert (breach.institution, breach.request_type) == ("qilu-bank", regulator_pb2.REQUEST_TYPE_FREEZE)
+        # The hold goes on as a stop under its own deadlines.
+        assert stop_of(case, QILU_1.account_number).hold_state in (hub_pb2.HOLD_STATE_HELD, hub_pb2.HOLD_STATE_EXTENDED)
+        (report,) = w.institutions["zibo-bank-regulator"].reports.breach_reports()
+        assert report.message.institution == "qilu-bank" and report.message.evidence
