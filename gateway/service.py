@@ -54,6 +54,7 @@ from stopline.domain import (
     DEFAULT_CHASE_DEPTH,
     ERR_DECISION_INVALID,
     ERR_DECISION_NOT_PERMITTED,
+    ERR_REPORT_CONFLICT,
     FREEZE_RESULT_UPDATE,
     LINK_CASE_UPDATE,
     RETURN_RESULT_UPDATE,
@@ -101,7 +102,11 @@ DEFAULT_PAGE_SIZE = 100
 # seconds to answer; with no worker at all, say so before the client's 10 s deadline.
 QUERY_TIMEOUT = timedelta(seconds=6)
 MAX_PAGE_SIZE = 500
-MAX_QUERY_BYTES = 4096  # a CaseQuery or CaseListQuery is a few dozen bytes
+MAX_QUERY_BYTES = 4096
+# Linking a case: how often to try (a lead closing meanwhile, a lead still being started), and
+# how long to wait for a lead whose workflow is being started.
+LINK_ATTEMPTS = 8
+LINK_RETRY_SECONDS = 0.2  # a CaseQuery or CaseListQuery is a few dozen bytes
 
 
 def report_fingerprint(case: CaseInput) -> str:
@@ -318,44 +323,66 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
     async def _link(self, context, envelope, case: CaseInput, lead: str):
         """Join `case` to the running chase of `lead`. A lead that has closed or been concluded
         since takes no new victims: its group is closed in the index and the case is claimed
-        again (it then leads, or joins another open group)."""
+        again (it then joins another open group, or leads). A lead that refuses it for its
+        content (another currency) leaves it to lead its own chase. Every way out is audited."""
         where = {"case_id": case.case_id, "institution": case.reporting_unit}
-        for _ in range(3):
-            keys = self._link_keys(case)
+        keys = self._link_keys(case)
+        fingerprint = report_fingerprint(case)
+        for _ in range(LINK_ATTEMPTS):
+            if lead == case.case_id:
+                return await self._start_case(context, envelope, case)
             shared = [
                 k for k in keys
                 if any(link.lead_case_id == lead and link.case_id != case.case_id
                        for link in await asyncio.to_thread(self._index.find, k))
             ]  # fmt: skip
             handle = self._client.get_workflow_handle(case_workflow_id(lead))
+            link = LinkCaseInput(case, ", ".join(k.replace(":", " ", 1) for k in shared) or "linked", fingerprint)
             try:
-                newly = await handle.execute_update(
-                    LINK_CASE_UPDATE, LinkCaseInput(case, ", ".join(k.replace(":", " ", 1) for k in shared) or "linked"),
-                    result_type=bool, rpc_timeout=QUERY_TIMEOUT,
-                )  # fmt: skip
-            except (WorkflowUpdateFailedError, RPCError) as e:
-                if isinstance(e, RPCError) and e.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                cause = e.cause if isinstance(e, WorkflowUpdateFailedError) else None
-                if isinstance(cause, ApplicationError) and cause.type == ERR_DECISION_INVALID:
-                    await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, cause.message, case_id=case.case_id)
-                log.info("lead case takes no new victims; claiming again", case_id=case.case_id, lead=lead, why=str(e))
-                await asyncio.to_thread(self._index.close_group, lead)
-                lead = await self._lead_for(case)
-                if lead == case.case_id:
-                    break
-                continue
+                newly = await handle.execute_update(LINK_CASE_UPDATE, link, result_type=bool, rpc_timeout=QUERY_TIMEOUT)
             except WorkflowUpdateRPCTimeoutOrCancelledError:
                 await self._refuse(context, envelope, grpc.StatusCode.DEADLINE_EXCEEDED,
                                    f"case {lead}, which this case joins, did not answer within {QUERY_TIMEOUT.seconds} s; "
                                    "report again: it is linked once", case_id=case.case_id)  # fmt: skip
-            log.info("case linked", case_id=case.case_id, lead_case_id=lead, shared=shared)
+            except WorkflowUpdateFailedError as e:
+                cause = e.cause if isinstance(e.cause, ApplicationError) else None
+                kind = cause.type if cause is not None else None
+                if kind == ERR_REPORT_CONFLICT:
+                    await self._refuse(context, envelope, grpc.StatusCode.ALREADY_EXISTS,
+                                       f"case {case.case_id} was already reported with different content; "
+                                       "report changes as a new case id", case_id=case.case_id)  # fmt: skip
+                if kind == ERR_DECISION_INVALID:  # it cannot join (another currency): it leads alone
+                    log.info("lead case refused the link; it leads its own chase", case_id=case.case_id, lead=lead,
+                             why=cause.message if cause else str(e))  # fmt: skip
+                    lead = await asyncio.to_thread(self._index.claim, case.case_id, keys, at=datetime.now(UTC), alone=True)
+                    continue
+                lead = await self._lead_closed(case, keys, lead, str(cause.message if cause else e))
+                continue
+            except RPCError as e:
+                if e.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                try:
+                    await handle.describe()
+                except RPCError as missing:
+                    if missing.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                    # The lead was claimed a moment ago and its workflow is still being started.
+                    await asyncio.sleep(LINK_RETRY_SECONDS)
+                    continue
+                lead = await self._lead_closed(case, keys, lead, "its workflow has ended")
+                continue
+            log.info("case linked", case_id=case.case_id, lead_case_id=lead, shared=shared, new=newly)
             receipt = hub_pb2.CaseReceipt(case_id=case.case_id, workflow_id=case_workflow_id(lead), created=newly)
             return hub_pb2.ReportCaseResponse(envelope=await self._signed_receipt(receipt, where))
-        else:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"case {case.case_id}: its linked cases keep closing; report again")
-        # Nobody to join after all: it leads its own chase.
-        return await self._start_case(context, envelope, case)
+        await self._refuse(context, envelope, grpc.StatusCode.UNAVAILABLE,
+                           f"case {case.case_id}: the case it joins ({lead}) could not be reached; report again",
+                           case_id=case.case_id)  # fmt: skip
+
+    async def _lead_closed(self, case: CaseInput, keys: list[str], lead: str, why: str) -> str:
+        """`lead` takes no new victims: close its group and claim the case again."""
+        log.info("lead case takes no new victims; claiming again", case_id=case.case_id, lead=lead, why=why)
+        await asyncio.to_thread(self._index.close_group, lead)
+        return await asyncio.to_thread(self._index.claim, case.case_id, keys, at=datetime.now(UTC))
 
     # --- GetCase ------------------------------------------------------------------------------
 
@@ -462,7 +489,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 raise
             try:
                 await handle.describe()
-            except RPCError:
+            except RPCError as gone:
+                if gone.status != RPCStatusCode.NOT_FOUND:
+                    raise  # Temporal itself failed: UNAVAILABLE, not "no such hold"
                 await self._refuse(context, envelope, missing[0], missing[1], case_id=case_id)
             await self._refuse(context, envelope, grpc.StatusCode.FAILED_PRECONDITION, ended, case_id=case_id)
 
@@ -499,7 +528,8 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         where = {"case_id": decision.case_id, "institution": envelope.signer}
         # A human decision that moves money: on record before anything acts on it.
         await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
-        hold_id = hold_workflow_id(case_workflow_id(decision.case_id), account)
+        # A linked case's holds are its lead's.
+        hold_id = hold_workflow_id(case_workflow_id(await self._lead_of(decision.case_id)), account)
         handle = self._client.get_workflow_handle(hold_id)
         view = await self._update_hold(
             context, envelope, handle, DECIDE_HOLD_UPDATE, decided, decision.case_id,
@@ -649,9 +679,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             await self._refuse(context, envelope, grpc.StatusCode.PERMISSION_DENIED,
                                f"{envelope.signer!r} may only report about its own accounts, not "
                                f"{receipt.account.institution!r}'s", case_id=case_id)  # fmt: skip
-        if not CASE_ID_PATTERN.match(receipt.case_id) or not receipt.account.account_number or not receipt.idempotency_key:
+        if (not CASE_ID_PATTERN.match(receipt.case_id) or not receipt.account.account_number or not receipt.idempotency_key
+                or not receipt.to_account.account_number):  # fmt: skip
             await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
-                               "case_id, account and idempotency_key are required", case_id=case_id)  # fmt: skip
+                               "case_id, account, to_account and idempotency_key are required", case_id=case_id)  # fmt: skip
         try:
             result = return_result_of(receipt, None)
         except ValueError as e:
@@ -665,7 +696,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         await self._update_hold(
             context, envelope, handle, RETURN_RESULT_UPDATE,
             ReturnCallback(idempotency_key=receipt.idempotency_key, institution=envelope.signer, result=result,
-                           to_account=account_of(receipt.to_account) if receipt.to_account.account_number else None),
+                           to_account=account_of(receipt.to_account)),
             receipt.case_id, missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
         )  # fmt: skip
         log.info("return receipt accepted", case_id=receipt.case_id, institution=envelope.signer, return_id=result.return_id)

@@ -157,7 +157,10 @@ class SqliteCaseIndex:
 
     # --- writes ---
 
-    def claim(self, case_id: str, keys: Sequence[str], *, at: datetime) -> str:
+    def claim(self, case_id: str, keys: Sequence[str], *, at: datetime, alone: bool = False) -> str:
+        """(See CaseIndex.claim.) A case recorded under a lead whose group has closed since (the
+        lead took no new victims) is claimed afresh; `alone` makes it lead its own group (the
+        lead refused it, e.g. a report in another currency)."""
         _check_case_id(case_id)
         keys = _check_keys(keys)
         at_us = _micros(at)
@@ -169,9 +172,16 @@ class SqliteCaseIndex:
                 ).fetchone()
                 if row is not None:
                     lead = row[0]
+                    if lead != case_id and (alone or not self._group_open(lead)):
+                        lead = case_id if alone else (self._open_lead_touching(keys) or case_id)
+                        self._conn.execute("UPDATE cases SET lead_case_id = ? WHERE case_id = ?", (lead, case_id))
+                        if lead == case_id:
+                            self._conn.execute(
+                                "INSERT OR IGNORE INTO groups (lead_case_id, opened_us) VALUES (?, ?)", (case_id, at_us)
+                            )
                 else:
-                    lead = self._open_lead_touching(keys)
-                    if lead is None:
+                    lead = case_id if alone else self._open_lead_touching(keys)
+                    if lead is None or lead == case_id:
                         lead = case_id
                         self._conn.execute(
                             "INSERT INTO groups (lead_case_id, opened_us) VALUES (?, ?)", (case_id, at_us)
@@ -221,6 +231,10 @@ class SqliteCaseIndex:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def _group_open(self, lead_case_id: str) -> bool:
+        row = self._conn.execute("SELECT closed FROM groups WHERE lead_case_id = ?", (lead_case_id,)).fetchone()
+        return row is not None and not row[0]
 
     # --- reads ---
 

@@ -45,6 +45,7 @@ BREACH_REPORTED_SIGNAL = "breach_reported"
 ERR_DECISION_INVALID = "DecisionInvalid"  # the decision itself is incomplete or too large
 ERR_DECISION_NOT_APPLICABLE = "DecisionNotApplicable"  # the hold is not in a state it applies to
 ERR_DECISION_NOT_PERMITTED = "DecisionNotPermitted"  # the signer may not take this decision
+ERR_REPORT_CONFLICT = "ReportConflict"  # a case id reported again with other content
 
 # How many hops the chase follows from the victim's receiving accounts (hop 1) before recording
 # the rest as beyond reach; one real case ran to 87 accounts, most within 5 layers.
@@ -552,6 +553,7 @@ class LinkedCaseView:
     total_reported: Amount
     shared: str
     linked_at: datetime
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -560,6 +562,7 @@ class LinkCaseInput:
 
     case: CaseInput
     shared: str  # what they share, for operators ("account icbc/6222...")
+    fingerprint: str = ""  # of the validated report: a repeat with other content is refused
 
 
 @dataclass(frozen=True)

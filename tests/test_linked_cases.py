@@ -58,7 +58,8 @@ async def test_two_victims_through_one_mule_account_share_one_chase_and_are_repa
         assert len(holds_before) == 1
 
         # The second victim paid 200,000.00 into the same mule account: the case joins the chase.
-        receipt = await w.hub.report_case(second_victims_report(w, "BX-LINK-B", 20_000_000))
+        report_b = second_victims_report(w, "BX-LINK-B", 20_000_000)
+        receipt = await w.hub.report_case(report_b)
         assert receipt.case_id == "BX-LINK-B" and receipt.workflow_id == "case-BX-LINK-A" and receipt.created
         linked = await w.wait_for_case("BX-LINK-B", lambda c: len(c.victims) == 2)
         assert linked.case_id == "BX-LINK-A"  # read through the chase it joined
@@ -69,9 +70,12 @@ async def test_two_victims_through_one_mule_account_share_one_chase_and_are_repa
         assert w.institutions["qilu-bank"].ledger.holds(MULE_1) == holds_before
         assert len([s for s in linked.stops if s.account.account_number == MULE_1]) == 1
         assert conserved(linked)
-        # A repeated report links nothing twice.
-        again = await w.hub.report_case(second_victims_report(w, "BX-LINK-B", 20_000_000))
-        assert not again.created
+        # A repeated report links nothing twice; the same case id with other facts is refused.
+        again = await w.hub.report_case(report_b)
+        assert not again.created and again.workflow_id == "case-BX-LINK-A"
+        with pytest.raises(grpc.aio.AioRpcError) as changed:
+            await w.hub.report_case(second_victims_report(w, "BX-LINK-B", 20_000_001))
+        assert changed.value.code() == grpc.StatusCode.ALREADY_EXISTS
         # Operators find both cases from the account.
         found = await w.hub_as("centre-operators").find_cases(hub_pb2.CaseSearch(account=QILU_1))
         assert {(c.case_id, c.lead_case_id) for c in found} >= {("BX-LINK-A", "BX-LINK-A"), ("BX-LINK-B", "BX-LINK-A")}
@@ -173,3 +177,38 @@ async def test_a_case_whose_victim_paid_an_account_the_chase_reached_joins_that_
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await w.hub_as("centre-operators").find_cases(search)
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_case_that_shares_an_account_with_a_closed_case_leads_its_own_chase(client, tmp_path):
+    empty = common_pb2.AccountRef(institution="qilu-bank", account_number="6229110000999009")  # holds nothing
+    async with hub_world(client, tmp_path) as w:
+        await w.hub.report_case(second_victims_report(w, "BX-GONE-A", 1_000_000, to=empty))
+        await w.wait_for_case("BX-GONE-A", lambda c: c.status == hub_pb2.CASE_STATUS_CLOSED)
+        # The old group is still open in the index: the gateway finds its lead closed, closes the
+        # group and lets the new case lead its own chase.
+        receipt = await w.hub.report_case(second_victims_report(w, "BX-GONE-B", 2_000_000, to=empty))
+        assert receipt.workflow_id == "case-BX-GONE-B" and receipt.created
+        found = await w.hub_as("centre-operators").find_cases(hub_pb2.CaseSearch(account=empty))
+        leads = {c.case_id: c.lead_case_id for c in found}
+        assert leads == {"BX-GONE-A": "BX-GONE-A", "BX-GONE-B": "BX-GONE-B"}
+
+
+async def test_money_ordered_back_to_victims_cannot_be_released_during_the_notice(fresh_time_skipping_env, tmp_path):
+    env = fresh_time_skipping_env
+    async with hub_world(env.client, tmp_path) as w:
+        await w.hub.report_case(w.report("BX-NOTICE"))
+        await w.answered("BX-NOTICE")
+        await w.hub.report_case(second_victims_report(w, "BX-NOTICE-B", 20_000_000))
+        await w.wait_for_case("BX-NOTICE", lambda c: len(c.linked_cases) == 1)
+        await w.hub.decide_hold(freeze("BX-NOTICE", QILU_1, 80_000_000))
+        await w.wait_for_case("BX-NOTICE", lambda c: stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN)
+        await release_all_but(w, "BX-NOTICE", MULE_1)
+        await w.hub.conclude_case(hub_pb2.CaseConclusion(case_id="BX-NOTICE", officer="Wang Lei", document_ref="No. 3"))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await w.hub.decide_hold(hub_pb2.HoldDecision(
+                case_id="BX-NOTICE", account=QILU_1, release=hub_pb2.ReleaseDecision(officer="Wang Lei", reason="oops"),
+            ))  # fmt: skip
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "victims" in refused.value.details()
+        await env.sleep(timedelta(days=31))
+        final = await w.wait_for_case("BX-NOTICE", lambda c: c.status == hub_pb2.CASE_STATUS_CLOSED)
+        assert final.total_returned.minor_units == 80_000_000 and conserved(final)

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ERR_DECISION_INVALID,
         ERR_DECISION_NOT_APPLICABLE,
         ERR_DECISION_NOT_PERMITTED,
+        ERR_REPORT_CONFLICT,
         ERR_REQUEST_REJECTED,
         HOLD_CHANGED_SIGNAL,
         HOLD_WORKFLOW,
@@ -128,6 +129,9 @@ _PATCH_WHOLE_CASE = "whole-case-2026-11"
 RECORD_TIMEOUT = timedelta(seconds=10)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 
+# A return is completed within 3 working days: a week covers any weekend (holidays aside).
+RETURN_MARGIN = timedelta(days=7)
+
 # States in which a hold's money is not settled enough to conclude the case.
 _UNSETTLED = (HoldState.HELD, HoldState.EXTENDED, HoldState.FREEZING, HoldState.RELEASING, HoldState.RETURNING)
 
@@ -192,6 +196,13 @@ class CaseWorkflow:
                 break
             if self._concluded is None:
                 self._set_status(CaseStatus.STOPPING)
+        # Numbers being started, breach reports, the escalation's clock: done before the case
+        # closes (an escalation is acknowledged or has run to the province), and so is every
+        # update an officer sent meanwhile.
+        while self._side:
+            side, self._side = self._side, []
+            await asyncio.gather(*side)
+        await workflow.wait_condition(workflow.all_handlers_finished)
         self._set_status(CaseStatus.CLOSED)
         return self.status()
 
@@ -311,7 +322,9 @@ class CaseWorkflow:
         case = link.case
         if case.case_id == self._case.case_id or any(c.case_id == case.case_id for c in self._linked):
             return False
-        self._linked.append(LinkedCaseView(case.case_id, case.reporting_unit, case.total, link.shared, workflow.now()))
+        self._linked.append(
+            LinkedCaseView(case.case_id, case.reporting_unit, case.total, link.shared, workflow.now(), link.fingerprint)
+        )
         workflow.logger.info("case %s linked (%s)", case.case_id, link.shared, extra={"case_id": self._case.case_id})
         self._add_victims(case)
         self._chase_report(case)
@@ -321,6 +334,11 @@ class CaseWorkflow:
 
     @link_case.validator
     def _check_link(self, link: LinkCaseInput) -> None:
+        earlier = next((c for c in self._linked if c.case_id == link.case.case_id), None)
+        if earlier is not None and link.fingerprint and earlier.fingerprint and earlier.fingerprint != link.fingerprint:
+            raise ApplicationError(f"case {link.case.case_id} was linked with other content", type=ERR_REPORT_CONFLICT)
+        if earlier is not None:
+            return  # a repeat: answered False by the handler, whatever the case's state now
         if self._concluded is not None or self._status is CaseStatus.CLOSED:
             raise ApplicationError(f"case {self._case.case_id} is {self._status.value}: it takes no new victims",
                                    type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
@@ -453,9 +471,13 @@ class CaseWorkflow:
                 ReturnView(account, s.victim, s.amount, s.rule, state=state, notice_ends_at=orders.notice_ends_at)
                 for s in account_shares
             ]
-            await workflow.get_external_workflow_handle(hold_workflow_id(info.workflow_id, account)).signal(
-                RETURN_FUNDS_SIGNAL, orders
-            )
+            try:
+                await workflow.get_external_workflow_handle(hold_workflow_id(info.workflow_id, account)).signal(
+                    RETURN_FUNDS_SIGNAL, orders
+                )
+            except Exception as e:  # noqa: BLE001 - the hold's workflow is gone: say so, never half-conclude
+                for view in self._returns[account]:
+                    view.state, view.detail = ReturnState.FAILED, f"the hold's workflow did not take the order: {e}"
         return self.status()
 
     @conclude.validator
@@ -475,6 +497,21 @@ class CaseWorkflow:
             raise ApplicationError("officer: required", type=ERR_DECISION_INVALID)
         if not conclusion.document_ref.strip():
             raise ApplicationError("document_ref: the conclusion document is required", type=ERR_DECISION_INVALID)
+        # A freeze must outlast its returns: the public notice where one runs, then the
+        # institution's 3 working days (at most a week, holidays aside).
+        now = workflow.now()
+        for reached in self._reached.values():
+            stop = reached.stop
+            if stop.hold_state is not HoldState.FROZEN or stop.hold_expires_at is None:
+                continue
+            shared = len(stop.victims) > 1
+            needed = now + (PUBLIC_NOTICE if shared else timedelta(0)) + RETURN_MARGIN
+            if stop.hold_expires_at < needed:
+                raise ApplicationError(
+                    f"the freeze on {stop.account} lapses at {stop.hold_expires_at.isoformat()}, before its money can be "
+                    f"returned{' after the 30-day public notice' if shared else ''}: renew it first",
+                    type=ERR_DECISION_NOT_APPLICABLE,
+                )
 
     # --- the chase ---------------------------------------------------------------------------
 
@@ -563,6 +600,7 @@ class CaseWorkflow:
         return await answered_within(
             call, deadline=self._case.deadlines.of(request_type), case_id=self._case.case_id,
             institution=institution, request_type=request_type, request_key=key, on_breach=self._breaches.append,
+            background=self._side,
         )  # fmt: skip
 
     async def _query(self, reached: _Reached) -> tuple[AccountQueryResult | None, str]:

@@ -111,6 +111,7 @@ class HoldWorkflow:
         self._orders_arrived = False
         self._returns_started = False
         self._breached: set[str] = set()  # requests reported to the regulator (once each)
+        self._side: list[asyncio.Task] = []  # breach reports and notes under way
         self._receipts: dict[str, ReturnResult | None] = {}
         self._ordered: dict[str, ReturnShare] = {}  # what each awaited receipt must pay
         self._whole_case = False
@@ -131,6 +132,9 @@ class HoldWorkflow:
                 await self._watch_freeze()
             else:
                 await self._watch_stop()
+        while self._side:  # breach reports under way finish before the hold's workflow does
+            side, self._side = self._side, []
+            await asyncio.gather(*side)
         return self._view
 
     @workflow.query
@@ -159,6 +163,9 @@ class HoldWorkflow:
                                    type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
         if state not in _APPLIES[decision.kind]:
             raise ApplicationError(f"cannot {decision.kind.value}: the hold is {state.value}", type=ERR_DECISION_NOT_APPLICABLE)
+        if decision.kind is DecisionKind.RELEASE and self._orders is not None and not self._returns_started:
+            raise ApplicationError("cannot release: the case was concluded and this money is to go back to the victims",
+                                   type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
         if not decision.officer.strip():
             raise ApplicationError("officer: required", type=ERR_DECISION_INVALID)
         if decision.kind in (DecisionKind.FREEZE, DecisionKind.RENEW) and not decision.document_ref.strip():
@@ -203,7 +210,7 @@ class HoldWorkflow:
 
         return await answered_within(
             call, deadline=hold.deadlines.of(request_type), case_id=hold.case_id, institution=hold.account.institution,
-            request_type=request_type, request_key=key, on_breach=breached,
+            request_type=request_type, request_key=key, on_breach=breached, background=self._side,
         )  # fmt: skip
 
     # --- return of the frozen money to victims --------------------------------------------
@@ -214,12 +221,21 @@ class HoldWorkflow:
         case checked that the hold is frozen; once only."""
         if self._orders is not None:
             return
-        self._orders, self._orders_arrived = orders, True
         state = ReturnState.NOTICE if orders.notice_ends_at is not None else ReturnState.ORDERED
-        self._view.returns = [
+        views = [
             ReturnView(self._hold.account, s.victim, s.amount, s.rule, state=state, notice_ends_at=orders.notice_ends_at)
             for s in orders.shares
         ]
+        # The case saw the hold frozen; it may have changed since (a decision taken meanwhile).
+        if self._view.state is not HoldState.FROZEN or self._decision is not None:
+            why = f"the hold was {self._view.state.value} when the returns were ordered"
+            for view in views:
+                view.state, view.detail = ReturnState.FAILED, why
+            self._view.returns = views
+            self._side.append(asyncio.create_task(self._event(f"returns not carried out: {why}")))
+            return
+        self._orders, self._orders_arrived = orders, True
+        self._view.returns = views
 
     @workflow.update(name=RETURN_RESULT_UPDATE)
     async def return_result(self, callback: ReturnCallback) -> HoldView:
@@ -266,8 +282,8 @@ class HoldWorkflow:
         await asyncio.gather(*(self._return_share(i, share, orders, due_by) for i, share in enumerate(orders.shares)))
         returned = sum(r.amount.minor_units for r in view.returns if r.state is ReturnState.RETURNED)
         currency = view.held.currency
-        view.returned = Amount(returned + (view.returned.minor_units if view.returned else 0), currency)
-        view.held = Amount(view.held.minor_units - returned, currency)
+        # What was not returned (a refusal, no receipt before the freeze expired) stays frozen
+        # under the freeze's own deadlines.
         view.state = HoldState.RETURNED if view.held.minor_units == 0 else HoldState.FROZEN
         await self._record("funds_returned", {"returned_minor": returned, "currency": currency,
                                               "still_frozen_minor": view.held.minor_units,
@@ -299,7 +315,14 @@ class HoldWorkflow:
                 r.state = ReturnState.ACCEPTED
                 await self._event(f"{hold.account.institution} acknowledged the return to {share.victim}; "
                                   f"its receipt is due by {due_by.isoformat()}")  # fmt: skip
-                await workflow.wait_condition(lambda: self._receipts.get(request.idempotency_key) is not None)
+                # Waited for past the deadline (the breach is reported), but not past the
+                # freeze: after it nothing is frozen to return.
+                try:
+                    await workflow.wait_condition(lambda: self._receipts.get(request.idempotency_key) is not None,
+                                                  timeout=max(self._view.expires_at - workflow.now(), timedelta(0)))  # fmt: skip
+                except TimeoutError:
+                    return ReturnResult(ReturnOutcome.REFUSED, Amount.zero(share.amount.currency),
+                                        detail="no receipt before the freeze expired")  # fmt: skip
                 receipt = self._receipts[request.idempotency_key]
                 assert receipt is not None
                 return receipt
@@ -308,18 +331,25 @@ class HoldWorkflow:
         try:
             result = await answered_within(
                 returned(), deadline=due_by - workflow.now(), case_id=hold.case_id, institution=hold.account.institution,
-                request_type=RequestType.RETURN_FUNDS, request_key=request.idempotency_key,
+                request_type=RequestType.RETURN_FUNDS, request_key=request.idempotency_key, background=self._side,
             )  # fmt: skip
         except ActivityError as err:
             r.state, r.detail = ReturnState.FAILED, (err.cause.message if err.cause is not None else str(err))
             return
         finally:
             self._receipts.pop(request.idempotency_key, None)
-        if result.outcome is ReturnOutcome.RETURNED:
-            r.state, r.return_id, r.returned_at = ReturnState.RETURNED, result.return_id, result.returned_at or workflow.now()
-        else:
-            r.state = ReturnState.REFUSED
         r.detail = result.detail
+        if result.outcome is not ReturnOutcome.RETURNED:
+            r.state = ReturnState.REFUSED
+            await self._event(f"the return of {share.amount.minor_units} {share.amount.currency} to {share.victim} "
+                              f"was not made: {result.detail}")  # fmt: skip
+            return
+        # Booked as each one is done: operators see the money go back victim by victim.
+        r.state, r.return_id, r.returned_at = ReturnState.RETURNED, result.return_id, result.returned_at or workflow.now()
+        view = self._view
+        view.returned = Amount(share.amount.minor_units + (view.returned.minor_units if view.returned else 0), share.amount.currency)
+        view.held = Amount(view.held.minor_units - share.amount.minor_units, share.amount.currency)
+        await self._event(f"returned {share.amount.minor_units} {share.amount.currency} to {share.victim} ({r.return_id})")
 
     async def _carry_out(self, decision: HoldDecisionInput) -> None:
         await self._record(f"{decision.kind.value}_decided", {
@@ -470,6 +500,9 @@ class HoldWorkflow:
     def _lapse(self) -> None:
         self._view.state = HoldState.LAPSED
         self._view.freeze_decision_due_at = None
+        for r in self._view.returns:  # ordered, never carried out: the money went back to the account
+            if r.state in (ReturnState.NOTICE, ReturnState.ORDERED):
+                r.state, r.detail = ReturnState.FAILED, "the freeze lapsed before the return"
 
     async def _decided_by(self, when: datetime) -> bool:
         """Wait (a durable timer on Temporal's clock) until `when`, or until an officer decides

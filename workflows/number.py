@@ -9,6 +9,7 @@ stays blocked after the case closes, and can still be unblocked by its workflow.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -53,22 +54,24 @@ class NumberWorkflow:
         self._number = number
         self._view = NumberView(phone_number=number.phone_number)
         self._unblock: UnblockDecisionInput | None = None
+        self._unblocks = 0  # unblock orders sent: their key suffix (a failed one can be decided again)
+        self._side: list = []  # breach reports under way
 
     @workflow.run
     async def run(self, number: NumberInput) -> NumberView:
         view = self._view
         located = await self._locate()
         if located is None:
-            return await self._tell()
+            return await self._done()
         view.carrier = located.carrier
         if not located.carrier:
             view.state = NumberState.NOT_FOUND
             view.detail = located.detail or "no carrier on the platform serves this number"
-            return await self._tell()
+            return await self._done()
         view.state = NumberState.BLOCKING
         await self._tell()
         if not await self._block():
-            return await self._tell()
+            return await self._done()
         await self._tell()
         await self._notify(InterceptionKind.BLOCKED, number.reason)
         await self._tell()
@@ -79,7 +82,13 @@ class NumberWorkflow:
             assert decision is not None
             await self._lift(decision)
             await self._tell()
-        return view
+        return await self._done()
+
+    async def _done(self) -> NumberView:
+        """Tell the case, and let any breach report under way finish."""
+        await self._tell()
+        await asyncio.gather(*self._side)
+        return self._view
 
     @workflow.query
     def status(self) -> NumberView:
@@ -103,8 +112,8 @@ class NumberWorkflow:
 
     # --- steps -------------------------------------------------------------------------------
 
-    def _key(self, step: str) -> str:
-        return f"{self._number.case_workflow_id}/{step}/{self._number.phone_number}/1"
+    def _key(self, step: str, n: int = 1) -> str:
+        return f"{self._number.case_workflow_id}/{step}/{self._number.phone_number}/{n}"
 
     async def _locate(self) -> LocateNumberResult | None:
         number = self._number
@@ -131,7 +140,7 @@ class NumberWorkflow:
                     start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
                 ),
                 deadline=number.deadlines.of(RequestType.BLOCK_NUMBERS), case_id=number.case_id,
-                institution=view.carrier, request_type=RequestType.BLOCK_NUMBERS, request_key=key,
+                institution=view.carrier, request_type=RequestType.BLOCK_NUMBERS, request_key=key, background=self._side,
             )  # fmt: skip
         except ActivityError as err:
             self._failed("the block order failed", err)
@@ -152,17 +161,18 @@ class NumberWorkflow:
 
     async def _lift(self, decision: UnblockDecisionInput) -> None:
         number, view = self._number, self._view
-        key = self._key("unblock")
+        self._unblocks += 1
+        key = self._key("unblock", self._unblocks)
         request = NumberUnblockInput(key, number.case_id, view.carrier, [number.phone_number], decision.reason,
                                      decision.decided_by, decision.officer)  # fmt: skip
         try:
             answer = await answered_within(
                 workflow.execute_activity(
-                    REQUEST_NUMBER_UNBLOCK, request, result_type=NumberBlockResult, activity_id="unblock",
+                    REQUEST_NUMBER_UNBLOCK, request, result_type=NumberBlockResult, activity_id=f"unblock/{self._unblocks}",
                     start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
                 ),
                 deadline=number.deadlines.of(RequestType.UNBLOCK_NUMBERS), case_id=number.case_id,
-                institution=view.carrier, request_type=RequestType.UNBLOCK_NUMBERS, request_key=key,
+                institution=view.carrier, request_type=RequestType.UNBLOCK_NUMBERS, request_key=key, background=self._side,
             )  # fmt: skip
         except ActivityError as err:
             self._failed("the unblock order failed", err)

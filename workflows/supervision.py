@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from stopline.domain import (
@@ -43,20 +44,36 @@ async def answered_within(
     request_key: str,
     asked_at: datetime | None = None,
     on_breach: Callable[[BreachView], None] | None = None,
+    background: list[asyncio.Task],
 ) -> T:
     """Await `call` (an activity); if it has not finished `deadline` after `asked_at` (default:
-    now), report `institution` to its regulator, once, and go on waiting for it."""
+    now), report `institution` to its regulator, once, in a task of its own added to
+    `background` (the workflow awaits those before it ends): the institution's late answer is
+    used the moment it comes, whether or not the regulator has answered yet."""
     task = asyncio.ensure_future(call)
     asked = asked_at or workflow.now()
     due = asked + deadline
     try:
         await workflow.wait_condition(task.done, timeout=max(due - workflow.now(), timedelta(0)))
     except TimeoutError:
-        view = await report_breach(case_id=case_id, institution=institution, request_type=request_type,
-                                   request_key=request_key, asked_at=asked, due=due)  # fmt: skip
-        if on_breach is not None:
-            on_breach(view)
+        background.append(asyncio.create_task(_report_quietly(
+            on_breach, case_id=case_id, institution=institution, request_type=request_type,
+            request_key=request_key, asked_at=asked, due=due,
+        )))  # fmt: skip
     return await task
+
+
+async def _report_quietly(on_breach: Callable[[BreachView], None] | None, **breach) -> None:
+    """A breach report that cannot be made (no evidence, no regulator) is logged, never taken
+    for the request's own failure."""
+    try:
+        view = await report_breach(**breach)
+    except ActivityError as err:
+        workflow.logger.error("breach report not made: %s", err.cause.message if err.cause is not None else err,
+                              extra={"case_id": breach["case_id"]})  # fmt: skip
+        return
+    if on_breach is not None:
+        on_breach(view)
 
 
 async def report_breach(
@@ -87,5 +104,8 @@ async def report_breach(
                       reference=result.reference, reported_at=result.reported_at, answer_due_at=due)  # fmt: skip
     parent = workflow.info().parent
     if parent is not None:
-        await workflow.get_external_workflow_handle(parent.workflow_id).signal(BREACH_REPORTED_SIGNAL, view)
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(BREACH_REPORTED_SIGNAL, view)
+        except Exception:  # noqa: BLE001 - the case has closed (a number outlives it); the report stands
+            pass
     return view
