@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
+from adapters.errors import InstitutionError, from_rpc_error
+from trust.errors import TrustError
+from trust.registry import Registry
 from trust.tls import TlsIdentity, target_name_options
 
 # Temporal owns retries (with backoff, visibility and durable state); a second retry layer in
@@ -48,3 +53,36 @@ class ChannelPool:
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             await channel.close()
+
+
+# An institution answers in seconds: a stop-payment, a block, a regulator's receipt.
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+
+class InstitutionClient:
+    """What every institution client shares: the institution's endpoint from the registry, one
+    pooled channel per endpoint, a deadline on every call, and failures as InstitutionError.
+    A subclass names its gRPC stub (`STUB`) and its calls."""
+
+    STUB: type = type(None)
+
+    def __init__(self, channels: ChannelPool, registry: Callable[[], Registry], timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS):
+        self._channels = channels
+        self._registry = registry
+        self._timeout = timeout_seconds
+
+    def _stub(self, institution: str):
+        try:
+            endpoint = self._registry().endpoint(institution)
+        except TrustError as e:
+            # Retryable on purpose: an operator can fix the registry and the request then goes through.
+            raise InstitutionError(institution, grpc.StatusCode.UNAVAILABLE, str(e)) from None
+        return self.STUB(self._channels.get(endpoint, institution))
+
+    async def _call(self, institution: str, method: str, request):
+        """One call with the deadline; the signed envelope of the answer, unopened."""
+        try:
+            response = await getattr(self._stub(institution), method)(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(institution, err) from None
+        return response.envelope
