@@ -465,7 +465,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     # --- DecideHold ---------------------------------------------------------------------------
 
-    async def _update_hold(self, context, envelope, handle, update: str, arg, case_id: str, *,
+    async def _update_workflow(self, context, envelope, handle, update: str, arg, case_id: str, *,
                            missing: tuple[grpc.StatusCode, str], ended: str, result_type=HoldView):  # fmt: skip
         """Run an update on a case's, hold's or number's workflow; a refusal by its validator, a
         workflow that never existed (`missing`) or one that has ended (`ended`) is refused and
@@ -531,7 +531,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         # A linked case's holds are its lead's.
         hold_id = hold_workflow_id(case_workflow_id(await self._lead_of(decision.case_id)), account)
         handle = self._client.get_workflow_handle(hold_id)
-        view = await self._update_hold(
+        view = await self._update_workflow(
             context, envelope, handle, DECIDE_HOLD_UPDATE, decided, decision.case_id,
             missing=(grpc.StatusCode.NOT_FOUND, f"case {decision.case_id!r} holds nothing on {account}"),
             ended=f"the hold on {account} has ended (lapsed or released)",
@@ -568,7 +568,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         handle = self._client.get_workflow_handle(hold_workflow_id(case_workflow_id(answer.case_id), account))
         callback = FreezeCallback(idempotency_key=answer.idempotency_key, institution=envelope.signer, result=result)
         no_one_waits = f"no freeze result is awaited for request {answer.idempotency_key!r}"
-        await self._update_hold(
+        await self._update_workflow(
             context, envelope, handle, FREEZE_RESULT_UPDATE, callback, answer.case_id,
             missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
         )  # fmt: skip
@@ -609,7 +609,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                                "reason: why the block was wrong is required", case_id=decision.case_id)  # fmt: skip
         lead = await self._lead_of(decision.case_id)
         handle = self._client.get_workflow_handle(number_workflow_id(case_workflow_id(lead), number))
-        view = await self._update_hold(
+        view = await self._update_workflow(
             context, envelope, handle, UNBLOCK_NUMBER_UPDATE,
             UnblockDecisionInput(decided_by=envelope.signer, officer=decision.officer, reason=decision.reason.strip()),
             decision.case_id, result_type=NumberView,
@@ -636,7 +636,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                                f"case {conclusion.case_id!r} is linked to case {lead!r}: conclude that one, "
                                "its returns serve every linked victim", case_id=conclusion.case_id)  # fmt: skip
         handle = self._client.get_workflow_handle(case_workflow_id(lead))
-        await self._update_hold(
+        await self._update_workflow(
             context, envelope, handle, CONCLUDE_CASE_UPDATE,
             ConclusionInput(envelope.signer, conclusion.officer.strip(), conclusion.document_ref.strip()),
             conclusion.case_id, result_type=CaseView,
@@ -656,7 +656,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         envelope = request.envelope
         lead = await self._lead_of(ack.case_id)
         handle = self._client.get_workflow_handle(case_workflow_id(lead))
-        view = await self._update_hold(
+        view = await self._update_workflow(
             context, envelope, handle, ACKNOWLEDGE_ESCALATION_UPDATE,
             EscalationAckInput(unit=envelope.signer, officer=ack.officer.strip(), note=ack.note.strip()),
             ack.case_id, result_type=EscalationView,
@@ -693,7 +693,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         account = account_of(receipt.account)
         handle = self._client.get_workflow_handle(hold_workflow_id(case_workflow_id(lead), account))
         no_one_waits = f"no return receipt is awaited for request {receipt.idempotency_key!r}"
-        await self._update_hold(
+        await self._update_workflow(
             context, envelope, handle, RETURN_RESULT_UPDATE,
             ReturnCallback(idempotency_key=receipt.idempotency_key, institution=envelope.signer, result=result,
                            to_account=account_of(receipt.to_account)),
