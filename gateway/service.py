@@ -354,9 +354,12 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 if kind == ERR_DECISION_INVALID:  # it cannot join (another currency): it leads alone
                     log.info("lead case refused the link; it leads its own chase", case_id=case.case_id, lead=lead,
                              why=cause.message if cause else str(e))  # fmt: skip
-                    lead = await asyncio.to_thread(self._index.claim, case.case_id, keys, at=datetime.now(UTC), alone=True)
+                    lead = await asyncio.to_thread(self._index.reassign, case.case_id, keys, at=datetime.now(UTC), alone=True)
                     continue
-                lead = await self._lead_closed(case, keys, lead, str(cause.message if cause else e))
+                joined = await self._lead_closed(case, keys, lead, str(cause.message if cause else e))
+                if joined is None:
+                    break
+                lead = joined
                 continue
             except RPCError as e:
                 if e.status != RPCStatusCode.NOT_FOUND:
@@ -369,20 +372,37 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                     # The lead was claimed a moment ago and its workflow is still being started.
                     await asyncio.sleep(LINK_RETRY_SECONDS)
                     continue
-                lead = await self._lead_closed(case, keys, lead, "its workflow has ended")
+                joined = await self._lead_closed(case, keys, lead, "its workflow has ended")
+                if joined is None:
+                    break
+                lead = joined
                 continue
             log.info("case linked", case_id=case.case_id, lead_case_id=lead, shared=shared, new=newly)
             receipt = hub_pb2.CaseReceipt(case_id=case.case_id, workflow_id=case_workflow_id(lead), created=newly)
             return hub_pb2.ReportCaseResponse(envelope=await self._signed_receipt(receipt, where))
-        await self._refuse(context, envelope, grpc.StatusCode.UNAVAILABLE,
-                           f"case {case.case_id}: the case it joins ({lead}) could not be reached; report again",
-                           case_id=case.case_id)  # fmt: skip
+        else:
+            await self._refuse(context, envelope, grpc.StatusCode.UNAVAILABLE,
+                               f"case {case.case_id}: the case it joins ({lead}) could not be reached; report again",
+                               case_id=case.case_id)  # fmt: skip
+        # It had joined that chase before it closed: a repeated report, nothing to start.
+        log.info("repeated report of a case whose chase has closed", case_id=case.case_id, lead_case_id=lead)
+        receipt = hub_pb2.CaseReceipt(case_id=case.case_id, workflow_id=case_workflow_id(lead), created=False)
+        return hub_pb2.ReportCaseResponse(envelope=await self._signed_receipt(receipt, where))
 
-    async def _lead_closed(self, case: CaseInput, keys: list[str], lead: str, why: str) -> str:
-        """`lead` takes no new victims: close its group and claim the case again."""
-        log.info("lead case takes no new victims; claiming again", case_id=case.case_id, lead=lead, why=why)
+    async def _lead_closed(self, case: CaseInput, keys: list[str], lead: str, why: str) -> str | None:
+        """`lead` takes no new victims: close its group. If the case had joined it before (a
+        repeated report), None; otherwise the case is recorded under an open group or leads."""
+        log.info("lead case takes no new victims", case_id=case.case_id, lead=lead, why=why)
         await asyncio.to_thread(self._index.close_group, lead)
-        return await asyncio.to_thread(self._index.claim, case.case_id, keys, at=datetime.now(UTC))
+        try:
+            view = await self._client.get_workflow_handle(case_workflow_id(lead)).query(
+                "status", result_type=CaseView, rpc_timeout=QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+            view = None
+        if view is not None and any(c.case_id == case.case_id for c in view.linked_cases):
+            return None
+        return await asyncio.to_thread(self._index.reassign, case.case_id, keys, at=datetime.now(UTC))
 
     # --- GetCase ------------------------------------------------------------------------------
 

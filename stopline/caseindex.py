@@ -158,9 +158,8 @@ class SqliteCaseIndex:
     # --- writes ---
 
     def claim(self, case_id: str, keys: Sequence[str], *, at: datetime, alone: bool = False) -> str:
-        """(See CaseIndex.claim.) A case recorded under a lead whose group has closed since (the
-        lead took no new victims) is claimed afresh; `alone` makes it lead its own group (the
-        lead refused it, e.g. a report in another currency)."""
+        """(See CaseIndex.claim.) `alone`: a case not yet recorded leads its own group whatever it
+        shares (with `reassign`, for a case its lead refused, e.g. a report in another currency)."""
         _check_case_id(case_id)
         keys = _check_keys(keys)
         at_us = _micros(at)
@@ -172,13 +171,6 @@ class SqliteCaseIndex:
                 ).fetchone()
                 if row is not None:
                     lead = row[0]
-                    if lead != case_id and (alone or not self._group_open(lead)):
-                        lead = case_id if alone else (self._open_lead_touching(keys) or case_id)
-                        self._conn.execute("UPDATE cases SET lead_case_id = ? WHERE case_id = ?", (lead, case_id))
-                        if lead == case_id:
-                            self._conn.execute(
-                                "INSERT OR IGNORE INTO groups (lead_case_id, opened_us) VALUES (?, ?)", (case_id, at_us)
-                            )
                 else:
                     lead = case_id if alone else self._open_lead_touching(keys)
                     if lead is None or lead == case_id:
@@ -191,6 +183,30 @@ class SqliteCaseIndex:
                         (case_id, lead, at_us),
                     )
                 self._insert_links(case_id, keys, REPORTED, at_us)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return lead
+
+    def reassign(self, case_id: str, keys: Sequence[str], *, at: datetime, alone: bool = False) -> str:
+        """A recorded case never joined its lead after all (the lead closed first, or refused it):
+        record it under the open group its keys touch, or as its own lead (always with `alone`).
+        Its links stay. Returns the new lead."""
+        _check_case_id(case_id)
+        keys = _check_keys(keys)
+        at_us = _micros(at)
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+                    raise ValueError(f"case {case_id!r} is not in the case index: claim it first")
+                lead = case_id if alone else (self._open_lead_touching(keys, besides=case_id) or case_id)
+                self._conn.execute("UPDATE cases SET lead_case_id = ? WHERE case_id = ?", (lead, case_id))
+                if lead == case_id:
+                    self._conn.execute(
+                        "INSERT OR IGNORE INTO groups (lead_case_id, opened_us) VALUES (?, ?)", (case_id, at_us)
+                    )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -231,10 +247,6 @@ class SqliteCaseIndex:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-
-    def _group_open(self, lead_case_id: str) -> bool:
-        row = self._conn.execute("SELECT closed FROM groups WHERE lead_case_id = ?", (lead_case_id,)).fetchone()
-        return row is not None and not row[0]
 
     # --- reads ---
 
@@ -281,7 +293,8 @@ class SqliteCaseIndex:
 
     # --- inside a write transaction ---
 
-    def _open_lead_touching(self, keys: list[str]) -> str | None:
+    def _open_lead_touching(self, keys: list[str], besides: str = "") -> str | None:
+        """The oldest open group touching any key, through cases other than `besides`."""
         if not keys:
             return None
         row = self._conn.execute(
@@ -290,11 +303,11 @@ class SqliteCaseIndex:
             FROM links l
             JOIN cases c ON c.case_id = l.case_id
             JOIN groups g ON g.lead_case_id = c.lead_case_id
-            WHERE l.key IN (SELECT value FROM json_each(?)) AND g.closed = 0
+            WHERE l.key IN (SELECT value FROM json_each(?)) AND g.closed = 0 AND l.case_id != ?
             ORDER BY g.opened_us, g.seq
             LIMIT 1
             """,
-            (_json_list(keys),),
+            (_json_list(keys), besides),
         ).fetchone()
         return None if row is None else row[0]
 

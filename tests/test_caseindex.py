@@ -321,3 +321,16 @@ def test_many_threads_one_instance_one_lead(index: SqliteCaseIndex):
     (lead,) = set(leads)
     assert sorted(index.members(lead)) == cases
     assert [link.lead_case_id for link in index.find(shared)] == [lead] * 8
+
+
+def test_a_case_its_closed_lead_never_took_is_reassigned(index: CaseIndex):
+    index.claim("A", [account_key(MULE)], at=at(0))
+    assert index.claim("B", [account_key(MULE)], at=at(1)) == "A"  # recorded under A ...
+    index.close_group("A")  # ... which closed before B could join it
+    assert index.reassign("B", [account_key(MULE)], at=at(2)) == "B"  # nobody else open: B leads
+    assert index.is_open("B") and index.lead_of("B") == "B"
+    assert index.claim("C", [account_key(MULE)], at=at(3)) == "B"
+    assert index.reassign("C", [account_key(MULE)], at=at(4), alone=True) == "C"  # refused by B: alone
+    assert index.members("B") == ["B"] and index.members("C") == ["C"]
+    with pytest.raises(ValueError, match="not in the case index"):
+        index.reassign("Z", [account_key(MULE)], at=at(5))
