@@ -33,23 +33,19 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 
 from sandbox.faults import Faults
 from sandbox.freezes import check_freeze, check_release
 from sandbox.ledger import IdempotencyConflict, Ledger, OrderResult
 from sandbox.returns import check_return
+from sandbox.signed import SignedServicer
 from sandbox.wire import InvalidField, check_duration, check_money, require, to_datetime
 from stopline.v1 import bank_pb2, bank_pb2_grpc, common_pb2, envelope_pb2
-from trust.envelope import open_envelope, seal, seal_bytes
-from trust.errors import EnvelopeRejected, MalformedPayload, PeerMismatch, WrongPayloadType, WrongSigner
+from trust.envelope import seal, seal_bytes
 from trust.keys import SigningKey
 from trust.registry import Registry
-from trust.replay import MemoryNonceCache
-from trust.tls import peer_mismatch, tls_peer
 
-HUB_ID = "hub"
 # A stop lasts 48 h: anything past a year is a malformed order (and would overflow the expiry time
 # for absurd values). Freezes have their own bound (sandbox.freezes.MAX_FREEZE_DURATION).
 MAX_HOLD_DURATION = timedelta(days=366)
@@ -63,7 +59,7 @@ _CHANNELS = {
 }
 
 
-class BankServicer(bank_pb2_grpc.BankServiceServicer):
+class BankServicer(SignedServicer, bank_pb2_grpc.BankServiceServicer):
     def __init__(
         self,
         institution_id: str,
@@ -73,22 +69,13 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         faults: Faults,
         on_request: Callable[[], None] = lambda: None,
     ):
-        if signing_key.institution_id != institution_id:
-            raise ValueError(f"signing key belongs to {signing_key.institution_id!r}, not {institution_id!r}")
-        self.institution_id = institution_id
-        self._key = signing_key
+        super().__init__(institution_id, signing_key, registry, faults, on_request)
         # Set by the running institution: call_hub_back(rpc, envelope) sends a signed result to the
         # hub's callback RPC ("ReportFreezeResult", "ReportReturnResult"), retrying while the hub
         # is unreachable.
         self.call_hub_back: Callable[[str, envelope_pb2.Envelope], Awaitable[None]] | None = None
         self._callbacks: set[asyncio.Task] = set()
-        self._registry = registry
         self._ledger = ledger
-        self.faults = faults
-        self._on_request = on_request
-        self._forged_key: SigningKey | None = None
-        # A bank refuses a hub message it has already seen (a replay), as it would in production.
-        self._nonces = MemoryNonceCache()
 
     # --- RPCs ----------------------------------------------------------------------------
 
@@ -242,56 +229,8 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             bound.warning(f"{rpc}.idempotency_conflict")
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         bound.info(f"{rpc}.answered", **summary(result.answer), replayed=result.replayed)
-        if self.faults.fail_after_apply > 0:
-            # Checked and decremented with no await in between: concurrent requests each take
-            # one unit of the count.
-            self.faults.fail_after_apply -= 1
-            bound.warning("fault.answer_lost", remaining=self.faults.fail_after_apply)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "answer lost after apply (sandbox fault)")
-        # Re-seal the stored bytes: a fresh envelope (time, nonce) around the same payload.
-        return seal_bytes(result.answer_payload, result.answer.DESCRIPTOR.full_name, self._answer_key())
-
-    async def _before(self, context) -> None:
-        """Count the request, then play the configured faults (slow first, then refusing)."""
-        self._on_request()
-        if self.faults.delay_seconds > 0:
-            await asyncio.sleep(self.faults.delay_seconds)
-        code = self.faults.refuse_all_with
-        if code is not None:
-            log.warning("fault.refuse_all", institution=self.institution_id, code=code.name)
-            await context.abort(
-                code, f"sandbox fault: {self.institution_id} refuses every request with {code.name}"
-            )
-
-    async def _open(self, request, message_type: type[Message], context):
-        """Verify the hub's signature over the bytes received, and only then parse them."""
-        if not request.HasField("envelope"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "envelope: missing")
-        # Over mutual TLS only the hub's own certificate may carry the hub's envelopes.
-        mismatch = peer_mismatch(
-            tls_peer(context), request.envelope.signer, self._pinned_cert(request.envelope.signer)
-        )
-        try:
-            if mismatch is not None:
-                raise PeerMismatch(mismatch)
-            return open_envelope(
-                request.envelope, message_type, self._registry(), expected_signer=HUB_ID, replay=self._nonces
-            )
-        except EnvelopeRejected as e:
-            code, what = grpc.StatusCode.UNAUTHENTICATED, e
-        except WrongSigner as e:
-            code, what = grpc.StatusCode.PERMISSION_DENIED, e
-        except (WrongPayloadType, MalformedPayload) as e:
-            code, what = grpc.StatusCode.INVALID_ARGUMENT, e
-        # The signer is logged as claimed: for UNAUTHENTICATED it is not proven, which the code says.
-        log.warning(
-            "request.refused",
-            institution=self.institution_id,
-            code=code.name,
-            reason=type(what).__name__,
-            signer=request.envelope.signer,
-        )
-        await context.abort(code, f"request envelope refused: {what}")
+        await self._lose_answer_after_apply(context, bound)
+        return self._seal_stored(result.answer_payload, type(result.answer))
 
     def _validate_order(self, order: bank_pb2.StopPaymentOrder) -> None:
         """Raise InvalidField for the first field that is missing, malformed or out of range."""
@@ -340,27 +279,6 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
             f"order is for institution {account.institution!r}, this is {self.institution_id!r}",
         )
         require("account.account_number", bool(account.account_number), "must not be empty")
-
-    @staticmethod
-    async def _invalid(context, bound, rpc: str, e: InvalidField) -> None:
-        # The field name only: the problem text may echo request values.
-        bound.warning(f"{rpc}.invalid_argument", field=e.field)
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-
-    def _pinned_cert(self, signer: str) -> str | None:
-        inst = self._registry().get(signer)
-        return inst.tls_cert_sha256 if inst is not None else None
-
-    def _answer_key(self) -> SigningKey:
-        """The institution's key, or under forge_answers a key nobody registered that claims the
-        real key id (so only the signature gives it away)."""
-        if not self.faults.forge_answers:
-            return self._key
-        if self._forged_key is None:
-            self._forged_key = SigningKey(
-                self._key.institution_id, self._key.key_id, Ed25519PrivateKey.generate()
-            )
-        return self._forged_key
 
 
 # --- what each order's answer is logged with (no customer data) ---------------------------------

@@ -1,11 +1,11 @@
-"""The steps every sandbox service takes around its own work, as sandbox/bank.py does them: count
+"""The steps every sandbox service takes around its own work: count
 the request and play the configured faults, check the TLS peer and open the hub's envelope
 (signature over the bytes received first, the payload parsed only after), refuse with the status
 that names what was wrong, and sign answers with the institution's key (or, under the
 forge_answers fault, with a key nobody registered that claims the real key id).
 
-Used by the telecom carrier (sandbox.carrier) and the regulator (sandbox.regulator); the bank's
-servicer has the same steps of its own.
+Used by the bank (sandbox.bank), the telecom carrier (sandbox.carrier) and the regulator
+(sandbox.regulator).
 """
 
 from __future__ import annotations
