@@ -26,7 +26,6 @@ delivering it again (after a crash or a restart) never credits twice.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from google.protobuf.message import Message
 from sandbox.freezes import check_freeze, check_release, freeze_fingerprint, release_fingerprint
 from sandbox.returns import check_return, return_fingerprint
 from sandbox.stops import MAX_STOPS_PER_CASE, AccountState, decide, format_money, order_fingerprint
+from sandbox.store import SqliteStore
 from sandbox.wire import InvalidField, require, to_datetime, to_timedelta
 from stopline.v1 import bank_pb2, common_pb2
 
@@ -504,64 +504,10 @@ class IdempotencyConflict(Exception):
     """The idempotency key was already used for an order with different content."""
 
 
-class Ledger:
+class Ledger(SqliteStore):
     def __init__(self, path: Path, institution_id: str):
-        self.path = Path(path)
         self.institution_id = institution_id
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        with self._lock:
-            self._connection()  # create the file and schema now, so a bad path fails early
-
-    # --- connection ----------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        """Open lazily (under the lock): after close() the ledger reopens the same file on next
-        use, which is what a restarted bank does."""
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN ourselves, so each transaction is exactly the
-            # statements we mean. check_same_thread=False: to_thread uses pool threads; the lock
-            # serialises them.
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a hold the answer reports must survive a power cut, not just a crash.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")  # another process on the same file waits
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def _write(self, work):
-        """Run work(conn) in one BEGIN IMMEDIATE transaction: the write lock is taken up front,
-        so no other writer (thread or process) can decide on the same rows in between."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-    def _read(self, work):
-        """Run work(conn) in one read transaction: a consistent snapshot across its queries."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                return work(conn)
-            finally:
-                conn.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     # --- seeding -------------------------------------------------------------------------
 

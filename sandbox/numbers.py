@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from pathlib import Path
 from google.protobuf.message import Message
 
 from sandbox.signed import IdempotencyConflict
+from sandbox.store import SqliteStore
 from stopline.v1 import telecom_pb2
 
 _SCHEMA = """
@@ -125,57 +125,10 @@ class NumberStatus:
     blocked: bool  # a block of any case is in force
 
 
-class NumberStore:
+class NumberStore(SqliteStore):
     def __init__(self, path: Path, carrier_id: str):
-        self.path = Path(path)
         self.carrier_id = carrier_id
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        with self._lock:
-            self._connection()  # create the file and schema now, so a bad path fails early
-
-    # --- connection ------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        """Open lazily: after close() the store reopens the same file on next use (a restart)."""
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a block the answer reports survives a power cut
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def _write(self, work):
-        """work(conn) in one BEGIN IMMEDIATE transaction (the write lock taken up front)."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-    def _read(self, work):
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                return work(conn)
-            finally:
-                conn.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     # --- seeding ---------------------------------------------------------------------------
 

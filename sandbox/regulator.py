@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import json
 import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ import structlog
 
 from sandbox.faults import Faults
 from sandbox.signed import IdempotencyConflict, SignedServicer
+from sandbox.store import SqliteStore
 from sandbox.wire import InvalidField, check_phone_numbers, require, to_datetime
 from stopline.v1 import envelope_pb2, regulator_pb2, regulator_pb2_grpc
 from trust.keys import SigningKey
@@ -95,33 +95,12 @@ class Receipt:
     replayed: bool
 
 
-class RegulatorStore:
+class RegulatorStore(SqliteStore):
     """The regulator's file of what it received, one SQLite file per regulator."""
 
     def __init__(self, path: Path, regulator_id: str):
-        self.path = Path(path)
         self.regulator_id = regulator_id
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        with self._lock:
-            self._connection()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        super().__init__(path, _SCHEMA)
 
     def receive(
         self, what: str, key: str, fingerprint: str, case_id: str, about: str, envelope: envelope_pb2.Envelope,
@@ -130,37 +109,31 @@ class RegulatorStore:
         """Store a report once per (what, key) and return its receipt; a repeat gets the stored
         receipt. IdempotencyConflict when the key was used for other content."""
         prefix = {BREACH: "BR", INTERCEPTION: "IN"}[what]
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT fingerprint, receipt_payload FROM received WHERE what = ? AND idempotency_key = ?",
-                    (what, key),
-                ).fetchone()
-                if row is not None:
-                    if row[0] != fingerprint:
-                        raise IdempotencyConflict(f"idempotency key {key!r} was used for a different {what} report")
-                    payload = bytes(row[1])
-                    result = Receipt(payload, regulator_pb2.RegulatorReceipt.FromString(payload), replayed=True)
-                else:
-                    cur = conn.execute(
-                        "INSERT INTO received (what, idempotency_key, fingerprint, case_id, about, envelope,"
-                        " receipt_payload, received_at) VALUES (?, ?, ?, ?, ?, ?, x'', ?)",
-                        (what, key, fingerprint, case_id, about, envelope.SerializeToString(), _ts(now)),
-                    )
-                    reference = f"{self.regulator_id}-{prefix}-{cur.lastrowid:06d}"
-                    receipt = regulator_pb2.RegulatorReceipt(idempotency_key=key, reference=reference)
-                    receipt.received_at.FromDatetime(now)
-                    payload = receipt.SerializeToString(deterministic=True)
-                    conn.execute("UPDATE received SET reference = ?, receipt_payload = ? WHERE id = ?",
-                                 (reference, payload, cur.lastrowid))  # fmt: skip
-                    result = Receipt(payload, receipt, replayed=False)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+
+        def work(conn: sqlite3.Connection) -> Receipt:
+            row = conn.execute(
+                "SELECT fingerprint, receipt_payload FROM received WHERE what = ? AND idempotency_key = ?",
+                (what, key),
+            ).fetchone()
+            if row is not None:
+                if row[0] != fingerprint:
+                    raise IdempotencyConflict(f"idempotency key {key!r} was used for a different {what} report")
+                payload = bytes(row[1])
+                return Receipt(payload, regulator_pb2.RegulatorReceipt.FromString(payload), replayed=True)
+            cur = conn.execute(
+                "INSERT INTO received (what, idempotency_key, fingerprint, case_id, about, envelope,"
+                " receipt_payload, received_at) VALUES (?, ?, ?, ?, ?, ?, x'', ?)",
+                (what, key, fingerprint, case_id, about, envelope.SerializeToString(), _ts(now)),
+            )
+            reference = f"{self.regulator_id}-{prefix}-{cur.lastrowid:06d}"
+            receipt = regulator_pb2.RegulatorReceipt(idempotency_key=key, reference=reference)
+            receipt.received_at.FromDatetime(now)
+            payload = receipt.SerializeToString(deterministic=True)
+            conn.execute("UPDATE received SET reference = ?, receipt_payload = ? WHERE id = ?",
+                         (reference, payload, cur.lastrowid))  # fmt: skip
+            return Receipt(payload, receipt, replayed=False)
+
+        return self._write(work)
 
     def received(self, what: str | None = None) -> list[Received]:
         """Everything stored (or only breach reports / interception notices), oldest first."""
