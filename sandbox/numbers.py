@@ -184,74 +184,72 @@ class NumberStore(SqliteStore):
         return telecom_pb2.NumberResult(phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_NOT_SERVED,
                                         detail="not a number this carrier serves")  # fmt: skip
 
-    def apply_block(self, order: telecom_pb2.NumberBlockOrder, now: datetime) -> OrderResult:
-        """Block each (validated) number at most once per case: a number already blocked for the
-        case answers ALREADY_BLOCKED with the same block id; a number served elsewhere answers
-        NOT_SERVED. IdempotencyConflict for a key reused with another block order."""
-        numbers = list(order.phone_numbers)
-        print_ = fingerprint([order.case_id, order.requested_by, numbers, order.reason])
+    def _apply(self, order_type: str, order, print_: str, now: datetime, result_for) -> OrderResult:
+        """One order in one transaction: the stored answer for a repeated key, else an answer with
+        result_for(conn, number) for each number, stored with the key."""
 
         def work(conn: sqlite3.Connection) -> OrderResult:
-            done = self._answered(conn, "block", order.idempotency_key, print_)
+            done = self._answered(conn, order_type, order.idempotency_key, print_)
             if done is not None:
                 return done
             answer = telecom_pb2.NumberBlockAnswer(idempotency_key=order.idempotency_key, case_id=order.case_id)
             answer.answered_at.FromDatetime(now)
-            for number in numbers:
-                active = conn.execute(_ACTIVE, (number, order.case_id)).fetchone()
-                if active is not None:
-                    answer.results.add(phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_ALREADY_BLOCKED,
-                                       block_id=active[0], detail=f"blocked for this case since {active[1]}")  # fmt: skip
-                    continue
-                not_served = self._not_served(conn, number)
-                if not_served is not None:
-                    answer.results.append(not_served)
-                    continue
-                cur = conn.execute(
-                    "INSERT INTO blocks (case_id, number, reason, requested_by, idempotency_key, blocked_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (order.case_id, number, order.reason, order.requested_by, order.idempotency_key, _ts(now)),
-                )
-                block_id = f"{self.carrier_id}-B{cur.lastrowid:06d}"
-                conn.execute("UPDATE blocks SET block_id = ? WHERE id = ?", (block_id, cur.lastrowid))
-                answer.results.add(phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_BLOCKED,
-                                   block_id=block_id, detail="calls and SMS blocked")  # fmt: skip
-            return self._store(conn, "block", order.idempotency_key, print_, answer, now)
+            for number in order.phone_numbers:
+                answer.results.append(result_for(conn, number))
+            return self._store(conn, order_type, order.idempotency_key, print_, answer, now)
 
         return self._write(work)
+
+    def apply_block(self, order: telecom_pb2.NumberBlockOrder, now: datetime) -> OrderResult:
+        """Block each (validated) number at most once per case: a number already blocked for the
+        case answers ALREADY_BLOCKED with the same block id; a number served elsewhere answers
+        NOT_SERVED. IdempotencyConflict for a key reused with another block order."""
+        print_ = fingerprint([order.case_id, order.requested_by, list(order.phone_numbers), order.reason])
+
+        def block(conn: sqlite3.Connection, number: str) -> telecom_pb2.NumberResult:
+            active = conn.execute(_ACTIVE, (number, order.case_id)).fetchone()
+            if active is not None:
+                return telecom_pb2.NumberResult(
+                    phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_ALREADY_BLOCKED, block_id=active[0],
+                    detail=f"blocked for this case since {active[1]}",
+                )  # fmt: skip
+            not_served = self._not_served(conn, number)
+            if not_served is not None:
+                return not_served
+            cur = conn.execute(
+                "INSERT INTO blocks (case_id, number, reason, requested_by, idempotency_key, blocked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (order.case_id, number, order.reason, order.requested_by, order.idempotency_key, _ts(now)),
+            )
+            block_id = f"{self.carrier_id}-B{cur.lastrowid:06d}"
+            conn.execute("UPDATE blocks SET block_id = ? WHERE id = ?", (block_id, cur.lastrowid))
+            return telecom_pb2.NumberResult(phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_BLOCKED,
+                                            block_id=block_id, detail="calls and SMS blocked")  # fmt: skip
+
+        return self._apply("block", order, print_, now, block)
 
     def apply_unblock(self, order: telecom_pb2.NumberUnblockOrder, now: datetime) -> OrderResult:
         """Lift the case's block on each (validated) number, recording why and who decided:
         UNBLOCKED with the block id; NOT_BLOCKED when the case has no block in force on a number
         this carrier serves; NOT_SERVED for a number served elsewhere. IdempotencyConflict for a
         key reused with another unblock order."""
-        numbers = list(order.phone_numbers)
-        print_ = fingerprint([order.case_id, numbers, order.reason, order.decided_by, order.officer])
+        print_ = fingerprint([order.case_id, list(order.phone_numbers), order.reason, order.decided_by, order.officer])
 
-        def work(conn: sqlite3.Connection) -> OrderResult:
-            done = self._answered(conn, "unblock", order.idempotency_key, print_)
-            if done is not None:
-                return done
-            answer = telecom_pb2.NumberBlockAnswer(idempotency_key=order.idempotency_key, case_id=order.case_id)
-            answer.answered_at.FromDatetime(now)
-            for number in numbers:
-                active = conn.execute(_ACTIVE, (number, order.case_id)).fetchone()
-                if active is None:
-                    not_served = self._not_served(conn, number)
-                    answer.results.append(not_served or telecom_pb2.NumberResult(
-                        phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_NOT_BLOCKED,
-                        detail="no block of this case to lift"))  # fmt: skip
-                    continue
-                conn.execute(
-                    "INSERT INTO unblocks (block_id, reason, decided_by, officer, idempotency_key, unblocked_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (active[0], order.reason, order.decided_by, order.officer, order.idempotency_key, _ts(now)),
-                )
-                answer.results.add(phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_UNBLOCKED,
-                                   block_id=active[0], detail="block lifted")  # fmt: skip
-            return self._store(conn, "unblock", order.idempotency_key, print_, answer, now)
+        def unblock(conn: sqlite3.Connection, number: str) -> telecom_pb2.NumberResult:
+            active = conn.execute(_ACTIVE, (number, order.case_id)).fetchone()
+            if active is None:
+                return self._not_served(conn, number) or telecom_pb2.NumberResult(
+                    phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_NOT_BLOCKED,
+                    detail="no block of this case to lift")  # fmt: skip
+            conn.execute(
+                "INSERT INTO unblocks (block_id, reason, decided_by, officer, idempotency_key, unblocked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (active[0], order.reason, order.decided_by, order.officer, order.idempotency_key, _ts(now)),
+            )
+            return telecom_pb2.NumberResult(phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_UNBLOCKED,
+                                            block_id=active[0], detail="block lifted")  # fmt: skip
 
-        return self._write(work)
+        return self._apply("unblock", order, print_, now, unblock)
 
     # --- reading ---------------------------------------------------------------------------
 
