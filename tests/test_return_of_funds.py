@@ -115,3 +115,33 @@ async def test_frozen_money_goes_straight_back_to_its_one_victim_with_signed_rec
         assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert qilu.ledger.account(MULE_1).held_minor == 0 and len(qilu.ledger.returns(MULE_1)) == 1
         assert decisions_in_log(w, CASE).count("funds_returned") == 2
+
+
+async def test_a_return_that_failed_is_ordered_again_when_the_officer_concludes_again(fresh_time_skipping_env, tmp_path):
+    env = fresh_time_skipping_env
+    async with hub_world(env.client, tmp_path) as w:
+        qilu = w.institutions["qilu-bank"]
+        await w.hub.report_case(w.report("BX-AGAIN"))
+        await w.answered("BX-AGAIN")
+        await w.hub.decide_hold(freeze("BX-AGAIN", QILU_1, 80_000_000))
+        await w.wait_for_case("BX-AGAIN", lambda c: stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN)
+        await release_all_but(w, "BX-AGAIN", MULE_1)
+        conclusion = hub_pb2.CaseConclusion(case_id="BX-AGAIN", officer="Wang Lei", document_ref="No. 21")
+        qilu.faults.refuse_all_with = grpc.StatusCode.PERMISSION_DENIED  # the bank refuses the order itself
+        await w.hub.conclude_case(conclusion)
+        case = await w.wait_for_case("BX-AGAIN", lambda c: c.returns and c.returns[0].state == hub_pb2.RETURN_STATE_FAILED
+                                     and stop_of(c, MULE_1).hold_state == hub_pb2.HOLD_STATE_FROZEN)  # fmt: skip
+        assert case.status == hub_pb2.CASE_STATUS_CONCLUDED and case.total_returned.minor_units == 0
+        assert qilu.ledger.returns(MULE_1) == []  # nothing moved
+        qilu.faults.refuse_all_with = None
+        await w.hub.conclude_case(conclusion)  # the officer orders what is still frozen again
+        final = await w.wait_for_case("BX-AGAIN", lambda c: c.status == hub_pb2.CASE_STATUS_CLOSED)
+        assert [(r.state, r.amount.minor_units) for r in final.returns] == [
+            (hub_pb2.RETURN_STATE_FAILED, 80_000_000), (hub_pb2.RETURN_STATE_RETURNED, 80_000_000)
+        ]
+        assert final.total_returned.minor_units == 80_000_000 and conserved(final)
+        assert len(qilu.ledger.returns(MULE_1)) == 1
+        assert decisions_in_log(w, "BX-AGAIN").count("returns_ordered_again") == 1
+        with pytest.raises(grpc.aio.AioRpcError) as closed:
+            await w.hub.conclude_case(conclusion)
+        assert closed.value.code() == grpc.StatusCode.FAILED_PRECONDITION

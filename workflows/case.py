@@ -433,23 +433,35 @@ class CaseWorkflow:
     async def conclude(self, conclusion: ConclusionInput) -> CaseView:
         """Frozen money goes back to the victims: straight to the one victim it traces to,
         otherwise pro rata (workflows/returns.py) after the public notice. Each hold carries out
-        its share with its institution."""
+        its share with its institution. Concluding again orders what is still frozen after a
+        return failed or was refused, to the victims by what they have yet to get back."""
+        # What each victim has yet to get back; a victim repaid in full takes no further part.
+        owed = {v.account: v.lost.minor_units for v in self._victims.values()}
+        for views in self._returns.values():
+            for view in views:
+                if view.state is ReturnState.RETURNED:
+                    owed[view.victim_account] -= view.amount.minor_units
+        currency = self._case.currency
+        losses = {victim: Amount(left, currency) for victim, left in owed.items() if left > 0}
         pools = [
-            FrozenPool(r.stop.account, r.stop.held, tuple(r.stop.victims))
+            FrozenPool(r.stop.account, r.stop.held, tuple(v for v in r.stop.victims if v in losses))
             for r in self._reached.values()
             if r.stop.hold_state is HoldState.FROZEN and r.stop.held is not None and r.stop.held.minor_units > 0
-        ]
-        losses = {v.account: v.lost for v in self._victims.values()}
+            and any(v in losses for v in r.stop.victims)
+        ]  # fmt: skip
         try:
             plan = plan_returns(pools, losses)
         except ValueError as e:  # a bug in the case's own bookkeeping: refuse, never loop
             raise ApplicationError(f"returns cannot be allocated: {e}", type=ERR_DECISION_NOT_APPLICABLE) from None
         allocations = plan.allocations
+        again = self._concluded is not None
+        if again and not allocations:
+            raise ApplicationError("nothing frozen is left to return to a victim still owed", type=ERR_DECISION_NOT_APPLICABLE)
         self._concluded = conclusion
         self._set_status(CaseStatus.CONCLUDED)
         pro_rata = any(a.rule != "direct" for a in allocations)
-        notice_ends_at = workflow.now() + PUBLIC_NOTICE if pro_rata else None
-        await self._record(conclusion.decided_by, "case_concluded", {
+        notice_ends_at = workflow.now() + PUBLIC_NOTICE if pro_rata and not again else None
+        await self._record(conclusion.decided_by, "returns_ordered_again" if again else "case_concluded", {
             "officer": conclusion.officer, "document_ref": conclusion.document_ref,
             "public_notice_ends_at": notice_ends_at.isoformat() if notice_ends_at else None,
             "left_frozen": {str(a): m.minor_units for a, m in plan.leftover.items()},
@@ -467,23 +479,25 @@ class CaseWorkflow:
                 notice_ends_at=notice_ends_at if any(s.rule != "direct" for s in account_shares) else None,
             )  # fmt: skip
             state = ReturnState.NOTICE if orders.notice_ends_at is not None else ReturnState.ORDERED
-            self._returns[account] = [
+            self._returns[account] = [*self._returns.get(account, []), *(
                 ReturnView(account, s.victim, s.amount, s.rule, state=state, notice_ends_at=orders.notice_ends_at)
                 for s in account_shares
-            ]
+            )]  # fmt: skip
             try:
                 await workflow.get_external_workflow_handle(hold_workflow_id(info.workflow_id, account)).signal(
                     RETURN_FUNDS_SIGNAL, orders
                 )
             except Exception as e:  # noqa: BLE001 - the hold's workflow is gone: say so, never half-conclude
-                for view in self._returns[account]:
+                for view in self._returns[account][-len(account_shares):]:
                     view.state, view.detail = ReturnState.FAILED, f"the hold's workflow did not take the order: {e}"
         return self.status()
 
     @conclude.validator
     def _check_conclusion(self, conclusion: ConclusionInput) -> None:
-        if self._concluded is not None:
-            raise ApplicationError(f"case {self._case.case_id} was concluded before", type=ERR_DECISION_NOT_APPLICABLE)
+        pending = (ReturnState.NOTICE, ReturnState.ORDERED, ReturnState.ACCEPTED)
+        if self._concluded is not None and any(r.state in pending for views in self._returns.values() for r in views):
+            raise ApplicationError(f"case {self._case.case_id} was concluded before and its returns are under way",
+                                   type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
         if self._status is CaseStatus.STOPPING:
             raise ApplicationError("the chase is still running", type=ERR_DECISION_NOT_APPLICABLE)
         if self._status is CaseStatus.CLOSED:

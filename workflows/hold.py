@@ -110,6 +110,8 @@ class HoldWorkflow:
         self._orders: ReturnOrders | None = None
         self._orders_arrived = False
         self._returns_started = False
+        self._round = 0  # rounds of return orders taken: their key suffix
+        self._round_start = 0  # where this round's returns start in the view
         self._breached: set[str] = set()  # requests reported to the regulator (once each)
         self._side: list[asyncio.Task] = []  # breach reports and notes under way
         self._receipts: dict[str, ReturnResult | None] = {}
@@ -217,9 +219,10 @@ class HoldWorkflow:
 
     @workflow.signal(name=RETURN_FUNDS_SIGNAL)
     def return_funds(self, orders: ReturnOrders) -> None:
-        """The case was concluded: pay these shares back (after the public notice, if any). The
-        case checked that the hold is frozen; once only."""
-        if self._orders is not None:
+        """The case was concluded: pay these shares back (after the public notice, if any). Taken
+        once per round: a new round only after the last one is done (shares that failed or were
+        refused ordered again, keys numbered by round)."""
+        if self._orders is not None and not (self._returns_started and self._view.state is HoldState.FROZEN):
             return
         state = ReturnState.NOTICE if orders.notice_ends_at is not None else ReturnState.ORDERED
         views = [
@@ -231,11 +234,13 @@ class HoldWorkflow:
             why = f"the hold was {self._view.state.value} when the returns were ordered"
             for view in views:
                 view.state, view.detail = ReturnState.FAILED, why
-            self._view.returns = views
+            self._view.returns = [*self._view.returns, *views]
             self._side.append(asyncio.create_task(self._event(f"returns not carried out: {why}")))
             return
-        self._orders, self._orders_arrived = orders, True
-        self._view.returns = views
+        self._orders, self._orders_arrived, self._returns_started = orders, True, False
+        self._round += 1
+        self._round_start = len(self._view.returns)
+        self._view.returns = [*self._view.returns, *views]
 
     @workflow.update(name=RETURN_RESULT_UPDATE)
     async def return_result(self, callback: ReturnCallback) -> HoldView:
@@ -275,12 +280,13 @@ class HoldWorkflow:
         self._returns_started = True
         view.state = HoldState.RETURNING
         due_by = add_working_days(workflow.now(), RETURN_WORKING_DAYS)
-        for r in view.returns:
+        first = self._round_start
+        for r in view.returns[first:]:
             r.state, r.due_by = ReturnState.ORDERED, due_by
         await self._event(f"returning {sum(s.amount.minor_units for s in orders.shares)} {view.held.currency} to "
                           f"{len(orders.shares)} victim(s) by {due_by.isoformat()}")  # fmt: skip
-        await asyncio.gather(*(self._return_share(i, share, orders, due_by) for i, share in enumerate(orders.shares)))
-        returned = sum(r.amount.minor_units for r in view.returns if r.state is ReturnState.RETURNED)
+        await asyncio.gather(*(self._return_share(first + i, share, orders, due_by) for i, share in enumerate(orders.shares)))
+        returned = sum(r.amount.minor_units for r in view.returns[first:] if r.state is ReturnState.RETURNED)
         currency = view.held.currency
         # What was not returned (a refusal, no receipt before the freeze expired) stays frozen
         # under the freeze's own deadlines.
@@ -289,7 +295,7 @@ class HoldWorkflow:
                                               "still_frozen_minor": view.held.minor_units,
                                               "returns": [{"to": str(r.victim_account), "amount_minor": r.amount.minor_units,
                                                            "state": r.state.value, "return_id": r.return_id}
-                                                          for r in view.returns]})  # fmt: skip
+                                                          for r in view.returns[first:]]})  # fmt: skip
         left = f"; {view.held.minor_units} {currency} stays frozen" if view.held.minor_units else ""
         await self._event(f"returned {returned} {currency} to the victims{left}")
 
@@ -297,8 +303,11 @@ class HoldWorkflow:
         hold, view = self._hold, self._view
         r = view.returns[i]
         step = f"return/{hold.account.institution}/{hold.account.number}/{share.victim.institution}/{share.victim.number}"
+        # The first round's activity is the step itself (as recorded histories have it); later
+        # rounds are numbered, as is every key.
+        activity_id = step if self._round == 1 else f"{step}/{self._round}"
         request = ReturnInput(
-            idempotency_key=f"{hold.case_workflow_id}/{step}/1", case_id=hold.case_id, account=hold.account,
+            idempotency_key=f"{hold.case_workflow_id}/{step}/{self._round}", case_id=hold.case_id, account=hold.account,
             freeze_id=view.freeze_id, to_account=share.victim, amount=share.amount, due_by=due_by,
             decided_by=orders.decided_by, officer=orders.officer, document_ref=orders.document_ref,
         )  # fmt: skip
@@ -308,7 +317,7 @@ class HoldWorkflow:
 
         async def returned() -> ReturnResult:
             result = await workflow.execute_activity(
-                REQUEST_RETURN_FUNDS, request, result_type=ReturnResult, activity_id=step,
+                REQUEST_RETURN_FUNDS, request, result_type=ReturnResult, activity_id=activity_id,
                 start_to_close_timeout=STOP_CALL_TIMEOUT, retry_policy=STOP_RETRY,
             )  # fmt: skip
             if result.outcome is ReturnOutcome.ACCEPTED:
