@@ -212,3 +212,19 @@ async def test_money_ordered_back_to_victims_cannot_be_released_during_the_notic
         await env.sleep(timedelta(days=31))
         final = await w.wait_for_case("BX-NOTICE", lambda c: c.status == hub_pb2.CASE_STATUS_CLOSED)
         assert final.total_returned.minor_units == 80_000_000 and conserved(final)
+
+
+async def test_the_same_transfers_reported_under_two_case_ids_are_counted_once(client, tmp_path):
+    async with hub_world(client, tmp_path) as w:
+        first = w.report("BX-DUP-A")
+        await w.hub.report_case(first)
+        case = await w.answered("BX-DUP-A")
+        again = hub_pb2.CaseReport()
+        again.CopyFrom(first)
+        again.case_id = "BX-DUP-B"  # another unit took the same victim's report
+        w._case_ids.add("BX-DUP-B")
+        assert (await w.hub.report_case(again)).workflow_id == "case-BX-DUP-A"
+        linked = await w.wait_for_case("BX-DUP-A", lambda c: len(c.linked_cases) == 1)
+        assert "3 of its transfers were reported already" in linked.linked_cases[0].shared
+        assert linked.total_reported == case.total_reported and len(linked.victims) == 1
+        assert conserved(linked)

@@ -7,7 +7,7 @@ Operators query the per-account picture and the money-flow graph as it grows."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -136,6 +136,11 @@ RETURN_MARGIN = timedelta(days=7)
 _UNSETTLED = (HoldState.HELD, HoldState.EXTENDED, HoldState.FREEZING, HoldState.RELEASING, HoldState.RETURNING)
 
 
+def _transfer_key(t) -> tuple:
+    """One victim transfer, whichever case reported it."""
+    return (t.from_account, t.to_account, t.amount, t.transferred_at)
+
+
 @workflow.defn(name=CASE_WORKFLOW)
 class CaseWorkflow:
     @workflow.init
@@ -156,6 +161,7 @@ class CaseWorkflow:
         self._status = CaseStatus.STOPPING
         # The victims of this case and of the cases linked to it, in the order reported.
         self._victims: dict[Account, Victim] = {}
+        self._transfers: set[tuple] = set()  # every victim transfer counted, across linked cases
         self._linked: list[LinkedCaseView] = []
         self._numbers: dict[str, NumberView] = {}
         self._escalation: EscalationView | None = None
@@ -296,6 +302,7 @@ class CaseWorkflow:
 
     def _add_victims(self, case: CaseInput) -> None:
         for t in case.transfers:
+            self._transfers.add(_transfer_key(t))
             victim = self._victims.get(t.from_account)
             lost = t.amount if victim is None else victim.lost + t.amount
             self._victims[t.from_account] = Victim(t.from_account, lost, victim.case_id if victim else case.case_id)
@@ -322,12 +329,20 @@ class CaseWorkflow:
         case = link.case
         if case.case_id == self._case.case_id or any(c.case_id == case.case_id for c in self._linked):
             return False
+        # The same transfer reported again under another case id (a second unit took the same
+        # victim's report) is counted and chased once.
+        fresh = [t for t in case.transfers if _transfer_key(t) not in self._transfers]
+        shared = link.shared
+        if len(fresh) < len(case.transfers):
+            shared += f"; {len(case.transfers) - len(fresh)} of its transfers were reported already"
         self._linked.append(
-            LinkedCaseView(case.case_id, case.reporting_unit, case.total, link.shared, workflow.now(), link.fingerprint)
+            LinkedCaseView(case.case_id, case.reporting_unit, case.total, shared, workflow.now(), link.fingerprint)
         )
-        workflow.logger.info("case %s linked (%s)", case.case_id, link.shared, extra={"case_id": self._case.case_id})
-        self._add_victims(case)
-        self._chase_report(case)
+        workflow.logger.info("case %s linked (%s)", case.case_id, shared, extra={"case_id": self._case.case_id})
+        if fresh:
+            fresh_case = replace(case, transfers=fresh)
+            self._add_victims(fresh_case)
+            self._chase_report(fresh_case)
         self._block_numbers(case)
         self._maybe_escalate()
         return True
