@@ -111,6 +111,7 @@ class HoldWorkflow:
         self._orders_arrived = False
         self._returns_started = False
         self._round = 0  # rounds of return orders taken: their key suffix
+        self._reminded_for: datetime | None = None  # the freeze expiry a renewal reminder went out for
         self._round_start = 0  # where this round's returns start in the view
         self._breached: set[str] = set()  # requests reported to the regulator (once each)
         self._side: list[asyncio.Task] = []  # breach reports and notes under way
@@ -494,11 +495,15 @@ class HoldWorkflow:
         expires = view.expires_at
         if await self._decided_by(expires - RENEWAL_DECISION_LEAD):
             return
-        view.freeze_decision_due_at = expires
-        await self._event(f"renewal decision asked for: the freeze lapses at {expires.isoformat()}")
+        # Asked (and reminded) once per expiry: the watch starts over when return orders arrive.
+        if view.freeze_decision_due_at != expires:
+            view.freeze_decision_due_at = expires
+            await self._event(f"renewal decision asked for: the freeze lapses at {expires.isoformat()}")
         if await self._decided_by(expires - RENEWAL_REMINDER_LEAD):
             return
-        await self._event("reminder: the freeze has not been renewed")
+        if self._reminded_for != expires:
+            self._reminded_for = expires
+            await self._event("reminder: the freeze has not been renewed")
         if await self._decided_by(expires):
             return
         self._lapse()
