@@ -228,3 +228,27 @@ async def test_the_same_transfers_reported_under_two_case_ids_are_counted_once(c
         assert "3 of its transfers were reported already" in linked.linked_cases[0].shared
         assert linked.total_reported == case.total_reported and len(linked.victims) == 1
         assert conserved(linked)
+
+
+async def test_cases_sharing_a_suspect_number_or_a_device_are_linked(client, tmp_path):
+    other = common_pb2.AccountRef(institution="qilu-bank", account_number="6229110000999009")
+    async with hub_world(client, tmp_path) as w:
+        first = w.report("BX-DEV-A")
+        first.device_ids.append("IMEI-861234567890123")
+        await w.hub.report_case(first)
+        await w.answered("BX-DEV-A")
+        by_number = second_victims_report(w, "BX-DEV-B", 1_000_000, to=other)
+        by_number.suspect_phone_numbers.append(first.suspect_phone_numbers[0])  # the same fraudster's phone
+        assert (await w.hub.report_case(by_number)).workflow_id == "case-BX-DEV-A"
+        by_device = second_victims_report(w, "BX-DEV-C", 1_000_000, to=other)
+        by_device.device_ids.append("IMEI-861234567890123")
+        assert (await w.hub.report_case(by_device)).workflow_id == "case-BX-DEV-A"
+        case = await w.wait_for_case("BX-DEV-A", lambda c: len(c.linked_cases) == 2)
+        shared = {c.case_id: c.shared for c in case.linked_cases}
+        assert first.suspect_phone_numbers[0] in shared["BX-DEV-B"] and "IMEI-861234567890123" in shared["BX-DEV-C"]
+        assert len(case.numbers) == 1  # the number is blocked once for the whole chase
+        reader = w.hub_as("centre-operators")
+        found = await reader.find_cases(hub_pb2.CaseSearch(device_id="IMEI-861234567890123"))
+        assert [(c.case_id, c.lead_case_id) for c in found] == [("BX-DEV-A", "BX-DEV-A"), ("BX-DEV-C", "BX-DEV-A")]
+        found = await reader.find_cases(hub_pb2.CaseSearch(phone_number=first.suspect_phone_numbers[0]))
+        assert {c.case_id for c in found} == {"BX-DEV-A", "BX-DEV-B"}
