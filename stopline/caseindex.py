@@ -32,6 +32,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,22 +133,29 @@ class SqliteCaseIndex:
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")  # acknowledged means on disk
+        with self._transaction():  # two processes opening a new file at once
+            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+            if version > self.SCHEMA_VERSION:
+                raise ValueError(f"{self.path}: case index schema {version} is newer than this code's")
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
+        # Reads get a connection and lock of their own: under WAL a reader never waits for a writer.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+
+    @contextmanager
+    def _transaction(self):
+        """One write transaction: BEGIN IMMEDIATE takes the file's write lock at once, so two
+        gateways (processes) claiming linked cases together run one after the other."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")  # two processes opening a new file at once
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-                if version > self.SCHEMA_VERSION:
-                    raise ValueError(f"{self.path}: case index schema {version} is newer than this code's")
-                for statement in _SCHEMA:
-                    self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
+                yield
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        # Reads get a connection and lock of their own: under WAL a reader never waits for a writer.
-        self._read_lock = threading.Lock()
-        self._reader = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
 
     def close(self) -> None:
         with self._lock:
@@ -163,30 +171,24 @@ class SqliteCaseIndex:
         _check_case_id(case_id)
         keys = _check_keys(keys)
         at_us = _micros(at)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
-            try:
-                row = self._conn.execute(
-                    "SELECT lead_case_id FROM cases WHERE case_id = ?", (case_id,)
-                ).fetchone()
-                if row is not None:
-                    lead = row[0]
-                else:
-                    lead = case_id if alone else self._open_lead_touching(keys)
-                    if lead is None or lead == case_id:
-                        lead = case_id
-                        self._conn.execute(
-                            "INSERT INTO groups (lead_case_id, opened_us) VALUES (?, ?)", (case_id, at_us)
-                        )
+        with self._transaction():  # one writer at a time, across processes
+            row = self._conn.execute(
+                "SELECT lead_case_id FROM cases WHERE case_id = ?", (case_id,)
+            ).fetchone()
+            if row is not None:
+                lead = row[0]
+            else:
+                lead = case_id if alone else self._open_lead_touching(keys)
+                if lead is None or lead == case_id:
+                    lead = case_id
                     self._conn.execute(
-                        "INSERT INTO cases (case_id, lead_case_id, joined_us) VALUES (?, ?, ?)",
-                        (case_id, lead, at_us),
+                        "INSERT INTO groups (lead_case_id, opened_us) VALUES (?, ?)", (case_id, at_us)
                     )
-                self._insert_links(case_id, keys, REPORTED, at_us)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute(
+                    "INSERT INTO cases (case_id, lead_case_id, joined_us) VALUES (?, ?, ?)",
+                    (case_id, lead, at_us),
+                )
+            self._insert_links(case_id, keys, REPORTED, at_us)
         return lead
 
     def reassign(self, case_id: str, keys: Sequence[str], *, at: datetime, alone: bool = False) -> str:
@@ -196,57 +198,39 @@ class SqliteCaseIndex:
         _check_case_id(case_id)
         keys = _check_keys(keys)
         at_us = _micros(at)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                if self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
-                    raise ValueError(f"case {case_id!r} is not in the case index: claim it first")
-                lead = case_id if alone else (self._open_lead_touching(keys, besides=case_id) or case_id)
-                self._conn.execute("UPDATE cases SET lead_case_id = ? WHERE case_id = ?", (lead, case_id))
-                if lead == case_id:
-                    self._conn.execute(
-                        "INSERT OR IGNORE INTO groups (lead_case_id, opened_us) VALUES (?, ?)", (case_id, at_us)
-                    )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            if self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+                raise ValueError(f"case {case_id!r} is not in the case index: claim it first")
+            lead = case_id if alone else (self._open_lead_touching(keys, besides=case_id) or case_id)
+            self._conn.execute("UPDATE cases SET lead_case_id = ? WHERE case_id = ?", (lead, case_id))
+            if lead == case_id:
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO groups (lead_case_id, opened_us) VALUES (?, ?)", (case_id, at_us)
+                )
         return lead
 
     def touch(self, case_id: str, keys: Sequence[str], *, at: datetime) -> None:
         _check_case_id(case_id)
         keys = _check_keys(keys)
         at_us = _micros(at)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                if self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
-                    raise ValueError(f"case {case_id!r} is not in the case index: claim it first")
-                self._insert_links(case_id, keys, CHASED, at_us)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            if self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+                raise ValueError(f"case {case_id!r} is not in the case index: claim it first")
+            self._insert_links(case_id, keys, CHASED, at_us)
 
     def close_group(self, lead_case_id: str) -> None:
         _check_case_id(lead_case_id)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                found = self._conn.execute(
-                    "UPDATE groups SET closed = 1 WHERE lead_case_id = ?", (lead_case_id,)
-                ).rowcount
-                if not found:
-                    row = self._conn.execute(
-                        "SELECT lead_case_id FROM cases WHERE case_id = ?", (lead_case_id,)
-                    ).fetchone()
-                    if row is None:
-                        raise ValueError(f"case {lead_case_id!r} is not in the case index")
-                    raise ValueError(f"case {lead_case_id!r} does not lead a group: its lead is {row[0]!r}")
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            found = self._conn.execute(
+                "UPDATE groups SET closed = 1 WHERE lead_case_id = ?", (lead_case_id,)
+            ).rowcount
+            if not found:
+                row = self._conn.execute(
+                    "SELECT lead_case_id FROM cases WHERE case_id = ?", (lead_case_id,)
+                ).fetchone()
+                if row is None:
+                    raise ValueError(f"case {lead_case_id!r} is not in the case index")
+                raise ValueError(f"case {lead_case_id!r} does not lead a group: its lead is {row[0]!r}")
 
     # --- reads ---
 
