@@ -22,7 +22,7 @@ from stopline.domain import (
     StopState,
     stop_step_id,
 )
-from stopline.v1 import hub_pb2, regulator_pb2
+from stopline.v1 import common_pb2, hub_pb2, regulator_pb2
 
 CASE_STATUS_PB = {
     CaseStatus.STOPPING: hub_pb2.CASE_STATUS_STOPPING,
@@ -127,6 +127,10 @@ def money_flow_pb(flow: MoneyFlow) -> hub_pb2.MoneyFlow:
         msg.to_account.CopyFrom(account_pb(flow.to_account))
     if flow.moved_at is not None:
         msg.moved_at.CopyFrom(timestamp_pb(flow.moved_at))
+    if flow.abroad is not None:
+        msg.abroad.CopyFrom(common_pb2.ForeignDestination(
+            bic=flow.abroad.bic, account=flow.abroad.account, payment_reference=flow.abroad.payment_reference,
+        ))  # fmt: skip
     return msg
 
 

@@ -195,6 +195,10 @@ class BankServicer(SignedServicer, bank_pb2_grpc.BankServiceServicer):
                         common_pb2.AccountRef(institution=t.to_institution, account_number=t.to_account)
                     )
                 out.transferred_at.FromDatetime(t.transferred_at)
+                if t.abroad is not None:
+                    out.abroad.CopyFrom(common_pb2.ForeignDestination(
+                        bic=t.abroad.bic, account=t.abroad.account, payment_reference=t.abroad.reference,
+                    ))  # fmt: skip
         bound.info("query_account.answered", found=report.found, transfers=len(report.transfers))
         return bank_pb2.QueryAccountResponse(envelope=seal(report, self._answer_key()))
 

@@ -267,6 +267,15 @@ class Channel(StrEnum):
 
 
 @dataclass(frozen=True)
+class ForeignDestination:
+    """Where money sent abroad went: what a recall quotes."""
+
+    bic: str
+    account: str
+    payment_reference: str  # e.g. a SWIFT gpi UETR
+
+
+@dataclass(frozen=True)
 class OnwardTransfer:
     """Money that left an account, as its institution reported it."""
 
@@ -277,6 +286,7 @@ class OnwardTransfer:
     # Whether the receiving institution is on the platform (a bank or payment company in the
     # registry), so the chase can ask it to stop the money; decided by the activity.
     on_platform: bool = False
+    abroad: ForeignDestination | None = None  # Channel.ABROAD, when the institution said where
 
 
 @dataclass(frozen=True)
@@ -509,6 +519,7 @@ class MoneyFlow:
     to_account: Account | None = None
     moved_at: datetime | None = None
     note: str = ""
+    abroad: ForeignDestination | None = None  # FlowKind.ABROAD: where, when reported
 
 
 @dataclass

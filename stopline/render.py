@@ -59,6 +59,8 @@ def flow_line(flow: hub_pb2.MoneyFlow) -> str:
     else:
         label = label.removesuffix(" to").removesuffix(",")  # a destination the bank did not name
     text = f"{account_name(flow.from_account)}: {money(flow.amount)} {label}"
+    if flow.HasField("abroad"):
+        text += f" to {flow.abroad.bic} {flow.abroad.account} (ref {flow.abroad.payment_reference})"
     if flow.note:
         text += f" ({flow.note})"
     return text

@@ -147,3 +147,29 @@ async def test_a_chase_that_reaches_over_a_thousand_accounts_completes_and_stays
         history = await client.get_workflow_handle("case-BX-FANOUT").fetch_history()
         print(f"case history: {len(history.events)} events")
         assert len(history.events) < 20_000  # Temporal's hard limit is 51,200
+
+
+async def test_money_sent_abroad_is_recorded_with_the_foreign_bank_account_and_reference(client, tmp_path):
+    from sandbox.ledger import Abroad
+    from stopline.render import flow_line
+
+    uetr = "8a562c67-ca16-48ba-b074-65581be6f011"
+    async with hub_world(client, tmp_path) as w:
+        report = w.report("BX-ABROAD")
+        report.transfers[0].to_account.account_number = L1
+        report.transfers[0].to_account_holder_name = "Ma Qiang"
+        arrived = report.transfers[0].transferred_at.ToDatetime(tzinfo=UTC)
+        w.institutions["qilu-bank"].ledger.seed(
+            [Account(L1, "Ma Qiang", "CNY", 10_000_000)],
+            [Transfer(L1, "", "", 70_000_000, "CNY", arrived + timedelta(minutes=4), "abroad",
+                      Abroad("FICTKHPPXXX", "KH-0012-7781-44", uetr))],  # fmt: skip
+        )
+        await w.hub.report_case(report)
+        case = await w.answered("BX-ABROAD")
+        (abroad,) = [f for f in case.flows if f.kind == hub_pb2.FLOW_KIND_ABROAD]
+        assert abroad.amount.minor_units == 70_000_000
+        assert (abroad.abroad.bic, abroad.abroad.account, abroad.abroad.payment_reference) == (
+            "FICTKHPPXXX", "KH-0012-7781-44", uetr
+        )
+        assert case.total_abroad.minor_units == 70_000_000 and conserved(case)
+        assert "FICTKHPPXXX" in flow_line(abroad) and uetr in flow_line(abroad)

@@ -41,7 +41,10 @@ from stopline.domain import (
     REQUEST_STOP_PAYMENT,
     STOP_PAYMENT_HOLD,
     Account,
+    AccountQueryInput,
     Amount,
+    Channel,
+    ForeignDestination,
     ReturnInput,
     ReturnOutcome,
     ReturnResult,
@@ -99,6 +102,9 @@ class RogueBank(bank_pb2_grpc.BankServiceServicer):
 
     async def ReturnFunds(self, request, context):
         return bank_pb2.ReturnFundsResponse(envelope=await self._answer(request, context, bank_pb2.ReturnOrder))
+
+    async def QueryAccount(self, request, context):
+        return bank_pb2.QueryAccountResponse(envelope=await self._answer(request, context, bank_pb2.AccountQuery))
 
     async def _answer(self, request, context, order_type: type[Message]) -> envelope_pb2.Envelope:
         envelope = envelope_pb2.Envelope()
@@ -981,3 +987,37 @@ async def test_a_back_office_bank_answers_accepted_and_has_paid(sandbox):
         outcome=ReturnOutcome.ACCEPTED, returned=Amount(0, "CNY"), detail="accepted: the receipt follows by callback"
     )
     assert balances(sandbox.bank)[VICTIM.number] == (30_000_000, 0)
+
+
+# --- a foreign destination in an account report --------------------------------------------------
+
+
+def query_input() -> AccountQueryInput:
+    return AccountQueryInput(idempotency_key=f"{KEY}-q", case_id=CASE_ID, requested_by=POLICE, account=MULE,
+                             transfers_since=datetime(2026, 3, 2, 9, 0, tzinfo=UTC))  # fmt: skip
+
+
+def report_abroad(req: AccountQueryInput, bic: str = "FICTKHPPXXX") -> bank_pb2.AccountReport:
+    report = bank_pb2.AccountReport(idempotency_key=req.idempotency_key, account=account_pb(req.account), found=True)
+    out = report.transfers.add(amount=common_pb2.Money(minor_units=5_000_000, currency="CNY"),
+                               channel=bank_pb2.TRANSFER_CHANNEL_ABROAD)  # fmt: skip
+    out.transferred_at.FromDatetime(datetime(2026, 3, 2, 9, 50, tzinfo=UTC))
+    out.abroad.CopyFrom(common_pb2.ForeignDestination(bic=bic, account="KH-0012-7781-44", payment_reference="uetr-1"))
+    return report
+
+
+async def test_a_transfer_abroad_keeps_its_foreign_bank_account_and_reference(hub):
+    req = query_input()
+    hub.bank.answer = report_abroad(req)
+    result = await ActivityEnvironment().run(hub.activities.request_account_query, req)
+    (transfer,) = result.transfers
+    assert transfer.channel is Channel.ABROAD
+    assert transfer.abroad == ForeignDestination("FICTKHPPXXX", "KH-0012-7781-44", "uetr-1")
+
+
+async def test_a_foreign_destination_that_a_recall_could_not_quote_is_refused(hub):
+    req = query_input()
+    hub.bank.answer = report_abroad(req, bic="not a bic")
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(hub.activities.request_account_query, req)
+    assert caught.value.type == ERR_ANSWER_REJECTED and "transfers[0].abroad.bic" in caught.value.message

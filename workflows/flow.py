@@ -49,6 +49,7 @@ def follow(
                 kind=_kind(transfer, depth, max_depth),
                 to_account=transfer.to_account,
                 moved_at=transfer.transferred_at,
+                abroad=transfer.abroad,
             )
         )
         remaining -= piece

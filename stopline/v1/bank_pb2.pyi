@@ -159,16 +159,18 @@ class AccountQuery(_message.Message):
     def __init__(self, idempotency_key: _Optional[str] = ..., case_id: _Optional[str] = ..., account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., transfers_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OutgoingTransfer(_message.Message):
-    __slots__ = ("to_account", "amount", "transferred_at", "channel")
+    __slots__ = ("to_account", "amount", "transferred_at", "channel", "abroad")
     TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     TRANSFERRED_AT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ABROAD_FIELD_NUMBER: _ClassVar[int]
     to_account: _common_pb2.AccountRef
     amount: _common_pb2.Money
     transferred_at: _timestamp_pb2.Timestamp
     channel: TransferChannel
-    def __init__(self, to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., transferred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel: _Optional[_Union[TransferChannel, str]] = ...) -> None: ...
+    abroad: _common_pb2.ForeignDestination
+    def __init__(self, to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., transferred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel: _Optional[_Union[TransferChannel, str]] = ..., abroad: _Optional[_Union[_common_pb2.ForeignDestination, _Mapping]] = ...) -> None: ...
 
 class AccountReport(_message.Message):
     __slots__ = ("idempotency_key", "account", "found", "holder_name", "balance", "held", "transfers")

@@ -19,3 +19,13 @@ class AccountRef(_message.Message):
     institution: str
     account_number: str
     def __init__(self, institution: _Optional[str] = ..., account_number: _Optional[str] = ...) -> None: ...
+
+class ForeignDestination(_message.Message):
+    __slots__ = ("bic", "account", "payment_reference")
+    BIC_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    bic: str
+    account: str
+    payment_reference: str
+    def __init__(self, bic: _Optional[str] = ..., account: _Optional[str] = ..., payment_reference: _Optional[str] = ...) -> None: ...

@@ -443,20 +443,22 @@ class HoldEvent(_message.Message):
     def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., what: _Optional[str] = ...) -> None: ...
 
 class MoneyFlow(_message.Message):
-    __slots__ = ("from_account", "to_account", "amount", "kind", "moved_at", "note")
+    __slots__ = ("from_account", "to_account", "amount", "kind", "moved_at", "note", "abroad")
     FROM_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MOVED_AT_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    ABROAD_FIELD_NUMBER: _ClassVar[int]
     from_account: _common_pb2.AccountRef
     to_account: _common_pb2.AccountRef
     amount: _common_pb2.Money
     kind: FlowKind
     moved_at: _timestamp_pb2.Timestamp
     note: str
-    def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., kind: _Optional[_Union[FlowKind, str]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+    abroad: _common_pb2.ForeignDestination
+    def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., kind: _Optional[_Union[FlowKind, str]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ..., abroad: _Optional[_Union[_common_pb2.ForeignDestination, _Mapping]] = ...) -> None: ...
 
 class CaseView(_message.Message):
     __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary", "flows", "total_lost", "total_abroad", "total_at_large", "total_released", "total_returned", "victims", "linked_cases", "numbers", "escalation", "returns", "breaches")
