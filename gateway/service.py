@@ -567,34 +567,51 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     @temporal_unavailable_is_unavailable
     async def ReportFreezeResult(self, request, context: grpc.aio.ServicerContext):
-        answer = await self._open(request, context, bank_pb2.FreezeAnswer, Role.ANSWER, "report freeze results", MAX_QUERY_BYTES)
-        envelope = request.envelope
-        case_id = answer.case_id[:64]
-        # An institution may only call back about requests addressed to it: its own accounts.
-        if answer.account.institution != envelope.signer:
-            await self._refuse(context, envelope, grpc.StatusCode.PERMISSION_DENIED,
-                               f"{envelope.signer!r} may only report about its own accounts, not "
-                               f"{answer.account.institution!r}'s", case_id=case_id)  # fmt: skip
-        if not CASE_ID_PATTERN.match(answer.case_id) or not answer.account.account_number or not answer.idempotency_key:
-            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
-                               "case_id, account and idempotency_key are required", case_id=case_id)  # fmt: skip
-        try:
-            result = freeze_result_of(answer, None)
-        except ValueError as e:
-            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=case_id)
-        where = {"case_id": answer.case_id, "institution": envelope.signer}
-        await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
-        account = account_of(answer.account)
-        handle = self._client.get_workflow_handle(hold_workflow_id(case_workflow_id(answer.case_id), account))
-        callback = FreezeCallback(idempotency_key=answer.idempotency_key, institution=envelope.signer, result=result)
-        no_one_waits = f"no freeze result is awaited for request {answer.idempotency_key!r}"
-        await self._update_workflow(
-            context, envelope, handle, FREEZE_RESULT_UPDATE, callback, answer.case_id,
-            missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
+        answer, result, where = await self._hold_callback(
+            request, context, bank_pb2.FreezeAnswer, "report freeze results", FREEZE_RESULT_UPDATE, "freeze result",
+            lambda answer: freeze_result_of(answer, None),
+            lambda answer, result, signer: FreezeCallback(answer.idempotency_key, signer, result),
         )  # fmt: skip
-        log.info("freeze result accepted", case_id=answer.case_id, institution=envelope.signer, frozen=result.frozen)
+        log.info("freeze result accepted", case_id=answer.case_id, institution=request.envelope.signer, frozen=result.frozen)
         receipt = hub_pb2.CallbackReceipt(idempotency_key=answer.idempotency_key)
         return hub_pb2.ReportFreezeResultResponse(envelope=await self._signed_receipt(receipt, where))
+
+    async def _hold_callback(self, request, context, message_type, doing: str, update: str, what: str, convert, callback,
+                             *, also_required: tuple[tuple[str, Callable], ...] = ()):  # fmt: skip
+        """An institution's later answer about a request it acknowledged: signed by that
+        institution about its own account, complete, converted by `convert` (ValueError:
+        INVALID_ARGUMENT), on record, and handed as `update` to the hold's workflow, which takes
+        only what it awaits. Returns the message, its conversion and where it was recorded."""
+        msg = await self._open(request, context, message_type, Role.ANSWER, doing, MAX_QUERY_BYTES)
+        envelope = request.envelope
+        case_id = msg.case_id[:64]
+        # An institution may only call back about requests addressed to it: its own accounts.
+        if msg.account.institution != envelope.signer:
+            await self._refuse(context, envelope, grpc.StatusCode.PERMISSION_DENIED,
+                               f"{envelope.signer!r} may only report about its own accounts, not "
+                               f"{msg.account.institution!r}'s", case_id=case_id)  # fmt: skip
+        required = [("case_id", bool(CASE_ID_PATTERN.match(msg.case_id))), ("account", bool(msg.account.account_number)),
+                    *((name, bool(present(msg))) for name, present in also_required),
+                    ("idempotency_key", bool(msg.idempotency_key))]  # fmt: skip
+        if not all(present for _, present in required):
+            names = [name for name, _ in required]
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                               f"{', '.join(names[:-1])} and {names[-1]} are required", case_id=case_id)  # fmt: skip
+        try:
+            result = convert(msg)
+        except ValueError as e:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=case_id)
+        where = {"case_id": msg.case_id, "institution": envelope.signer}
+        await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
+        # A linked case's holds are its lead's.
+        lead = await self._lead_of(msg.case_id)
+        handle = self._client.get_workflow_handle(hold_workflow_id(case_workflow_id(lead), account_of(msg.account)))
+        no_one_waits = f"no {what} is awaited for request {msg.idempotency_key!r}"
+        await self._update_workflow(
+            context, envelope, handle, update, callback(msg, result, envelope.signer), msg.case_id,
+            missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
+        )  # fmt: skip
+        return msg, result, where
 
     # --- UnblockNumber --------------------------------------------------------------------------
 
@@ -691,35 +708,14 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     @temporal_unavailable_is_unavailable
     async def ReportReturnResult(self, request, context: grpc.aio.ServicerContext):
-        receipt = await self._open(request, context, bank_pb2.ReturnReceipt, Role.ANSWER, "report return results",
-                                   MAX_QUERY_BYTES)  # fmt: skip
-        envelope = request.envelope
-        case_id = receipt.case_id[:64]
-        if receipt.account.institution != envelope.signer:
-            await self._refuse(context, envelope, grpc.StatusCode.PERMISSION_DENIED,
-                               f"{envelope.signer!r} may only report about its own accounts, not "
-                               f"{receipt.account.institution!r}'s", case_id=case_id)  # fmt: skip
-        if (not CASE_ID_PATTERN.match(receipt.case_id) or not receipt.account.account_number or not receipt.idempotency_key
-                or not receipt.to_account.account_number):  # fmt: skip
-            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
-                               "case_id, account, to_account and idempotency_key are required", case_id=case_id)  # fmt: skip
-        try:
-            result = return_result_of(receipt, None)
-        except ValueError as e:
-            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=case_id)
-        where = {"case_id": receipt.case_id, "institution": envelope.signer}
-        await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
-        lead = await self._lead_of(receipt.case_id)
-        account = account_of(receipt.account)
-        handle = self._client.get_workflow_handle(hold_workflow_id(case_workflow_id(lead), account))
-        no_one_waits = f"no return receipt is awaited for request {receipt.idempotency_key!r}"
-        await self._update_workflow(
-            context, envelope, handle, RETURN_RESULT_UPDATE,
-            ReturnCallback(idempotency_key=receipt.idempotency_key, institution=envelope.signer, result=result,
-                           to_account=account_of(receipt.to_account)),
-            receipt.case_id, missing=(grpc.StatusCode.FAILED_PRECONDITION, no_one_waits), ended=no_one_waits,
+        receipt, result, where = await self._hold_callback(
+            request, context, bank_pb2.ReturnReceipt, "report return results", RETURN_RESULT_UPDATE, "return receipt",
+            lambda receipt: return_result_of(receipt, None),
+            lambda receipt, result, signer: ReturnCallback(receipt.idempotency_key, signer, result,
+                                                           to_account=account_of(receipt.to_account)),
+            also_required=(("to_account", lambda receipt: receipt.to_account.account_number),),
         )  # fmt: skip
-        log.info("return receipt accepted", case_id=receipt.case_id, institution=envelope.signer, return_id=result.return_id)
+        log.info("return receipt accepted", case_id=receipt.case_id, institution=request.envelope.signer, return_id=result.return_id)
         answer = hub_pb2.CallbackReceipt(idempotency_key=receipt.idempotency_key)
         return hub_pb2.ReportReturnResultResponse(envelope=await self._signed_receipt(answer, where))
 
