@@ -11,6 +11,7 @@ from collections.abc import Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.crossborder import CrossBorderActivities
 from activities.institutions import InstitutionActivities
 from activities.supervision import SupervisionActivities
 from activities.telecom import TelecomActivities
@@ -18,6 +19,7 @@ from adapters import regulator as regulator_adapter
 from adapters import telecom as telecom_adapter
 from adapters.bank import DEFAULT_TIMEOUT_SECONDS, BankClient
 from adapters.channels import ChannelPool
+from adapters.crossborder import CrossBorderClient
 from adapters.regulator import RegulatorClient
 from adapters.telecom import TelecomClient
 from audit.log import AuditLog
@@ -26,10 +28,11 @@ from trust.keys import KeySource
 from trust.registry import Registry
 from trust.replay import NonceCache
 from workflows.case import CaseWorkflow
+from workflows.crossborder import CrossBorderRecoveryWorkflow
 from workflows.hold import HoldWorkflow
 from workflows.number import NumberWorkflow
 
-WORKFLOWS = [CaseWorkflow, HoldWorkflow, NumberWorkflow]
+WORKFLOWS = [CaseWorkflow, HoldWorkflow, NumberWorkflow, CrossBorderRecoveryWorkflow]
 
 
 def build_worker(
@@ -54,6 +57,7 @@ def build_worker(
     )
     telecom = TelecomActivities(hub_key, registry, carriers, regulators, audit, replay)
     supervision = SupervisionActivities(hub_key, registry, regulators, audit, replay)
+    crossborder = CrossBorderActivities(hub_key, registry, CrossBorderClient(channels, registry), audit, replay)
     return Worker(
         client,
         task_queue=task_queue,
@@ -70,6 +74,8 @@ def build_worker(
             telecom.request_number_unblock,
             telecom.notify_telecom_regulator,
             supervision.report_breach,
+            crossborder.list_recall_channels,
+            crossborder.request_recall,
         ],
     )
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from stopline.domain import Account, Amount, FreezeResult, ReturnOutcome, ReturnResult
+from stopline.domain import Account, Amount, ForeignDestination, FreezeResult, ReturnOutcome, ReturnResult
 from stopline.v1 import bank_pb2, common_pb2
 
 
@@ -17,6 +18,29 @@ def money_pb(amount: Amount) -> common_pb2.Money:
 
 def amount_of(money: common_pb2.Money) -> Amount:
     return Amount(money.minor_units, money.currency)
+
+
+# ISO 9362: 4 letters (bank), 2 letters (country), 2 letters or digits (location), and an
+# optional branch of 3.
+BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def foreign_destination_of(msg: common_pb2.ForeignDestination, field: str) -> ForeignDestination:
+    """A foreign destination as reported, checked enough that a recall can quote it
+    (ValueError names the field)."""
+    if not BIC.match(msg.bic):
+        raise ValueError(f"{field}.bic: {msg.bic[:20]!r} is not a BIC (8 or 11 characters, e.g. DEUTDEFFXXX)")
+    if not msg.account.strip() or len(msg.account) > 64:
+        raise ValueError(f"{field}.account: 1-64 characters required")
+    if not msg.payment_reference.strip() or len(msg.payment_reference) > 64:
+        raise ValueError(f"{field}.payment_reference: 1-64 characters required (e.g. the UETR)")
+    amount = None
+    if msg.HasField("amount"):
+        if msg.amount.minor_units <= 0 or not CURRENCY.match(msg.amount.currency):
+            raise ValueError(f"{field}.amount: a positive amount with an ISO 4217 currency code is required")
+        amount = amount_of(msg.amount)
+    return ForeignDestination(msg.bic, msg.account.strip(), msg.payment_reference.strip(), amount)
 
 
 def account_pb(account: Account) -> common_pb2.AccountRef:

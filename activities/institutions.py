@@ -8,7 +8,6 @@ verified; every envelope either way, and every refusal, goes into the audit log.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +19,7 @@ from activities.convert import (
     account_pb,
     amount_of,
     duration_pb,
+    foreign_destination_of,
     freeze_result_of,
     money_pb,
     return_result_of,
@@ -43,7 +43,6 @@ from stopline.domain import (
     Amount,
     Channel,
     DecisionRecord,
-    ForeignDestination,
     FreezeInput,
     FreezeResult,
     OnwardTransfer,
@@ -251,18 +250,6 @@ def _check_answer(req: StopPaymentInput, answer: bank_pb2.StopPaymentAnswer, *, 
 
 
 # ISO 9362: bank (4 letters), country (2 letters), location (2), optional branch (3).
-_BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
-
-
-def _foreign_destination(msg, field: str) -> ForeignDestination:
-    """A foreign destination as reported, checked enough that a recall can quote it."""
-    if not _BIC.match(msg.bic):
-        raise ValueError(f"{field}.bic: {msg.bic[:20]!r} is not a BIC (8 or 11 characters, e.g. DEUTDEFFXXX)")
-    if not msg.account.strip() or len(msg.account) > 64:
-        raise ValueError(f"{field}.account: 1-64 characters required")
-    if not msg.payment_reference.strip() or len(msg.payment_reference) > 64:
-        raise ValueError(f"{field}.payment_reference: 1-64 characters required (e.g. the UETR)")
-    return ForeignDestination(msg.bic, msg.account.strip(), msg.payment_reference.strip())
 
 
 _CHANNELS = {
@@ -300,7 +287,7 @@ def _check_report(req: AccountQueryInput, report: bank_pb2.AccountReport, regist
         if t.HasField("abroad"):
             if channel is not Channel.ABROAD:
                 raise ValueError(f"transfers[{i}].abroad: only a transfer abroad has a foreign destination")
-            abroad = _foreign_destination(t.abroad, f"transfers[{i}].abroad")
+            abroad = foreign_destination_of(t.abroad, f"transfers[{i}].abroad")
         transfers.append(
             OnwardTransfer(
                 amount=amount,

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from activities.convert import account_pb, money_pb, timestamp_pb
+from datetime import datetime, timedelta
+
+from activities.convert import (
+    CURRENCY,
+    account_pb,
+    amount_of,
+    foreign_destination_of,
+    money_pb,
+    time_of,
+    timestamp_pb,
+)
+from activities.crossborder import CHANNEL_PB, destination_pb
 from stopline.domain import (
     AccountStop,
     Amount,
     BreachView,
     CaseStatus,
     CaseView,
+    ChannelState,
     EscalationLevel,
     EscalationView,
     FlowKind,
@@ -16,13 +28,18 @@ from stopline.domain import (
     MoneyFlow,
     NumberState,
     NumberView,
+    RecallChannelView,
+    RecallStatus,
+    RecallUpdateInput,
+    RecoveryState,
+    RecoveryView,
     RequestType,
     ReturnState,
     ReturnView,
     StopState,
     stop_step_id,
 )
-from stopline.v1 import common_pb2, hub_pb2, regulator_pb2
+from stopline.v1 import crossborder_pb2, hub_pb2, regulator_pb2
 
 CASE_STATUS_PB = {
     CaseStatus.STOPPING: hub_pb2.CASE_STATUS_STOPPING,
@@ -57,6 +74,8 @@ HOLD_STATE_PB = {
 NUMBER_STATE_PB = {state: hub_pb2.NumberState.Value(f"NUMBER_STATE_{state.name}") for state in NumberState}
 RETURN_STATE_PB = {state: hub_pb2.ReturnState.Value(f"RETURN_STATE_{state.name}") for state in ReturnState}
 ESCALATION_LEVEL_PB = {level: hub_pb2.EscalationLevel.Value(f"ESCALATION_LEVEL_{level.name}") for level in EscalationLevel}
+RECOVERY_STATE_PB = {s: crossborder_pb2.RecoveryState.Value(f"RECOVERY_STATE_{s.name}") for s in RecoveryState}
+CHANNEL_STATE_PB = {s: crossborder_pb2.ChannelState.Value(f"CHANNEL_STATE_{s.name}") for s in ChannelState}
 REQUEST_TYPE_PB = {t: regulator_pb2.RequestType.Value(f"REQUEST_TYPE_{t.name}") for t in RequestType}
 
 
@@ -128,9 +147,37 @@ def money_flow_pb(flow: MoneyFlow) -> hub_pb2.MoneyFlow:
     if flow.moved_at is not None:
         msg.moved_at.CopyFrom(timestamp_pb(flow.moved_at))
     if flow.abroad is not None:
-        msg.abroad.CopyFrom(common_pb2.ForeignDestination(
-            bic=flow.abroad.bic, account=flow.abroad.account, payment_reference=flow.abroad.payment_reference,
+        msg.abroad.CopyFrom(destination_pb(flow.abroad))
+    return msg
+
+
+def _channel_pb(view: RecallChannelView) -> crossborder_pb2.RecallChannelView:
+    msg = crossborder_pb2.RecallChannelView(
+        channel=CHANNEL_PB[view.channel], institution=view.institution, state=CHANNEL_STATE_PB[view.state],
+        reference=view.reference, updates=view.updates, reminders=view.reminders, attempts=view.attempts,
+        detail=view.detail,
+    )  # fmt: skip
+    _at(msg, "acknowledged_at", view.acknowledged_at)
+    _at(msg, "last_heard_at", view.last_heard_at)
+    return msg
+
+
+def recovery_pb(view: RecoveryView) -> crossborder_pb2.CrossBorderRecovery:
+    msg = crossborder_pb2.CrossBorderRecovery(
+        recovery_id=view.recovery_id, from_account=account_pb(view.from_account),
+        destination=destination_pb(view.destination), amount=money_pb(view.amount),
+        sent_at=timestamp_pb(view.sent_at), window_ends_at=timestamp_pb(view.window_ends_at),
+        state=RECOVERY_STATE_PB[view.state], channels=[_channel_pb(c) for c in view.channels],
+        trail=[destination_pb(d) for d in view.trail], returned=money_pb(view.returned),
+        held_abroad=money_pb(view.held_abroad), outstanding=money_pb(view.outstanding), lost=money_pb(view.lost),
+        next_deadline_what=view.next_deadline_what, escalated_to=view.escalated_to,
+        events=[crossborder_pb2.RecoveryEvent(at=timestamp_pb(e.at), what=e.what) for e in view.events],
+    )  # fmt: skip
+    if view.estimate is not None:
+        msg.estimate.CopyFrom(crossborder_pb2.CurrencyEstimate(
+            amount=money_pb(view.estimate.amount), rate=view.estimate.rate, rate_date=view.estimate.rate_date,
         ))  # fmt: skip
+    _at(msg, "next_deadline", view.next_deadline)
     return msg
 
 
@@ -200,4 +247,45 @@ def case_view_pb(view: CaseView, pending: dict[str, tuple[int, str]] | None = No
         escalation=escalation_pb(view.escalation) if view.escalation is not None else None,
         returns=[return_pb(r) for r in view.returns],
         breaches=[breach_pb(b) for b in view.breaches],
+        recoveries=[recovery_pb(r) for r in view.recoveries],
+        abroad_returned=[money_pb(a) for a in view.abroad_returned],
+        abroad_held=[money_pb(a) for a in view.abroad_held],
+        abroad_lost=[money_pb(a) for a in view.abroad_lost],
     )
+
+
+RECALL_STATUS_OF_PB = {crossborder_pb2.RecallStatus.Value(f"RECALL_STATUS_{s.name}"): s for s in RecallStatus}
+# A channel's clock may run a little ahead of ours.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+MAX_REFERENCE_CHARS = 128
+MAX_REASON_CHARS = 500
+
+
+def recall_update_of(update: crossborder_pb2.RecallUpdate, signer: str, fingerprint: str, *, now: datetime) -> RecallUpdateInput:
+    """A channel's RecallUpdate as the recovery workflow takes it; ValueError names what is wrong
+    (the workflow checks it against the recovery: the request, the sequence, the amounts)."""
+    missing = [name for name, present in (
+        ("recovery_id", update.recovery_id), ("idempotency_key", update.idempotency_key),
+        ("case_id", update.case_id), ("sequence", update.sequence > 0),
+        ("status", update.status in RECALL_STATUS_OF_PB), ("reported_at", update.HasField("reported_at")),
+    ) if not present]  # fmt: skip
+    if missing:
+        raise ValueError(f"{', '.join(missing)}: required")
+    reported_at = time_of(update.reported_at)
+    if reported_at is None or reported_at > now + CLOCK_TOLERANCE:
+        raise ValueError(f"reported_at: {update.reported_at.ToJsonString()} is in the future")
+    location = foreign_destination_of(update.location, "location") if update.HasField("location") else None
+    amount = None
+    if update.HasField("amount"):
+        if not CURRENCY.match(update.amount.currency):
+            raise ValueError(f"amount.currency: {update.amount.currency[:8]!r} is not an ISO 4217 code")
+        amount = amount_of(update.amount)
+    if len(update.return_reference) > MAX_REFERENCE_CHARS:
+        raise ValueError(f"return_reference: at most {MAX_REFERENCE_CHARS} characters")
+    if len(update.reason) > MAX_REASON_CHARS:
+        raise ValueError(f"reason: at most {MAX_REASON_CHARS} characters")
+    return RecallUpdateInput(
+        institution=signer, idempotency_key=update.idempotency_key, case_id=update.case_id, sequence=update.sequence,
+        status=RECALL_STATUS_OF_PB[update.status], reported_at=reported_at, fingerprint=fingerprint, location=location,
+        amount=amount, return_reference=update.return_reference.strip(), reason=update.reason.strip(),
+    )  # fmt: skip

@@ -36,7 +36,7 @@ from activities.convert import account_of, amount_of, freeze_result_of, money_pb
 from audit.entry import AuditEntry, Direction
 from audit.log import AuditLog
 from audit.record import envelope_entry, refusal_entry
-from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, HOLD_STATE_PB, case_view_pb
+from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, HOLD_STATE_PB, case_view_pb, recall_update_of
 from gateway.validation import (
     CASE_ID_PATTERN,
     DEVICE_ID_PATTERN,
@@ -52,11 +52,14 @@ from stopline.domain import (
     CONCLUDE_CASE_UPDATE,
     DECIDE_HOLD_UPDATE,
     DEFAULT_CHASE_DEPTH,
+    ERR_ALREADY_APPLIED,
     ERR_DECISION_INVALID,
     ERR_DECISION_NOT_PERMITTED,
     ERR_REPORT_CONFLICT,
+    ERR_UNKNOWN_REQUEST,
     FREEZE_RESULT_UPDATE,
     LINK_CASE_UPDATE,
+    RECALL_UPDATE_UPDATE,
     RETURN_RESULT_UPDATE,
     SA_AMOUNT_MINOR,
     SA_CASE_ID,
@@ -73,11 +76,13 @@ from stopline.domain import (
     EscalationAckInput,
     EscalationPolicy,
     EscalationView,
+    EstimateRate,
     FreezeCallback,
     HoldDecisionInput,
     HoldView,
     LinkCaseInput,
     NumberView,
+    RecoveryView,
     ReturnCallback,
     UnblockDecisionInput,
     case_workflow_id,
@@ -86,11 +91,11 @@ from stopline.domain import (
     stop_targets,
 )
 from stopline.money import format_amount
-from stopline.v1 import bank_pb2, envelope_pb2, hub_pb2, hub_pb2_grpc
+from stopline.v1 import bank_pb2, crossborder_pb2, envelope_pb2, hub_pb2, hub_pb2_grpc
 from trust.envelope import open_envelope, seal
 from trust.errors import EnvelopeRejected, MalformedPayload, WrongPayloadType, WrongSigner
 from trust.keys import KeySource, key_source
-from trust.registry import Registry, Role
+from trust.registry import RECALL_CHANNELS, Registry, Role
 from trust.replay import MemoryNonceCache, NonceCache
 from trust.tls import peer_mismatch, tls_peer
 
@@ -154,8 +159,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         case_index: CaseIndex | None = None,
         deadlines: AnswerDeadlines | None = None,
         escalation: EscalationPolicy | None = None,
+        estimate_rates: tuple[EstimateRate, ...] = (),
     ):
         self._chase_max_depth = chase_max_depth
+        self._estimate_rates = tuple(estimate_rates)
         # Without an index every case runs alone (no linking, FindCases answers from nothing).
         self._index = case_index
         self._deadlines = deadlines or AnswerDeadlines()
@@ -237,7 +244,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         try:
             case = dataclasses.replace(
                 validate_report(report, self._registry(), signer=envelope.signer), max_depth=self._chase_max_depth,
-                deadlines=self._deadlines, escalation=self._escalation,
+                deadlines=self._deadlines, escalation=self._escalation, estimate_rates=self._estimate_rates,
             )  # fmt: skip
         except InvalidReport as e:
             await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=report.case_id[:64])
@@ -304,7 +311,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
     @staticmethod
     def _link_keys(case: CaseInput) -> list[str]:
         """What links cases: the accounts the victims paid, the suspect numbers, the devices."""
-        keys = [account_key(t.to_account) for t in case.transfers]
+        keys = [account_key(t.to_account) for t in case.transfers if t.to_account is not None]
         keys += [phone_key(n) for n in case.suspect_phone_numbers]
         keys += [device_key(d) for d in case.device_ids]
         return list(dict.fromkeys(keys))
@@ -502,6 +509,8 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             code = {
                 ERR_DECISION_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
                 ERR_DECISION_NOT_PERMITTED: grpc.StatusCode.PERMISSION_DENIED,
+                ERR_UNKNOWN_REQUEST: grpc.StatusCode.NOT_FOUND,
+                ERR_ALREADY_APPLIED: grpc.StatusCode.ALREADY_EXISTS,
             }.get(kind, grpc.StatusCode.FAILED_PRECONDITION)
             await self._refuse(context, envelope, code, cause.message if cause is not None else str(e), case_id=case_id)
         except RPCError as e:
@@ -718,6 +727,43 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         log.info("return receipt accepted", case_id=receipt.case_id, institution=request.envelope.signer, return_id=result.return_id)
         answer = hub_pb2.CallbackReceipt(idempotency_key=receipt.idempotency_key)
         return hub_pb2.ReportReturnResultResponse(envelope=await self._signed_receipt(answer, where))
+
+    # --- ReportRecallUpdate -----------------------------------------------------------------------
+
+    @temporal_unavailable_is_unavailable
+    async def ReportRecallUpdate(self, request, context: grpc.aio.ServicerContext):
+        update = await self._open(request, context, crossborder_pb2.RecallUpdate, Role.ANSWER, "report recall updates",
+                                  MAX_QUERY_BYTES)  # fmt: skip
+        envelope = request.envelope
+        case_id = update.case_id[:64]
+        signer = self._registry().get(envelope.signer)
+        if signer is None or signer.kind not in RECALL_CHANNELS:
+            kind = signer.kind.value if signer is not None else "unknown institution"
+            await self._refuse(context, envelope, grpc.StatusCode.PERMISSION_DENIED,
+                               f"{envelope.signer!r} is a {kind}, not a recall channel: it may not report recall updates",
+                               case_id=case_id)  # fmt: skip
+        try:
+            converted = recall_update_of(update, envelope.signer, hashlib.sha256(envelope.payload).hexdigest(),
+                                         now=datetime.now(UTC))  # fmt: skip
+        except ValueError as e:
+            await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=case_id)
+        where = {"case_id": update.case_id, "institution": envelope.signer}
+        await self._record(envelope_entry(envelope, direction=Direction.IN, **where))
+        recovery_id = update.recovery_id
+        prefix = case_workflow_id(update.case_id) + "/recovery/"
+        unknown = f"no recovery {recovery_id[:120]!r} in case {update.case_id!r}"
+        if not recovery_id.startswith(prefix) or not recovery_id[len(prefix):].isdigit():
+            await self._refuse(context, envelope, grpc.StatusCode.NOT_FOUND, unknown, case_id=case_id)
+        handle = self._client.get_workflow_handle(recovery_id)
+        view = await self._update_workflow(
+            context, envelope, handle, RECALL_UPDATE_UPDATE, converted, update.case_id,
+            missing=(grpc.StatusCode.NOT_FOUND, unknown),
+            ended=f"recovery {recovery_id!r} has ended: update {update.sequence} comes too late", result_type=RecoveryView,
+        )  # fmt: skip
+        log.info("recall update accepted", case_id=update.case_id, workflow_id=recovery_id, institution=envelope.signer,
+                 sequence=update.sequence, status=converted.status.value, recovery_state=view.state.value)  # fmt: skip
+        receipt = hub_pb2.CallbackReceipt(idempotency_key=update.idempotency_key)
+        return hub_pb2.ReportRecallUpdateResponse(envelope=await self._signed_receipt(receipt, where))
 
     # --- FindCases ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import iso4217
 import phonenumbers
 
+from activities.convert import foreign_destination_of
 from stopline.domain import Account, Amount, CaseInput, ReportedTransfer
 from stopline.v1 import common_pb2, hub_pb2
 from trust.registry import Registry
@@ -122,12 +123,24 @@ def validate_report(
         f = f"transfers[{i}]"
         if not t.HasField("from_account"):
             raise InvalidReport(f"{f}.from_account", "required")
-        if not t.HasField("to_account"):
-            raise InvalidReport(f"{f}.to_account", "required")
+        abroad = None
+        if t.HasField("abroad"):
+            # Sent abroad by the victim's own institution: recalled, not stopped at home.
+            if t.HasField("to_account"):
+                raise InvalidReport(f"{f}.to_account", "a transfer abroad names its destination in abroad, not to_account")
+            try:
+                abroad = foreign_destination_of(t.abroad, f"{f}.abroad")
+            except ValueError as e:
+                field, _, problem = str(e).partition(": ")
+                raise InvalidReport(field, problem) from None
+            if abroad.amount is not None:
+                raise InvalidReport(f"{f}.abroad.amount", "the transfer's own amount is what was sent: leave this unset")
+        elif not t.HasField("to_account"):
+            raise InvalidReport(f"{f}.to_account", "required (or abroad, for a transfer sent abroad)")
         if not t.HasField("amount"):
             raise InvalidReport(f"{f}.amount", "required")
         src = _account_shape(t.from_account, f"{f}.from_account")
-        dst = _account(t.to_account, f"{f}.to_account", registry)
+        dst = _account(t.to_account, f"{f}.to_account", registry) if abroad is None else None
         if src == dst:
             raise InvalidReport(f"{f}.to_account", "is the same account as from_account")
         amount = _amount(t.amount, f"{f}.amount")
@@ -150,6 +163,7 @@ def validate_report(
                 amount=amount,
                 transferred_at=_time(t.transferred_at, f"{f}.transferred_at", now),
                 to_holder_name=t.to_account_holder_name.strip(),
+                abroad=abroad,
             )
         )
 

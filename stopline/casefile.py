@@ -84,13 +84,22 @@ def report_from_dict(data: dict) -> hub_pb2.CaseReport:
         amount = _get(t, "amount", dict, where)
         transfer = report.transfers.add(
             from_account=_account(_get(t, "from", dict, where), f"{where}.from"),
-            to_account=_account(_get(t, "to", dict, where), f"{where}.to"),
             to_account_holder_name=_get(t, "to_holder_name", str, where, required=False) or "",
             amount=common_pb2.Money(
                 minor_units=_get(amount, "minor_units", int, f"{where}.amount"),
                 currency=_get(amount, "currency", str, f"{where}.amount"),
             ),
         )
+        abroad = _get(t, "abroad", dict, where, required=False)
+        if abroad is not None:  # sent abroad by the victim's own bank: no receiving account here
+            if t.get("to") is not None:
+                raise CaseFileError(f"{where}.to: a transfer abroad names its destination in 'abroad', not 'to'")
+            transfer.abroad.CopyFrom(common_pb2.ForeignDestination(
+                bic=_get(abroad, "bic", str, f"{where}.abroad"), account=_get(abroad, "account", str, f"{where}.abroad"),
+                payment_reference=_get(abroad, "payment_reference", str, f"{where}.abroad"),
+            ))  # fmt: skip
+        else:
+            transfer.to_account.CopyFrom(_account(_get(t, "to", dict, where), f"{where}.to"))
         transfer.transferred_at.CopyFrom(
             _timestamp(_get(t, "transferred_at", str, where), f"{where}.transferred_at")
         )

@@ -304,7 +304,7 @@ async def cmd_gateway(settings: Settings, args) -> int:
             client, registry_file(settings), hub_key_file(settings), settings.task_queue, audit,
             SqliteNonceCache(settings.nonces_db), chase_max_depth=settings.chase_max_depth,
             case_index=SqliteCaseIndex(settings.case_index_db), deadlines=settings.deadlines,
-            escalation=settings.escalation,
+            escalation=settings.escalation, estimate_rates=settings.rates,
         )  # fmt: skip
         server, port = await start_gateway(settings.gateway_address, hub, tls_identity(settings, HUB_ID))
         console.print(f"HubService on port {port}", highlight=False)

@@ -21,8 +21,10 @@ from stopline.domain import (
     Amount,
     AnswerDeadlines,
     EscalationPolicy,
+    EstimateRate,
     RequestType,
 )
+from stopline.money import parse_estimate_rates
 
 
 class ConfigError(Exception):
@@ -70,6 +72,11 @@ class Settings:
     # regulator: "stop_payment=10m, freeze=24h" (s, m, h, d); unnamed types keep their defaults
     # (stopline.domain.AnswerDeadlines).
     answer_deadlines: str = ""
+    # Rates for the estimates shown beside money recalled from abroad, which stays in its own
+    # currency: "EUR=7.6120@2026-11-20, USD=7.1030@2026-11-20" (units of estimate_currency per
+    # unit, and the date of the rate). An estimate is always labelled with both.
+    estimate_rates: str = "EUR=7.6120@2026-11-20, USD=7.1030@2026-11-20"
+    estimate_currency: str = "CNY"
     # Logs: "auto" (JSON unless a terminal), "json" or "console".
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -104,6 +111,13 @@ class Settings:
     @property
     def deadlines(self) -> AnswerDeadlines:
         return parse_deadlines(self.answer_deadlines)
+
+    @property
+    def rates(self) -> tuple[EstimateRate, ...]:
+        try:
+            return parse_estimate_rates(self.estimate_rates, self.estimate_currency.upper())
+        except ValueError as e:
+            raise ConfigError(f"estimate_rates: {e}") from None
 
     @property
     def escalation(self) -> EscalationPolicy | None:

@@ -140,10 +140,11 @@ class Amount:
 @dataclass(frozen=True)
 class ReportedTransfer:
     from_account: Account
-    to_account: Account
+    to_account: Account | None  # None: sent abroad by the victim's own institution (see abroad)
     amount: Amount
     transferred_at: datetime
     to_holder_name: str = ""
+    abroad: ForeignDestination | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,8 @@ class CaseInput:
     device_ids: list[str] = field(default_factory=list)
     deadlines: AnswerDeadlines = field(default_factory=lambda: AnswerDeadlines())
     escalation: EscalationPolicy | None = None
+    # Rates for the estimates shown beside amounts recovered abroad (see EstimateRate).
+    estimate_rates: tuple[EstimateRate, ...] = ()
 
     @property
     def currency(self) -> str:
@@ -191,6 +194,8 @@ def stop_targets(case: CaseInput) -> list[StopTarget]:
     names: dict[Account, set[str]] = {}
     for t in case.transfers:
         acct = t.to_account
+        if acct is None:  # sent abroad: recalled, not stopped at home
+            continue
         if acct not in sums:
             order.append(acct)
             sums[acct] = 0
@@ -273,6 +278,7 @@ class ForeignDestination:
     bic: str
     account: str
     payment_reference: str  # e.g. a SWIFT gpi UETR
+    amount: Amount | None = None  # as sent abroad, in its own currency; None: as debited
 
 
 @dataclass(frozen=True)
@@ -548,6 +554,11 @@ class CaseView:
     escalation: EscalationView | None = None
     returns: list[ReturnView] = field(default_factory=list)
     breaches: list[BreachView] = field(default_factory=list)
+    recoveries: list[RecoveryView] = field(default_factory=list)
+    # Over every recovery, per currency sent abroad (never converted).
+    abroad_returned: list[Amount] = field(default_factory=list)
+    abroad_held: list[Amount] = field(default_factory=list)
+    abroad_lost: list[Amount] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -909,3 +920,183 @@ class ReturnOrders:
     officer: str
     document_ref: str
     notice_ends_at: datetime | None = None
+
+
+# --- cross-border recovery ---------------------------------------------------------------------
+
+CROSS_BORDER_WORKFLOW = "CrossBorderRecoveryWorkflow"
+LIST_RECALL_CHANNELS = "list_recall_channels"
+REQUEST_RECALL = "request_recall"
+RECALL_UPDATE_UPDATE = "recall_update"
+RECOVERY_CHANGED_SIGNAL = "recovery_changed"
+# The callback names a request the recovery never sent (NOT_FOUND), or repeats an update the
+# recovery applied already (ALREADY_EXISTS: the channel's outbox may stop sending it).
+ERR_UNKNOWN_REQUEST = "UnknownRequest"
+ERR_ALREADY_APPLIED = "AlreadyApplied"
+
+# Money sent abroad is best recalled within 72 hours of the transfer (FinCEN's Rapid Response
+# experience; after that the chain of banks has usually paid it out).
+RECOVERY_WINDOW = timedelta(hours=72)
+# A channel that has said nothing for this long is reminded (inside the window; weekly after).
+RECALL_REMINDER_AFTER = timedelta(hours=24)
+RECALL_REMINDER_AFTER_WINDOW = timedelta(days=7)
+# Still silent this long after the request: the province centre takes it up, with a day of the
+# window left to act.
+RECALL_ESCALATE_AFTER = timedelta(hours=48)
+# Silent this long: the channel is given up for (what it had not returned counts lost when every
+# channel has ended).
+RECALL_GIVE_UP_AFTER = timedelta(days=90)
+
+
+class RecallChannel(StrEnum):
+    CORRESPONDENT = "correspondent"  # SWIFT gpi Stop and Recall through the correspondent
+    CENTRAL_BANK = "central_bank"  # the central bank's international channel
+    POLICE = "police"  # police to police (INTERPOL I-GRIP)
+
+
+class RecallStatus(StrEnum):
+    LOCATED = "located"  # moved on to another bank: the recall follows it there
+    HELD = "held"
+    RETURNED = "returned"
+    REFUSED = "refused"  # final for the channel
+    NO_ANSWER = "no_answer"  # the channel gave up: final for it
+
+
+class ChannelState(StrEnum):
+    REQUESTING = "requesting"
+    ACKNOWLEDGED = "acknowledged"
+    LOCATED = "located"
+    HELD = "held"
+    RETURNED = "returned"
+    REFUSED = "refused"
+    SILENT = "silent"
+
+    @property
+    def ended(self) -> bool:
+        return self in (ChannelState.REFUSED, ChannelState.SILENT)
+
+
+class RecoveryState(StrEnum):
+    ACTIVE = "active"
+    RECOVERED = "recovered"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class EstimateRate:
+    """`rate` units of `to` per unit of `currency`, as published on `rate_date`: used only for
+    estimates shown beside an amount that stays in its own currency."""
+
+    currency: str
+    to: str
+    rate: str  # a decimal string, never a float: "7.6120"
+    rate_date: str  # YYYY-MM-DD
+
+
+@dataclass(frozen=True)
+class CurrencyEstimate:
+    amount: Amount
+    rate: str
+    rate_date: str
+
+
+@dataclass(frozen=True)
+class RecallChannelRef:
+    channel: RecallChannel
+    institution: str
+
+
+@dataclass(frozen=True)
+class RecoveryInput:
+    case_id: str
+    case_workflow_id: str
+    requested_by: str
+    from_account: Account
+    destination: ForeignDestination
+    amount: Amount  # as sent, in its own currency
+    sent_at: datetime
+    reason: str
+    province_unit: str = ""  # escalated to when channels stay silent ("": no escalation)
+    estimate_rate: EstimateRate | None = None
+
+
+@dataclass(frozen=True)
+class RecallInput:
+    idempotency_key: str
+    recovery_id: str
+    case_id: str
+    requested_by: str
+    channel: RecallChannel
+    institution: str
+    from_account: Account
+    destination: ForeignDestination
+    amount: Amount
+    sent_at: datetime
+    reason: str
+    reminder: int = 0
+
+
+@dataclass(frozen=True)
+class RecallAck:
+    reference: str
+    acknowledged_at: datetime
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class RecallUpdateInput:
+    """A channel's signed RecallUpdate, verified and converted by the gateway."""
+
+    institution: str  # the signer
+    idempotency_key: str
+    case_id: str
+    sequence: int
+    status: RecallStatus
+    reported_at: datetime
+    fingerprint: str  # SHA-256 of the payload as signed: tells a repeat from a conflict
+    location: ForeignDestination | None = None
+    amount: Amount | None = None
+    return_reference: str = ""
+    reason: str = ""
+
+
+@dataclass
+class RecallChannelView:
+    channel: RecallChannel
+    institution: str
+    state: ChannelState = ChannelState.REQUESTING
+    reference: str = ""
+    acknowledged_at: datetime | None = None
+    last_heard_at: datetime | None = None
+    updates: int = 0
+    reminders: int = 0
+    attempts: int = 0
+    detail: str = ""
+
+
+@dataclass
+class RecoveryView:
+    recovery_id: str
+    case_id: str
+    from_account: Account
+    destination: ForeignDestination
+    amount: Amount
+    sent_at: datetime
+    window_ends_at: datetime
+    state: RecoveryState
+    channels: list[RecallChannelView]
+    trail: list[ForeignDestination]
+    returned: Amount
+    held_abroad: Amount
+    outstanding: Amount
+    lost: Amount
+    estimate: CurrencyEstimate | None = None
+    next_deadline: datetime | None = None
+    next_deadline_what: str = ""
+    escalated_to: str = ""
+    events: list[HoldEvent] = field(default_factory=list)
+
+
+def recovery_workflow_id(case_workflow_id: str, n: int) -> str:
+    """The n-th payment abroad a case found (1, 2, ...)."""
+    return f"{case_workflow_id}/recovery/{n}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import iso4217
 
-from stopline.domain import Amount
+from stopline.domain import Amount, EstimateRate
 
 
 def format_amount(amount: Amount) -> str:
@@ -34,3 +34,36 @@ def parse_amount(text: str, currency: str) -> Amount:
     if minor != minor.to_integral_value() or value <= 0:
         raise ValueError(f"{text!r} is not a positive amount with at most {exponent} decimals in {currency}")
     return Amount(int(minor), currency.upper())
+
+
+def parse_estimate_rates(text: str, to: str) -> tuple[EstimateRate, ...]:
+    from decimal import Decimal, InvalidOperation
+
+    """"EUR=7.6120@2026-11-20, USD=7.1030@2026-11-20" -> rates into `to`; ValueError naming the
+    bad entry."""
+    rates = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            currency, rest = part.split("=", 1)
+            rate, rate_date = rest.split("@", 1)
+        except ValueError:
+            raise ValueError(f"{part!r}: write CUR=RATE@YYYY-MM-DD, e.g. EUR=7.6120@2026-11-20") from None
+        currency, rate, rate_date = currency.strip().upper(), rate.strip(), rate_date.strip()
+        try:
+            iso4217.Currency(currency)
+        except ValueError:
+            raise ValueError(f"{part!r}: {currency!r} is not an ISO 4217 currency code") from None
+        try:
+            value = Decimal(rate)
+        except InvalidOperation:
+            value = Decimal(0)
+        if not value.is_finite() or value <= 0:
+            raise ValueError(f"{part!r}: {rate!r} is not a positive decimal rate")
+        if len(rate_date) != 10 or rate_date[4] != "-" or rate_date[7] != "-" or not rate_date.replace("-", "").isdigit():
+            raise ValueError(f"{part!r}: {rate_date!r} is not a date (YYYY-MM-DD)")
+        if any(r.currency == currency for r in rates):
+            raise ValueError(f"{part!r}: {currency} is given twice")
+        rates.append(EstimateRate(currency, to, rate, rate_date))
+    return tuple(rates)

@@ -9,7 +9,7 @@ from rich.table import Table
 from activities.convert import time_of
 from stopline.domain import Amount
 from stopline.money import format_amount
-from stopline.v1 import common_pb2, hub_pb2, regulator_pb2
+from stopline.v1 import common_pb2, crossborder_pb2, hub_pb2, regulator_pb2
 
 OPERATOR_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -206,9 +206,42 @@ def case_extras(case: hub_pb2.CaseView) -> list[str]:
                 f", due by {local_time(r.due_by)}" if r.HasField("due_by") and r.state != hub_pb2.RETURN_STATE_RETURNED else "")
             lines.append(f"  {money(r.amount)} from {account_name(r.account)} to {account_name(r.victim_account)} "
                          f"({r.rule}): {state}{when}{f' - {r.detail}' if r.detail else ''}")
+    lines += recovery_lines(case)
     if case.breaches:
         lines.append("Institutions reported to their regulator for a missed answer deadline:")
         for b in case.breaches:
             what = _name(regulator_pb2.RequestType, b.request_type, "REQUEST_TYPE_")
             lines.append(f"  {b.institution}: {what} due {local_time(b.answer_due_at)}, reported to {b.regulator} ({b.reference})")
+    return lines
+
+
+def recovery_lines(case: hub_pb2.CaseView) -> list[str]:
+    """Money that left the country: each payment's recall, channel by channel, in its own
+    currency; a figure in another currency only as an estimate with its rate and date."""
+    if not case.recoveries:
+        return []
+    totals = [f"{label} {', '.join(money(m) for m in amounts)}" for label, amounts in (
+        ("returned", case.abroad_returned), ("held abroad", case.abroad_held), ("lost", case.abroad_lost)) if amounts]  # fmt: skip
+    lines = [f"Recovery from abroad{': ' + '; '.join(totals) if totals else ''}:"]
+    for r in case.recoveries:
+        state = _name(crossborder_pb2.RecoveryState, r.state, "RECOVERY_STATE_")
+        estimate = ""
+        if r.HasField("estimate"):
+            estimate = f" (about {money(r.estimate.amount)}: an estimate at {r.estimate.rate} of {r.estimate.rate_date})"
+        lines.append(f"  {money(r.amount)}{estimate} from {account_name(r.from_account)} to {r.destination.bic} "
+                     f"{r.destination.account} ({r.destination.payment_reference}): {state}")  # fmt: skip
+        lines.append(f"    returned {money(r.returned)}, held abroad {money(r.held_abroad)}, "
+                     f"outstanding {money(r.outstanding)}, lost {money(r.lost)}; 72-hour window ends {local_time(r.window_ends_at)}")  # fmt: skip
+        for place in r.trail:
+            lines.append(f"    moved on to {place.bic} {place.account}")
+        for c in r.channels:
+            cstate = _name(crossborder_pb2.ChannelState, c.state, "CHANNEL_STATE_")
+            ref = f" ref {c.reference}" if c.reference else ""
+            extra = f", {c.reminders} reminder(s)" if c.reminders else ""
+            detail = f" - {c.detail}" if c.detail else ""
+            lines.append(f"    {c.institution}: {cstate}{ref}{extra}{detail}")
+        if r.escalated_to:
+            lines.append(f"    escalated to {r.escalated_to}")
+        if r.HasField("next_deadline"):
+            lines.append(f"    next: {r.next_deadline_what} by {local_time(r.next_deadline)}")
     return lines

@@ -25,7 +25,7 @@ from sandbox import SandboxInstitution, load_scenario
 from stopline.casefile import rebase_report, report_from_dict
 from stopline.caseindex import SqliteCaseIndex
 from stopline.cli import CHASE_DONE
-from stopline.domain import AnswerDeadlines, EscalationPolicy
+from stopline.domain import AnswerDeadlines, EscalationPolicy, EstimateRate
 from stopline.hubclient import HubClient
 from stopline.v1 import hub_pb2
 from tests.conftest import new_task_queue
@@ -97,10 +97,10 @@ class World:
 
 def _registry(
     keys: dict[str, SigningKey], kinds: dict[str, InstitutionKind], endpoints: dict[str, str], tls: dict[str, TlsIdentity],
-    prefixes: dict[str, tuple[str, ...]] | None = None,
+    prefixes: dict[str, tuple[str, ...]] | None = None, scenario: str = "boxing",
 ) -> Registry:
     prefixes = prefixes if prefixes is not None else {
-        i.id: i.number_prefixes for i in load_scenario("boxing").institutions if i.number_prefixes
+        i.id: i.number_prefixes for i in load_scenario(scenario).institutions if i.number_prefixes
     }  # fmt: skip
     return Registry(
         [
@@ -142,17 +142,21 @@ async def _end_cases(client: Client, case_ids: set[str]) -> None:
 @asynccontextmanager
 async def hub_world(
     client: Client, tmp_path: Path, *, bank_timeout_seconds: float | None = None,
-    escalation: EscalationPolicy | None = None, deadlines: AnswerDeadlines | None = None,
+    escalation: EscalationPolicy | None = None, deadlines: AnswerDeadlines | None = None, scenario_name: str = "boxing",
+    estimate_rates: tuple[EstimateRate, ...] = (),
 ) -> AsyncIterator[World]:  # fmt: skip
-    scenario = load_scenario("boxing")
-    kinds = {"hub": InstitutionKind.HUB, POLICE: InstitutionKind.POLICE_UNIT,
+    """The scenario's institutions and a hub around them; `w.hub` speaks as the unit that
+    reports the scenario's case."""
+    scenario = load_scenario(scenario_name)
+    police = scenario.case["reporting_unit"] if scenario.case else POLICE
+    kinds = {"hub": InstitutionKind.HUB, police: InstitutionKind.POLICE_UNIT,
              OPERATORS: InstitutionKind.OPERATIONS_CENTRE, AUDITOR: InstitutionKind.AUDITOR,
              CITY_LEADER: InstitutionKind.POLICE_UNIT, PROVINCE_CENTRE: InstitutionKind.POLICE_UNIT}  # fmt: skip
     kinds |= {i.id: InstitutionKind(i.kind) for i in scenario.institutions}
     keys = {inst_id: SigningKey.generate(inst_id) for inst_id in kinds}
     ca = LocalCA.create()
     tls = {inst_id: ca.issue(inst_id, ("127.0.0.1",)) for inst_id in kinds}
-    holder: list[Registry] = [_registry(keys, kinds, {}, tls)]
+    holder: list[Registry] = [_registry(keys, kinds, {}, tls, scenario=scenario_name)]
 
     institutions: dict[str, SandboxInstitution] = {}
     shift = scenario.seed_shift(datetime.now(UTC))  # the history as if the case were reported now
@@ -166,7 +170,7 @@ async def hub_world(
             inst.numbers.seed(spec.subscribers, spec.ported_out)
         await inst.start()
         institutions[spec.id] = inst
-    holder[0] = _registry(keys, kinds, {i: inst.endpoint for i, inst in institutions.items()}, tls)
+    holder[0] = _registry(keys, kinds, {i: inst.endpoint for i, inst in institutions.items()}, tls, scenario=scenario_name)
 
     task_queue = new_task_queue()
     channels = ChannelPool(tls["hub"])
@@ -181,12 +185,12 @@ async def hub_world(
     try:
         async with worker:
             hub_servicer = HubServicer(client, lambda: holder[0], keys["hub"], task_queue, audit, case_index=case_index,
-                                       escalation=escalation, deadlines=deadlines)  # fmt: skip
+                                       escalation=escalation, deadlines=deadlines, estimate_rates=estimate_rates)  # fmt: skip
             server, port = await start_gateway("127.0.0.1:0", hub_servicer, tls["hub"])
             # Where institutions call the hub back (e.g. a freeze result they acknowledged).
             endpoints = {i: inst.endpoint for i, inst in institutions.items()} | {"hub": f"127.0.0.1:{port}"}
-            holder[0] = _registry(keys, kinds, endpoints, tls)
-            hub = HubClient(f"127.0.0.1:{port}", lambda: holder[0], keys[POLICE], tls[POLICE])
+            holder[0] = _registry(keys, kinds, endpoints, tls, scenario=scenario_name)
+            hub = HubClient(f"127.0.0.1:{port}", lambda: holder[0], keys[police], tls[police])
             world = World(
                 client=client,
                 task_queue=task_queue,

@@ -39,6 +39,10 @@ class InstitutionKind(StrEnum):
     CARRIER = "carrier"
     TELECOM_REGULATOR = "telecom_regulator"
     CENTRAL_BANK_CHANNEL = "central_bank_channel"
+    # The banks' correspondent desk that sends recalls on (SWIFT gpi Stop and Recall).
+    CORRESPONDENT_CHANNEL = "correspondent_channel"
+    # The police's international channel (INTERPOL's national central bureau, I-GRIP).
+    POLICE_CHANNEL = "police_channel"
     BANK_REGULATOR = "bank_regulator"
     AUDITOR = "auditor"
     # The anti-fraud centre's own operators' console: reads every case.
@@ -65,6 +69,8 @@ DEFAULT_ROLES: dict[InstitutionKind, frozenset[Role]] = {
     InstitutionKind.CARRIER: frozenset({Role.ANSWER}),
     InstitutionKind.TELECOM_REGULATOR: frozenset({Role.ANSWER}),
     InstitutionKind.CENTRAL_BANK_CHANNEL: frozenset({Role.ANSWER}),
+    InstitutionKind.CORRESPONDENT_CHANNEL: frozenset({Role.ANSWER}),
+    InstitutionKind.POLICE_CHANNEL: frozenset({Role.ANSWER}),
     InstitutionKind.BANK_REGULATOR: frozenset({Role.ANSWER}),
     InstitutionKind.AUDITOR: frozenset({Role.READ}),
     InstitutionKind.OPERATIONS_CENTRE: frozenset({Role.READ}),
@@ -73,6 +79,13 @@ DEFAULT_ROLES: dict[InstitutionKind, frozenset[Role]] = {
 
 # Institutions that keep accounts and so can be asked to stop a payment.
 ACCOUNT_KEEPERS = frozenset({InstitutionKind.BANK, InstitutionKind.PAYMENT_COMPANY})
+# The channels a recall of money sent abroad travels by (CrossBorderService), in the order the
+# hub lists them.
+RECALL_CHANNELS = (
+    InstitutionKind.CORRESPONDENT_CHANNEL,
+    InstitutionKind.CENTRAL_BANK_CHANNEL,
+    InstitutionKind.POLICE_CHANNEL,
+)
 # Regulators, and which regulator supervises each kind of institution when its entry names none.
 REGULATORS = frozenset({InstitutionKind.TELECOM_REGULATOR, InstitutionKind.BANK_REGULATOR})
 REGULATOR_BY_KIND: dict[InstitutionKind, InstitutionKind] = {
@@ -291,6 +304,15 @@ class Registry:
     def bank_regulator(self) -> str:
         """The one bank regulator on the registry (banks' and payment companies' regulator)."""
         return self._only_one(InstitutionKind.BANK_REGULATOR)
+
+    def recall_channels(self) -> dict[InstitutionKind, str]:
+        """Each recall channel the registry lists (at most one of each kind), by kind. A kind the
+        registry lacks is left out: the recall goes by the others."""
+        found = {}
+        for kind in RECALL_CHANNELS:
+            if any(inst.kind is kind for inst in self._by_id.values()):
+                found[kind] = self._only_one(kind)
+        return found
 
     def regulator_of(self, institution_id: str) -> str:
         """Who supervises `institution_id`: its entry's `regulator`, else the registry's regulator

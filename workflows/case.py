@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         BREACH_REPORTED_SIGNAL,
         CASE_WORKFLOW,
         CONCLUDE_CASE_UPDATE,
+        CROSS_BORDER_WORKFLOW,
         ERR_ANSWER_REJECTED,
         ERR_DECISION_INVALID,
         ERR_DECISION_NOT_APPLICABLE,
@@ -34,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         NUMBER_WORKFLOW,
         PUBLIC_NOTICE,
         RECORD_DECISION,
+        RECOVERY_CHANGED_SIGNAL,
+        RECOVERY_WINDOW,
         REQUEST_ACCOUNT_QUERY,
         REQUEST_STOP_PAYMENT,
         RETURN_FUNDS_SIGNAL,
@@ -63,6 +66,9 @@ with workflow.unsafe.imports_passed_through():
         MoneyFlow,
         NumberInput,
         NumberView,
+        RecoveryInput,
+        RecoveryState,
+        RecoveryView,
         RequestType,
         ReturnOrders,
         ReturnShare,
@@ -76,6 +82,7 @@ with workflow.unsafe.imports_passed_through():
         hold_workflow_id,
         number_workflow_id,
         query_step_id,
+        recovery_workflow_id,
         stop_step_id,
         stop_targets,
     )
@@ -124,6 +131,8 @@ class _Reached:
 # Recorded in new histories only: cases started before answer deadlines, numbers, linking and
 # escalation existed replay as they ran.
 _PATCH_WHOLE_CASE = "whole-case-2026-11"
+# Recorded in new histories only: money found abroad starts a cross-border recovery.
+_PATCH_CROSS_BORDER = "cross-border-2026-11"
 
 # Decisions a case takes (not an institution): recorded in the audit log.
 RECORD_TIMEOUT = timedelta(seconds=10)
@@ -134,6 +143,14 @@ RETURN_MARGIN = timedelta(days=7)
 
 # States in which a hold's money is not settled enough to conclude the case.
 _UNSETTLED = (HoldState.HELD, HoldState.EXTENDED, HoldState.FREEZING, HoldState.RELEASING, HoldState.RETURNING)
+
+
+def _by_currency(amounts) -> list[Amount]:
+    """Sums per currency, in the order the currencies first appear, zeros left out."""
+    sums: dict[str, int] = {}
+    for a in amounts:
+        sums[a.currency] = sums.get(a.currency, 0) + a.minor_units
+    return [Amount(m, c) for c, m in sums.items() if m]
 
 
 def _transfer_key(t) -> tuple:
@@ -170,10 +187,16 @@ class CaseWorkflow:
         self._breaches: list[BreachView] = []
         self._side: list[asyncio.Task] = []  # numbers being started, the escalation's clock
         self._whole_case = False  # set in run: this history has the patch
+        self._cross_border = False  # set in run: payments abroad are recalled
+        # One task per cross-border recovery (one per payment abroad); the case stays open while
+        # any of them still works on getting money back.
+        self._recoveries: list[asyncio.Task] = []
+        self._recovery_views: dict[str, RecoveryView] = {}
 
     @workflow.run
     async def run(self, case: CaseInput) -> CaseView:
         self._whole_case = workflow.patched(_PATCH_WHOLE_CASE)
+        self._cross_border = self._whole_case and workflow.patched(_PATCH_CROSS_BORDER)
         targets = stop_targets(case)
         workflow.logger.info(
             "case opened: asking %d institutions to stop payment, then following the money",
@@ -197,7 +220,9 @@ class CaseWorkflow:
                 await asyncio.gather(*self._holds, return_exceptions=True)
                 return self.status()
             # A linked case can join the chase until every hold has ended.
-            await workflow.wait_condition(lambda: bool(self._tasks) or all(t.done() for t in self._holds))
+            await workflow.wait_condition(
+                lambda: bool(self._tasks) or all(t.done() for t in self._holds + self._recoveries)
+            )
             if not self._tasks:
                 break
             if self._concluded is None:
@@ -234,6 +259,11 @@ class CaseWorkflow:
         stop.released = Amount(held_by_stop.minor_units - stop.held.minor_units - returned.minor_units, view.held.currency)
         if view.returns:
             self._returns[view.account] = list(view.returns)
+
+    @workflow.signal(name=RECOVERY_CHANGED_SIGNAL)
+    def recovery_changed(self, view: RecoveryView) -> None:
+        if view.recovery_id in self._recovery_views:
+            self._recovery_views[view.recovery_id] = view
 
     @workflow.signal(name=NUMBER_CHANGED_SIGNAL)
     def number_changed(self, view: NumberView) -> None:
@@ -281,6 +311,10 @@ class CaseWorkflow:
             escalation=self._escalation,
             returns=[r for views in self._returns.values() for r in views],
             breaches=list(self._breaches),
+            recoveries=list(self._recovery_views.values()),
+            abroad_returned=_by_currency(r.returned for r in self._recovery_views.values()),
+            abroad_held=_by_currency(r.held_abroad for r in self._recovery_views.values()),
+            abroad_lost=_by_currency(r.lost for r in self._recovery_views.values()),
         )
 
     def _reported(self) -> Amount:
@@ -312,6 +346,12 @@ class CaseWorkflow:
         first_arrival: dict[Account, datetime] = {}
         victims: dict[Account, list[Account]] = {}
         for t in case.transfers:
+            if t.to_account is None:  # the victim's own bank sent it abroad: recalled, not stopped
+                if t.abroad is not None:
+                    flow = MoneyFlow(t.from_account, t.amount, FlowKind.ABROAD, moved_at=t.transferred_at, abroad=t.abroad)
+                    self._flows.append(flow)
+                    self._recover(flow)
+                continue
             first_arrival[t.to_account] = min(first_arrival.get(t.to_account, t.transferred_at), t.transferred_at)
             paid = victims.setdefault(t.to_account, [])
             if t.from_account not in paid:
@@ -586,6 +626,9 @@ class CaseWorkflow:
             flows = follow(stop.account, stop.requested, held, reached.arrived_at, transfers,
                            depth=stop.depth, max_depth=self._case.max_depth, why_not_traced=why)  # fmt: skip
         self._flows.extend(flows)
+        for flow in flows:
+            if flow.kind is FlowKind.ABROAD and flow.abroad is not None:
+                self._recover(flow)
         # Pieces bound for the same next account travel as one stop.
         onward: dict[Account, list[MoneyFlow]] = {}
         for flow in flows:
@@ -597,6 +640,39 @@ class CaseWorkflow:
             self._reach(account, amount, min(times), stop.depth + 1, last_arrival_at=max(times), source=stop.account,
                         victims=stop.victims)  # fmt: skip
         stop.traced = True
+
+    def _recover(self, flow: MoneyFlow) -> None:
+        """Money left the country: recall it through every channel, in its own workflow."""
+        if not self._cross_border or flow.abroad is None:
+            return
+        destination = flow.abroad
+        amount = destination.amount or flow.amount  # the payment as sent abroad, in its own currency
+        policy = self._case.escalation
+        recovery_id = recovery_workflow_id(workflow.info().workflow_id, len(self._recovery_views) + 1)
+        recovery = RecoveryInput(
+            case_id=self._case.case_id, case_workflow_id=workflow.info().workflow_id,
+            requested_by=self._case.reporting_unit, from_account=flow.from_account, destination=destination,
+            amount=amount, sent_at=flow.moved_at or workflow.now(),
+            reason=f"fraud case {self._case.case_id}: {self._case.summary or 'telecom/online fraud'}"[:200],
+            province_unit=policy.province_unit if policy is not None else "",
+            estimate_rate=next((r for r in self._case.estimate_rates if r.currency == amount.currency
+                                and r.to != amount.currency), None),
+        )  # fmt: skip
+        zero = Amount.zero(amount.currency)
+        self._recovery_views[recovery_id] = RecoveryView(
+            recovery_id=recovery_id, case_id=self._case.case_id, from_account=flow.from_account, destination=destination,
+            amount=amount, sent_at=recovery.sent_at, window_ends_at=recovery.sent_at + RECOVERY_WINDOW,
+            state=RecoveryState.ACTIVE, channels=[], trail=[], returned=zero, held_abroad=zero, outstanding=amount,
+            lost=zero,
+        )  # fmt: skip
+        self._recoveries.append(asyncio.create_task(self._start_recovery(recovery, recovery_id)))
+
+    async def _start_recovery(self, recovery: RecoveryInput, recovery_id: str) -> None:
+        handle = await workflow.start_child_workflow(CROSS_BORDER_WORKFLOW, recovery, id=recovery_id, result_type=RecoveryView)
+        try:
+            self._recovery_views[recovery_id] = await handle
+        except Exception as e:  # noqa: BLE001 - a recovery's failure must not end the case
+            workflow.logger.error("recovery %s failed: %s", recovery_id, e, extra={"case_id": self._case.case_id})
 
     async def _watch_hold(self, reached: _Reached, held: Amount) -> None:
         """Hand the hold's deadlines to its own workflow."""

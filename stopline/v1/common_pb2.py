@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18stopline/v1/common.proto\x12\x0bstopline.v1\".\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"9\n\nAccountRef\x12\x13\n\x0binstitution\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x02 \x01(\t\"M\n\x12\x46oreignDestination\x12\x0b\n\x03\x62ic\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x19\n\x11payment_reference\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18stopline/v1/common.proto\x12\x0bstopline.v1\".\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"9\n\nAccountRef\x12\x13\n\x0binstitution\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x02 \x01(\t\"q\n\x12\x46oreignDestination\x12\x0b\n\x03\x62ic\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x19\n\x11payment_reference\x18\x03 \x01(\t\x12\"\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x12.stopline.v1.Moneyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,5 +36,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCOUNTREF']._serialized_start=89
   _globals['_ACCOUNTREF']._serialized_end=146
   _globals['_FOREIGNDESTINATION']._serialized_start=148
-  _globals['_FOREIGNDESTINATION']._serialized_end=225
+  _globals['_FOREIGNDESTINATION']._serialized_end=261
 # @@protoc_insertion_point(module_scope)

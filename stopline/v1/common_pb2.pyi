@@ -1,6 +1,7 @@
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -21,11 +22,13 @@ class AccountRef(_message.Message):
     def __init__(self, institution: _Optional[str] = ..., account_number: _Optional[str] = ...) -> None: ...
 
 class ForeignDestination(_message.Message):
-    __slots__ = ("bic", "account", "payment_reference")
+    __slots__ = ("bic", "account", "payment_reference", "amount")
     BIC_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
     bic: str
     account: str
     payment_reference: str
-    def __init__(self, bic: _Optional[str] = ..., account: _Optional[str] = ..., payment_reference: _Optional[str] = ...) -> None: ...
+    amount: Money
+    def __init__(self, bic: _Optional[str] = ..., account: _Optional[str] = ..., payment_reference: _Optional[str] = ..., amount: _Optional[_Union[Money, _Mapping]] = ...) -> None: ...

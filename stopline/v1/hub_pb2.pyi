@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from stopline.v1 import common_pb2 as _common_pb2
+from stopline.v1 import crossborder_pb2 as _crossborder_pb2
 from stopline.v1 import envelope_pb2 as _envelope_pb2
 from stopline.v1 import regulator_pb2 as _regulator_pb2
 from google.protobuf.internal import containers as _containers
@@ -220,6 +221,18 @@ class ReportReturnResultResponse(_message.Message):
     envelope: _envelope_pb2.Envelope
     def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
 
+class ReportRecallUpdateRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class ReportRecallUpdateResponse(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.Envelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
 class FindCasesRequest(_message.Message):
     __slots__ = ("envelope",)
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
@@ -369,18 +382,20 @@ class CaseReport(_message.Message):
     def __init__(self, case_id: _Optional[str] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transfers: _Optional[_Iterable[_Union[VictimTransfer, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., device_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VictimTransfer(_message.Message):
-    __slots__ = ("from_account", "to_account", "to_account_holder_name", "amount", "transferred_at")
+    __slots__ = ("from_account", "to_account", "to_account_holder_name", "amount", "transferred_at", "abroad")
     FROM_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     TO_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     TO_ACCOUNT_HOLDER_NAME_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     TRANSFERRED_AT_FIELD_NUMBER: _ClassVar[int]
+    ABROAD_FIELD_NUMBER: _ClassVar[int]
     from_account: _common_pb2.AccountRef
     to_account: _common_pb2.AccountRef
     to_account_holder_name: str
     amount: _common_pb2.Money
     transferred_at: _timestamp_pb2.Timestamp
-    def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account_holder_name: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., transferred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    abroad: _common_pb2.ForeignDestination
+    def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account_holder_name: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., transferred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., abroad: _Optional[_Union[_common_pb2.ForeignDestination, _Mapping]] = ...) -> None: ...
 
 class CaseReceipt(_message.Message):
     __slots__ = ("case_id", "workflow_id", "created", "accepted_at")
@@ -461,7 +476,7 @@ class MoneyFlow(_message.Message):
     def __init__(self, from_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., to_account: _Optional[_Union[_common_pb2.AccountRef, _Mapping]] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., kind: _Optional[_Union[FlowKind, str]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ..., abroad: _Optional[_Union[_common_pb2.ForeignDestination, _Mapping]] = ...) -> None: ...
 
 class CaseView(_message.Message):
-    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary", "flows", "total_lost", "total_abroad", "total_at_large", "total_released", "total_returned", "victims", "linked_cases", "numbers", "escalation", "returns", "breaches")
+    __slots__ = ("case_id", "workflow_id", "status", "reporting_unit", "reported_at", "total_reported", "total_held", "stops", "suspect_phone_numbers", "summary", "flows", "total_lost", "total_abroad", "total_at_large", "total_released", "total_returned", "victims", "linked_cases", "numbers", "escalation", "returns", "breaches", "recoveries", "abroad_returned", "abroad_held", "abroad_lost")
     CASE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -484,6 +499,10 @@ class CaseView(_message.Message):
     ESCALATION_FIELD_NUMBER: _ClassVar[int]
     RETURNS_FIELD_NUMBER: _ClassVar[int]
     BREACHES_FIELD_NUMBER: _ClassVar[int]
+    RECOVERIES_FIELD_NUMBER: _ClassVar[int]
+    ABROAD_RETURNED_FIELD_NUMBER: _ClassVar[int]
+    ABROAD_HELD_FIELD_NUMBER: _ClassVar[int]
+    ABROAD_LOST_FIELD_NUMBER: _ClassVar[int]
     case_id: str
     workflow_id: str
     status: CaseStatus
@@ -506,7 +525,11 @@ class CaseView(_message.Message):
     escalation: Escalation
     returns: _containers.RepeatedCompositeFieldContainer[FundsReturn]
     breaches: _containers.RepeatedCompositeFieldContainer[BreachNotice]
-    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[MoneyFlow, _Mapping]]] = ..., total_lost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_abroad: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_at_large: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_returned: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., victims: _Optional[_Iterable[_Union[Victim, _Mapping]]] = ..., linked_cases: _Optional[_Iterable[_Union[LinkedCase, _Mapping]]] = ..., numbers: _Optional[_Iterable[_Union[NumberBlock, _Mapping]]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., returns: _Optional[_Iterable[_Union[FundsReturn, _Mapping]]] = ..., breaches: _Optional[_Iterable[_Union[BreachNotice, _Mapping]]] = ...) -> None: ...
+    recoveries: _containers.RepeatedCompositeFieldContainer[_crossborder_pb2.CrossBorderRecovery]
+    abroad_returned: _containers.RepeatedCompositeFieldContainer[_common_pb2.Money]
+    abroad_held: _containers.RepeatedCompositeFieldContainer[_common_pb2.Money]
+    abroad_lost: _containers.RepeatedCompositeFieldContainer[_common_pb2.Money]
+    def __init__(self, case_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., reporting_unit: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_reported: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_held: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stops: _Optional[_Iterable[_Union[AccountStop, _Mapping]]] = ..., suspect_phone_numbers: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[MoneyFlow, _Mapping]]] = ..., total_lost: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_abroad: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_at_large: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_released: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total_returned: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., victims: _Optional[_Iterable[_Union[Victim, _Mapping]]] = ..., linked_cases: _Optional[_Iterable[_Union[LinkedCase, _Mapping]]] = ..., numbers: _Optional[_Iterable[_Union[NumberBlock, _Mapping]]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., returns: _Optional[_Iterable[_Union[FundsReturn, _Mapping]]] = ..., breaches: _Optional[_Iterable[_Union[BreachNotice, _Mapping]]] = ..., recoveries: _Optional[_Iterable[_Union[_crossborder_pb2.CrossBorderRecovery, _Mapping]]] = ..., abroad_returned: _Optional[_Iterable[_Union[_common_pb2.Money, _Mapping]]] = ..., abroad_held: _Optional[_Iterable[_Union[_common_pb2.Money, _Mapping]]] = ..., abroad_lost: _Optional[_Iterable[_Union[_common_pb2.Money, _Mapping]]] = ...) -> None: ...
 
 class Victim(_message.Message):
     __slots__ = ("account", "lost", "case_id")

@@ -89,6 +89,11 @@ class HubServiceStub:
                 request_serializer=stopline_dot_v1_dot_hub__pb2.FindCasesRequest.SerializeToString,
                 response_deserializer=stopline_dot_v1_dot_hub__pb2.FindCasesResponse.FromString,
                 _registered_method=True)
+        self.ReportRecallUpdate = channel.unary_unary(
+                '/stopline.v1.HubService/ReportRecallUpdate',
+                request_serializer=stopline_dot_v1_dot_hub__pb2.ReportRecallUpdateRequest.SerializeToString,
+                response_deserializer=stopline_dot_v1_dot_hub__pb2.ReportRecallUpdateResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -186,6 +191,17 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportRecallUpdate(self, request, context):
+        """A cross-border channel reports what it learned about a recall it acknowledged (a signed
+        RecallUpdate): located elsewhere, held, returned, refused, gave up. Applied in the channel's
+        sequence; a gap, a repeat, an update after the recovery ended (FAILED_PRECONDITION), an
+        unknown recovery or request (NOT_FOUND) or another channel's request (PERMISSION_DENIED) is
+        refused, audited, and changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -238,6 +254,11 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.FindCases,
                     request_deserializer=stopline_dot_v1_dot_hub__pb2.FindCasesRequest.FromString,
                     response_serializer=stopline_dot_v1_dot_hub__pb2.FindCasesResponse.SerializeToString,
+            ),
+            'ReportRecallUpdate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportRecallUpdate,
+                    request_deserializer=stopline_dot_v1_dot_hub__pb2.ReportRecallUpdateRequest.FromString,
+                    response_serializer=stopline_dot_v1_dot_hub__pb2.ReportRecallUpdateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -515,6 +536,33 @@ class HubService:
             '/stopline.v1.HubService/FindCases',
             stopline_dot_v1_dot_hub__pb2.FindCasesRequest.SerializeToString,
             stopline_dot_v1_dot_hub__pb2.FindCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportRecallUpdate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stopline.v1.HubService/ReportRecallUpdate',
+            stopline_dot_v1_dot_hub__pb2.ReportRecallUpdateRequest.SerializeToString,
+            stopline_dot_v1_dot_hub__pb2.ReportRecallUpdateResponse.FromString,
             options,
             channel_credentials,
             insecure,
