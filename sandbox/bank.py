@@ -72,8 +72,9 @@ class BankServicer(SignedServicer, bank_pb2_grpc.BankServiceServicer):
         super().__init__(institution_id, signing_key, registry, faults, on_request)
         # Set by the running institution: call_hub_back(rpc, envelope) sends a signed result to the
         # hub's callback RPC ("ReportFreezeResult", "ReportReturnResult"), retrying while the hub
-        # is unreachable.
-        self.call_hub_back: Callable[[str, envelope_pb2.Envelope], Awaitable[None]] | None = None
+        # is unreachable. What became of it (sandbox.server.CallbackOutcome) is logged there and
+        # not needed here: a back office's answer is also stored, so a repeated order gets it.
+        self.call_hub_back: Callable[[str, envelope_pb2.Envelope], Awaitable[object]] | None = None
         self._callbacks: set[asyncio.Task] = set()
         self._ledger = ledger
 
@@ -199,6 +200,11 @@ class BankServicer(SignedServicer, bank_pb2_grpc.BankServiceServicer):
                     out.abroad.CopyFrom(common_pb2.ForeignDestination(
                         bic=t.abroad.bic, account=t.abroad.account, payment_reference=t.abroad.reference,
                     ))  # fmt: skip
+                    if t.abroad.amount_minor is not None:
+                        # As sent abroad, in its own currency (the transfer's amount is the debit).
+                        out.abroad.amount.CopyFrom(
+                            common_pb2.Money(minor_units=t.abroad.amount_minor, currency=t.abroad.currency)
+                        )
         bound.info("query_account.answered", found=report.found, transfers=len(report.transfers))
         return bank_pb2.QueryAccountResponse(envelope=seal(report, self._answer_key()))
 

@@ -88,12 +88,16 @@ CREATE TABLE IF NOT EXISTS transfers_out (
 );
 CREATE INDEX IF NOT EXISTS transfers_by_account_time ON transfers_out (account, transferred_at);
 -- Where an "abroad" transfer went: kept beside transfers_out (whose shape older ledger files fix)
--- until AccountReport can carry it.
+-- until AccountReport can carry it. amount_minor and currency: the payment as sent abroad in its
+-- own currency (e.g. EUR for a CNY debit), NULL when the scenario did not say (as debited); files
+-- made before these columns existed get them on open (_ABROAD_COLUMNS).
 CREATE TABLE IF NOT EXISTS abroad_transfers (
-    transfer_id INTEGER PRIMARY KEY REFERENCES transfers_out (id),
-    bic         TEXT NOT NULL,
-    account     TEXT NOT NULL,
-    reference   TEXT NOT NULL
+    transfer_id  INTEGER PRIMARY KEY REFERENCES transfers_out (id),
+    bic          TEXT NOT NULL,
+    account      TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    amount_minor INTEGER CHECK (amount_minor > 0),
+    currency     TEXT
 );
 -- Every scenario move this ledger has run (sent, partly sent or skipped), keyed by the move id:
 -- a move is run once per ledger file, whatever restarts follow.
@@ -224,6 +228,14 @@ CREATE TABLE IF NOT EXISTS seed_info (
 """
 
 
+# Columns added to abroad_transfers after ledger files were first written: ALTER TABLE adds them
+# to an older file when it is opened (CREATE TABLE IF NOT EXISTS leaves an existing table as it is).
+_ABROAD_COLUMNS = {
+    "amount_minor": "INTEGER CHECK (amount_minor > 0)",
+    "currency": "TEXT",
+}
+
+
 def _ts(at: datetime) -> str:
     """Fixed-width UTC text, so SQL string comparison orders times correctly. The year is padded
     by hand: strftime's %Y gives "999", not "0999", and "999-..." would sort after "2026-..."."""
@@ -231,6 +243,11 @@ def _ts(at: datetime) -> str:
         raise ValueError(f"{at!r} has no time zone: ledger times are UTC")
     at = at.astimezone(UTC)
     return f"{at.year:04d}-{at:%m-%dT%H:%M:%S.%f}Z"
+
+
+def _abroad_row(abroad: Abroad) -> tuple:
+    """An abroad_transfers row's values after transfer_id."""
+    return (abroad.bic, abroad.account, abroad.reference, abroad.amount_minor, abroad.currency)
 
 
 def _dt(text: str) -> datetime:
@@ -254,11 +271,14 @@ class Account:
 @dataclass(frozen=True)
 class Abroad:
     """Where a transfer abroad went: the foreign bank, the account there, the payment reference
-    (e.g. a SWIFT gpi UETR) a recall would quote."""
+    (e.g. a SWIFT gpi UETR) a recall would quote; and, when known, the payment as sent abroad in
+    its own currency (a CNY debit may have left as EUR). None: as debited."""
 
     bic: str
     account: str
     reference: str
+    amount_minor: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -509,6 +529,17 @@ class Ledger(SqliteStore):
         self.institution_id = institution_id
         super().__init__(path, _SCHEMA)
 
+    def _connection(self) -> sqlite3.Connection:
+        """The store's connection; on opening, add the columns an older ledger file lacks."""
+        opening = self._conn is None
+        conn = super()._connection()
+        if opening:
+            have = {row[1] for row in conn.execute("PRAGMA table_info(abroad_transfers)")}
+            for name, decl in _ABROAD_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE abroad_transfers ADD COLUMN {name} {decl}")
+        return conn
+
     # --- seeding -------------------------------------------------------------------------
 
     def seed(
@@ -555,9 +586,9 @@ class Ledger(SqliteStore):
                         row,
                     ).fetchone()
                     conn.execute(
-                        "INSERT OR IGNORE INTO abroad_transfers (transfer_id, bic, account, reference)"
-                        " VALUES (?, ?, ?, ?)",
-                        (transfer_id, t.abroad.bic, t.abroad.account, t.abroad.reference),
+                        "INSERT OR IGNORE INTO abroad_transfers (transfer_id, bic, account, reference,"
+                        " amount_minor, currency) VALUES (?, ?, ?, ?, ?, ?)",
+                        (transfer_id, *_abroad_row(t.abroad)),
                     )
             return added
 
@@ -636,13 +667,9 @@ class Ledger(SqliteStore):
                 transfer_id = cur.lastrowid
                 if transfer.abroad is not None:
                     conn.execute(
-                        "INSERT INTO abroad_transfers (transfer_id, bic, account, reference) VALUES (?, ?, ?, ?)",
-                        (
-                            transfer_id,
-                            transfer.abroad.bic,
-                            transfer.abroad.account,
-                            transfer.abroad.reference,
-                        ),
+                        "INSERT INTO abroad_transfers (transfer_id, bic, account, reference, amount_minor,"
+                        " currency) VALUES (?, ?, ?, ?, ?, ?)",
+                        (transfer_id, *_abroad_row(transfer.abroad)),
                     )
             conn.execute(
                 "INSERT INTO moves_done (move_id, account, wanted_minor, sent_minor, transfer_id, done_at)"
@@ -1224,13 +1251,13 @@ class Ledger(SqliteStore):
     def _transfers(conn: sqlite3.Connection, number: str, since: datetime | None) -> list[Transfer]:
         rows = conn.execute(
             "SELECT t.account, t.to_institution, t.to_account, t.amount_minor, t.currency, t.transferred_at,"
-            " t.channel, a.bic, a.account, a.reference FROM transfers_out t"
+            " t.channel, a.bic, a.account, a.reference, a.amount_minor, a.currency FROM transfers_out t"
             " LEFT JOIN abroad_transfers a ON a.transfer_id = t.id"
             " WHERE t.account = ? AND t.transferred_at >= ? ORDER BY t.transferred_at, t.id",
             (number, _ts(since) if since else ""),
         ).fetchall()
         return [
-            Transfer(*r[:5], _dt(r[5]), r[6], Abroad(*r[7:10]) if r[7] is not None else None) for r in rows
+            Transfer(*r[:5], _dt(r[5]), r[6], Abroad(*r[7:12]) if r[7] is not None else None) for r in rows
         ]
 
     def account(self, number: str) -> Account | None:

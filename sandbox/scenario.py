@@ -16,8 +16,10 @@ sandbox.mules runs them.
 
 Besides banks and payment companies, a scenario runs telecom carriers (`number_prefixes`: the
 ranges they hold; `subscribers`: the numbers they serve; `ported_out`: numbers of their ranges now
-served by another carrier) and regulators (kinds `telecom_regulator`, `bank_regulator`), which
-keep no accounts.
+served by another carrier), regulators (kinds `telecom_regulator`, `bank_regulator`), which keep
+no accounts, and cross-border recall channels (kinds `correspondent_channel`,
+`central_bank_channel`, `police_channel`), whose `recalls` script what the foreign side answers
+about a payment (sandbox.crossborder plays the script).
 """
 
 from __future__ import annotations
@@ -34,14 +36,26 @@ import iso4217
 from sandbox.faults import Faults, FaultsError
 from sandbox.ledger import CHANNELS, Abroad, Account, Transfer
 from sandbox.wire import InvalidField, check_phone
-from trust.registry import ACCOUNT_KEEPERS, NUMBER_PREFIX_PATTERN, REGULATORS, InstitutionKind
+from trust.registry import (
+    ACCOUNT_KEEPERS,
+    NUMBER_PREFIX_PATTERN,
+    RECALL_CHANNELS,
+    REGULATORS,
+    InstitutionKind,
+)
 
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _RESERVED_IDS = frozenset({"hub"})
-# The kinds a scenario runs: account keepers (BankService), carriers (TelecomService), regulators.
-SANDBOX_KINDS = ACCOUNT_KEEPERS | {InstitutionKind.CARRIER} | REGULATORS
+# The kinds a scenario runs: account keepers (BankService), carriers (TelecomService), regulators
+# (RegulatorService) and recall channels (CrossBorderService).
+SANDBOX_KINDS = ACCOUNT_KEEPERS | {InstitutionKind.CARRIER} | REGULATORS | frozenset(RECALL_CHANNELS)
 # ISO 9362: 4 letters (bank), 2 letters (country), 2 letters or digits (location), optional branch.
-_BIC = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?")
+# Public: the recall channels check the BICs of the hub's orders with it too.
+BIC_PATTERN = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?")
+# What a recall channel can learn (sandbox.crossborder sends it as RecallUpdate.status), and which
+# of it ends the channel's part: nothing follows a refusal or a channel giving up.
+RECALL_STATUSES = ("located", "held", "returned", "refused", "no_answer")
+FINAL_RECALL_STATUSES = frozenset({"refused", "no_answer"})
 
 
 class ScenarioError(ValueError):
@@ -71,6 +85,42 @@ class Move:
 
 
 @dataclass(frozen=True)
+class ForeignPlace:
+    """A foreign bank, an account there and the payment's reference: where a channel located or
+    holds the money (a RecallUpdate's location)."""
+
+    bic: str
+    account: str
+    payment_reference: str
+
+
+@dataclass(frozen=True)
+class ScriptedUpdate:
+    """One thing the foreign side tells a channel, `after_seconds` after the channel acknowledged
+    the recall. Which fields a status needs is checked on load: located a location (and, when the
+    channel knows it, the amount that moved on there); held a location and the amount held;
+    returned the amount and the return payment's reference; refused and no_answer a reason."""
+
+    after_seconds: float
+    status: str  # one of RECALL_STATUSES
+    location: ForeignPlace | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    return_reference: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RecallScript:
+    """What a channel's foreign side answers about one payment, found by the payment reference
+    the recall order's destination quotes (e.g. a UETR). Played once per recovery, from its first
+    order; reminders and follow-up orders do not restart it."""
+
+    payment_reference: str
+    updates: tuple[ScriptedUpdate, ...]
+
+
+@dataclass(frozen=True)
 class ScenarioInstitution:
     id: str
     name: str
@@ -85,6 +135,8 @@ class ScenarioInstitution:
     number_prefixes: tuple[str, ...] = ()
     subscribers: tuple[str, ...] = ()
     ported_out: dict[str, str] = field(default_factory=dict)
+    # Recall channels only: the foreign side's scripted answers, one script per payment reference.
+    recalls: tuple[RecallScript, ...] = ()
 
     @property
     def keeps_accounts(self) -> bool:
@@ -225,16 +277,47 @@ def _seconds(data: dict, key: str, where: str) -> float:
     return float(value)
 
 
-def _abroad(value, where: str) -> Abroad:
-    details = _obj(value, where)
-    bic = _str(details, "bic", where)
-    if not _BIC.fullmatch(bic):
+def _bic(data: dict, where: str) -> str:
+    bic = _str(data, "bic", where)
+    if not BIC_PATTERN.fullmatch(bic):
         raise ScenarioError(
             f"{where}.bic: {bic!r} is not a BIC (8 or 11 letters and digits, e.g. FICTKHPPXXX)"
         )
+    return bic
+
+
+def _amount(data: dict, where: str, *, required: bool) -> tuple[int | None, str | None]:
+    """`amount_minor` and `currency` together (an amount in its own currency), or neither when
+    not required."""
+    if not required and data.get("amount_minor") is None and data.get("currency") is None:
+        return None, None
+    for key in ("amount_minor", "currency"):
+        if data.get(key) is None:
+            other = "currency" if key == "amount_minor" else "amount_minor"
+            raise ScenarioError(
+                f"{where}.{key}: required" + ("" if required else f" with {other} (an amount names its currency)")
+            )
+    return _int(data, "amount_minor", where, minimum=1), _currency(data, "currency", where)
+
+
+def _abroad(value, where: str) -> Abroad:
+    """A transfer abroad's details: bic, account, reference, and optionally the amount as sent
+    abroad in its own currency (amount_minor and currency, e.g. EUR for a CNY debit)."""
+    details = _obj(value, where)
+    bic = _bic(details, where)
+    amount_minor, currency = _amount(details, where, required=False)
     return Abroad(
-        bic=bic, account=_str(details, "account", where), reference=_str(details, "reference", where)
-    )
+        bic=bic, account=_str(details, "account", where), reference=_str(details, "reference", where),
+        amount_minor=amount_minor, currency=currency,
+    )  # fmt: skip
+
+
+def _place(value, where: str) -> ForeignPlace:
+    """A foreign bank, account and payment reference (a located payment, a case's transfer
+    abroad): the names ForeignDestination gives them."""
+    place = _obj(value, where)
+    bic = _bic(place, where)
+    return ForeignPlace(bic, _str(place, "account", where), _str(place, "payment_reference", where))
 
 
 @dataclass(frozen=True)
@@ -293,7 +376,8 @@ def _institution(entry, where: str) -> tuple[ScenarioInstitution, list[_Destinat
     # What each kind may carry: a carrier's numbers are not a bank's, nor a bank's accounts a regulator's.
     own = {"accounts", "transfers_out", "moves"} if kind in ACCOUNT_KEEPERS else set()
     own |= {"number_prefixes", "subscribers", "ported_out"} if kind is InstitutionKind.CARRIER else set()
-    for key in ("accounts", "transfers_out", "moves", "number_prefixes", "subscribers", "ported_out"):
+    own |= {"recalls"} if kind in RECALL_CHANNELS else set()
+    for key in ("accounts", "transfers_out", "moves", "number_prefixes", "subscribers", "ported_out", "recalls"):
         if key in entry and key not in own:
             raise ScenarioError(f"{where}.{key}: a {kind.value} has no {key}")
     port = entry.get("port")
@@ -393,6 +477,7 @@ def _institution(entry, where: str) -> tuple[ScenarioInstitution, list[_Destinat
     except FaultsError as e:
         raise ScenarioError(str(e)) from None
     prefixes, subscribers, ported_out = _numbers(entry, where) if kind is InstitutionKind.CARRIER else ((), (), {})
+    recalls = _recalls(entry.get("recalls", []), f"{where}.recalls") if kind in RECALL_CHANNELS else ()
     institution = ScenarioInstitution(
         id=inst_id,
         name=_str(entry, "name", where, required=False, default=inst_id),
@@ -405,8 +490,77 @@ def _institution(entry, where: str) -> tuple[ScenarioInstitution, list[_Destinat
         number_prefixes=prefixes,
         subscribers=subscribers,
         ported_out=ported_out,
+        recalls=recalls,
     )
     return institution, destinations
+
+
+def _recalls(value, where: str) -> tuple[RecallScript, ...]:
+    """A channel's scripts: one per payment reference, each a list of updates in the order the
+    foreign side tells them (after_seconds never decreasing, nothing after a final status)."""
+    scripts: list[RecallScript] = []
+    for i, entry in enumerate(_list(value, where)):
+        swhere = f"{where}[{i}]"
+        entry = _obj(entry, swhere)
+        unknown = sorted(set(entry) - {"payment_reference", "updates"})
+        if unknown:
+            raise ScenarioError(f"{swhere}.{unknown[0]}: unknown key (known: payment_reference, updates)")
+        reference = _str(entry, "payment_reference", swhere)
+        if any(s.payment_reference == reference for s in scripts):
+            raise ScenarioError(f"{swhere}.payment_reference: {reference!r} has a script already")
+        updates: list[ScriptedUpdate] = []
+        for j, u in enumerate(_list(entry.get("updates"), f"{swhere}.updates", non_empty=True)):
+            uwhere = f"{swhere}.updates[{j}]"
+            update = _scripted_update(u, uwhere)
+            if updates and update.after_seconds < updates[-1].after_seconds:
+                raise ScenarioError(
+                    f"{uwhere}.after_seconds: {update.after_seconds:g} is before the update above it"
+                    f" ({updates[-1].after_seconds:g}): a channel reports in the order it learns"
+                )
+            if updates and updates[-1].status in FINAL_RECALL_STATUSES:
+                raise ScenarioError(
+                    f"{uwhere}.status: nothing follows {updates[-1].status!r}, which ends the channel's part"
+                )
+            updates.append(update)
+        scripts.append(RecallScript(reference, tuple(updates)))
+    return tuple(scripts)
+
+
+# Per status: the fields it needs, and the fields it may carry besides.
+_UPDATE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "located": (frozenset({"location"}), frozenset({"amount_minor", "currency"})),
+    "held": (frozenset({"location", "amount_minor", "currency"}), frozenset()),
+    "returned": (frozenset({"amount_minor", "currency", "return_reference"}), frozenset({"location"})),
+    "refused": (frozenset({"reason"}), frozenset()),
+    "no_answer": (frozenset({"reason"}), frozenset()),
+}
+
+
+def _scripted_update(value, where: str) -> ScriptedUpdate:
+    u = _obj(value, where)
+    status = u.get("status")
+    if status not in RECALL_STATUSES:
+        raise ScenarioError(f"{where}.status: {status!r} is not one of {', '.join(RECALL_STATUSES)}")
+    after = _seconds(u, "after_seconds", where)
+    needed, optional = _UPDATE_FIELDS[status]
+    for key in sorted(set(u) - needed - optional - {"after_seconds", "status"}):
+        known = {"location", "amount_minor", "currency", "return_reference", "reason"}
+        problem = f"a {status!r} update has no {key}" if key in known else "unknown key"
+        raise ScenarioError(f"{where}.{key}: {problem}")
+    for key in sorted(needed):
+        if u.get(key) is None:
+            raise ScenarioError(f"{where}.{key}: required for a {status!r} update")
+    location = _place(u["location"], f"{where}.location") if u.get("location") is not None else None
+    amount_minor, currency = _amount(u, where, required="amount_minor" in needed)
+    return ScriptedUpdate(
+        after_seconds=after,
+        status=status,
+        location=location,
+        amount_minor=amount_minor,
+        currency=currency,
+        return_reference=_str(u, "return_reference", where) if "return_reference" in needed else "",
+        reason=_str(u, "reason", where) if "reason" in needed else "",
+    )
 
 
 def _phone(value, where: str) -> str:
@@ -539,11 +693,17 @@ def _check_case(case, institutions: dict[str, ScenarioInstitution], units: set[s
         twhere = f"{where}.transfers[{i}]"
         t = _obj(t, twhere)
         _account_ref(t.get("from"), f"{twhere}.from")
-        to_inst, _ = _account_ref(t.get("to"), f"{twhere}.to")
-        if to_inst not in institutions or not institutions[to_inst].keeps_accounts:
-            raise ScenarioError(
-                f"{twhere}.to.institution: {to_inst!r} is not one of the scenario's banks or payment companies"
-            )
+        if t.get("abroad") is not None:
+            # The victim's own bank sent it abroad (a tampered invoice): no receiving account here.
+            if t.get("to") is not None:
+                raise ScenarioError(f"{twhere}.to: a transfer abroad names its destination in 'abroad', not 'to'")
+            _place(t["abroad"], f"{twhere}.abroad")
+        else:
+            to_inst, _ = _account_ref(t.get("to"), f"{twhere}.to")
+            if to_inst not in institutions or not institutions[to_inst].keeps_accounts:
+                raise ScenarioError(
+                    f"{twhere}.to.institution: {to_inst!r} is not one of the scenario's banks or payment companies"
+                )
         if "to_holder_name" in t:
             _str(t, "to_holder_name", twhere)
         amount = _obj(t.get("amount"), f"{twhere}.amount")
