@@ -100,8 +100,16 @@ def scenario_money_map(scenario: Scenario) -> MoneyMap:
         for t in inst.transfers_out
     ]
     disputed: Counter[AccountKey] = Counter()
+    abroad_now: dict[AccountKey, Counter[End]] = {}
     for i, ct in enumerate(scenario.case["transfers"]):
         source = (ct["from"]["institution"], ct["from"]["account_number"])
+        if ct.get("abroad") is not None:
+            # Sent abroad by the victim's own bank: the disputed money is abroad from the start,
+            # under its foreign account (the bank's history, if it has one, sends its own money).
+            where = (ct["abroad"]["bic"], ct["abroad"]["account"])
+            disputed[where] += ct["amount"]["minor_units"]
+            abroad_now.setdefault(where, Counter())[End("abroad", *where)] += ct["amount"]["minor_units"]
+            continue
         to = (ct["to"]["institution"], ct["to"]["account_number"])
         if to not in balance_now:
             raise ScenarioError(f"case.transfers[{i}].to: {to[0]} has no account {to[1]!r}")
@@ -148,6 +156,7 @@ def scenario_money_map(scenario: Scenario) -> MoneyMap:
         if minor:
             lots[key].append([None, minor])
     ends: dict[AccountKey, Counter[End]] = defaultdict(Counter)
+    ends.update(abroad_now)
 
     def take(key: AccountKey, minor: int) -> list[tuple[AccountKey | None, int]]:
         taken, queue = [], lots[key]

@@ -37,7 +37,7 @@ from trust.registry import Institution, InstitutionKind, Registry, registered_ke
 
 CALL_TIMEOUT = 5.0
 VALID_FROM = datetime(2020, 1, 1, tzinfo=UTC)
-SHIPPED = ("boxing", "qingdao", "shengli", "layered")
+SHIPPED = ("boxing", "qingdao", "shengli", "layered", "jining")
 
 MULE = "6229110000800001"  # qilu-bank: received 800,000.00 from the victim
 NEXT = "HXP-8800-3000-0003"  # huaxia-pay: the next layer

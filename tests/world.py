@@ -162,7 +162,8 @@ async def hub_world(
     shift = scenario.seed_shift(datetime.now(UTC))  # the history as if the case were reported now
     for spec in scenario.institutions:
         inst = SandboxInstitution(
-            spec.id, keys[spec.id], lambda: holder[0], tmp_path / f"{spec.id}.db", tls=tls[spec.id], kind=spec.kind
+            spec.id, keys[spec.id], lambda: holder[0], tmp_path / f"{spec.id}.db", tls=tls[spec.id], kind=spec.kind,
+            recall_scripts=spec.recalls,
         )
         if inst.ledger is not None:  # banks and payment companies; carriers serve their subscribers
             inst.ledger.seed(spec.accounts, spec.transfers_out, shift=shift)

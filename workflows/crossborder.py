@@ -68,20 +68,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recall import estimate, recovery_totals, release_hold
 
 RECALL_CALL_TIMEOUT = timedelta(seconds=10)
-# A request is tried a few times in quick succession; a channel down for longer is tried again by
-# the workflow on a timer (UNREACHABLE_WAIT doubling to UNREACHABLE_MAX_WAIT), so a day-long
-# outage costs a few dozen calls, and operators see "unreachable" meanwhile.
-RECALL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=3,
-    non_retryable_error_types=[ERR_ANSWER_REJECTED, ERR_REQUEST_REJECTED],
-)
-UNREACHABLE_WAIT = timedelta(minutes=5)
+# One call per attempt: a channel that cannot be reached is tried again by the workflow on a timer
+# (UNREACHABLE_WAIT doubling to UNREACHABLE_MAX_WAIT), so a day-long outage costs a few dozen
+# calls, operators see "unreachable" and the next try meanwhile, and the wait survives restarts.
+# (Activity-level retries would hide the outage in a pending activity for as long as it lasts.)
+RECALL_RETRY = RetryPolicy(maximum_attempts=1, non_retryable_error_types=[ERR_ANSWER_REJECTED, ERR_REQUEST_REJECTED])
+UNREACHABLE_WAIT = timedelta(seconds=30)
 UNREACHABLE_MAX_WAIT = timedelta(hours=1)
-# Reading the registry (which channels exist) heals when an operator fixes the registry.
-LOOKUP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=10))
+# Reading the registry (which channels exist) heals when an operator fixes it: asked again on the
+# same timer as an unreachable channel.
+LOOKUP_RETRY = RetryPolicy(maximum_attempts=1)
 LOOKUP_TIMEOUT = timedelta(seconds=10)
 RECORD_TIMEOUT = timedelta(seconds=10)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
@@ -115,14 +111,12 @@ class CrossBorderRecoveryWorkflow:
         self._changed = False
         self._window_ends_at = recovery.sent_at + RECOVERY_WINDOW
         self._escalate_at: datetime | None = None
+        self._lookup_next_at: datetime | None = None  # no channel listed yet: asked again then
 
     @workflow.run
     async def run(self, recovery: RecoveryInput) -> RecoveryView:
         notifier = asyncio.create_task(self._notifier())
-        refs = await workflow.execute_activity(
-            LIST_RECALL_CHANNELS, recovery.case_id, result_type=list[RecallChannelRef],
-            start_to_close_timeout=LOOKUP_TIMEOUT, retry_policy=LOOKUP_RETRY,
-        )  # fmt: skip
+        refs = await self._channels_listed()
         for ref in refs:
             self._channels[ref.institution] = _Channel(RecallChannelView(ref.channel, ref.institution))
         self._event(f"{format_amount(recovery.amount)} sent abroad to {recovery.destination.bic} from "
@@ -152,12 +146,33 @@ class CrossBorderRecoveryWorkflow:
         notifier.cancel()
         return self.view()
 
+    async def _channels_listed(self) -> list[RecallChannelRef]:
+        """The recall channels the registry lists. None listed: said in the view, and asked again
+        hourly until an operator adds one (the money is not given up for a registry's gap)."""
+        wait = UNREACHABLE_WAIT
+        while True:
+            try:
+                return await workflow.execute_activity(
+                    LIST_RECALL_CHANNELS, self._in.case_id, result_type=list[RecallChannelRef],
+                    start_to_close_timeout=LOOKUP_TIMEOUT, retry_policy=LOOKUP_RETRY,
+                )  # fmt: skip
+            except ActivityError as err:
+                message = err.cause.message if err.cause is not None else str(err)
+                if not self._events or self._events[-1].what != message:
+                    self._event(message)
+                self._lookup_next_at = workflow.now() + wait
+                self._changed = True
+            await workflow.sleep(wait)
+            wait = min(wait * 2, UNREACHABLE_MAX_WAIT)
+
     # --- what operators see --------------------------------------------------------------------
 
     @workflow.query
     def view(self) -> RecoveryView:
         returned, held, outstanding, lost = self._totals()
         nexts = [(ch.next_at, ch.next_what) for ch in self._channels.values() if ch.next_at is not None]
+        if not self._channels and self._lookup_next_at is not None:
+            nexts.append((self._lookup_next_at, "the registry is read again for recall channels"))
         if self._escalate_at is not None and not self._escalated_to and self._state is RecoveryState.ACTIVE:
             nexts.append((self._escalate_at, "escalation to the province centre if a channel is still silent"))
         if self._state is RecoveryState.ACTIVE:
@@ -278,7 +293,7 @@ class CrossBorderRecoveryWorkflow:
                     view.state, view.detail = ChannelState.REFUSED, f"request refused: {message}"
                     self._event(f"{view.institution}: request {n} refused ({message})")
                     return False
-                view.attempts += RECALL_RETRY.maximum_attempts
+                view.attempts += 1
                 retry_at = workflow.now() + wait
                 view.detail = f"unreachable ({message}); trying again at {retry_at.isoformat()}"
                 ch.next_at, ch.next_what = retry_at, f"request {n} to {view.institution} is sent again"
