@@ -42,7 +42,7 @@ from stopline.render import (
     stop_line,
 )
 from stopline.setup import HUB_ID, registry_file, tls_identity
-from stopline.v1 import common_pb2, hub_pb2
+from stopline.v1 import common_pb2, crossborder_pb2, hub_pb2
 from trust.errors import TrustError
 from trust.keys import SigningKey
 from trust.replay import SqliteNonceCache
@@ -127,6 +127,8 @@ def close_earlier_demos(stack, report: hub_pb2.CaseReport) -> None:
         return
     prefix = f"{stack.scenario.case['case_id']}-"
     for t in report.transfers:
+        if not t.HasField("to_account"):
+            continue  # sent abroad: nothing at home to share
         key = account_key(Account(t.to_account.institution, t.to_account.account_number))
         for link in index.find(key):
             if link.lead_case_id.startswith(prefix) and index.is_open(link.lead_case_id):
@@ -160,7 +162,9 @@ async def cmd_demo(settings: Settings, args) -> int:
             receipt = await hub.report_case(report)
             console.print(f"  hub accepted it: workflow {receipt.workflow_id}", highlight=False)
             case = await follow_case(hub, report.case_id, started)
-        elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            if stack.sandbox is not None and case.recoveries:
+                case = await follow_recoveries(hub, stack.sandbox, report.case_id, started)
         console.print()
         print_case(case)
         if stack.sandbox is not None:
@@ -185,6 +189,9 @@ async def cmd_demo(settings: Settings, args) -> int:
     return 0 if outcome_ok else 1
 
 
+# The demo's recall channels answer within half a minute (sandbox scripts).
+RECOVERY_DEMO_WAIT_SECONDS = 45.0
+
 CHASE_DONE = (hub_pb2.CASE_STATUS_STOPS_ANSWERED, hub_pb2.CASE_STATUS_CONCLUDED, hub_pb2.CASE_STATUS_CLOSED)
 
 # Past this many accounts a case prints per hop, not per account.
@@ -195,7 +202,10 @@ def print_case(case: hub_pb2.CaseView) -> None:
     """The per-account table (per hop for a large case), where the money went, and the four
     totals that add up."""
     if len(case.stops) <= DETAIL_ACCOUNTS:
-        console.print(case_table(case))
+        if case.stops:  # a case sent straight abroad stops nothing at home
+            console.print(case_table(case))
+        else:
+            console.print(f"Case {case.case_id}: nothing to stop at home", highlight=False)
         for flow in case.flows:
             if flow.kind != hub_pb2.FLOW_KIND_ONWARD:  # onward flows show as the next hop's row
                 console.print(f"  {flow_line(flow)}", highlight=False)
@@ -217,6 +227,41 @@ def print_race(results, currency: str) -> None:
             f"got away, {money(common_pb2.Money(minor_units=kept, currency=currency))} was stopped by a hold.",
             highlight=False,
         )
+
+
+async def follow_recoveries(hub: HubClient, sandbox, case_id: str, started: float) -> hub_pb2.CaseView:
+    """Money sent abroad: the sandbox's recall channels answer over seconds, as their script says.
+    Print what each reports as the hub takes it, until every channel has said all it will say
+    (a scenario without recall channels: at once)."""
+    from sandbox.crossborder import DELIVERED, PENDING
+
+    channels = [inst for inst in sandbox.institutions.values() if inst.recalls is not None]
+    case = await hub.get_case(case_id)
+    if not channels:
+        return case
+    console.print("  recalling the money sent abroad through every channel at once ...", highlight=False)
+    seen: dict[str, int] = {}
+    quiet_since = 0.0
+    deadline = time.monotonic() + RECOVERY_DEMO_WAIT_SECONDS
+    while True:
+        case = await hub.get_case(case_id)
+        for r in case.recoveries:
+            for event in r.events[seen.get(r.recovery_id, 0):]:
+                console.print(f"  [{time.perf_counter() - started:6.3f} s]   {event.what}", highlight=False)
+            seen[r.recovery_id] = len(r.events)
+        asked = all(r.channels and all(c.state != crossborder_pb2.CHANNEL_STATE_REQUESTING for c in r.channels)
+                    for r in case.recoveries)  # fmt: skip
+        outbox = [u.state for inst in channels for u in inst.recall_updates()]
+        applied = sum(c.updates for r in case.recoveries for c in r.channels)
+        settled = all(r.state != crossborder_pb2.RECOVERY_STATE_ACTIVE for r in case.recoveries)
+        if asked and PENDING not in outbox and applied >= outbox.count(DELIVERED):
+            # Said all they will say: a recovery whose channels have all ended closes a moment later.
+            quiet_since = quiet_since or time.monotonic()
+            if settled or time.monotonic() - quiet_since > 3.0:
+                return case
+        if time.monotonic() > deadline:
+            return case
+        await asyncio.sleep(0.25)
 
 
 async def follow_case(hub: HubClient, case_id: str, started: float) -> hub_pb2.CaseView:

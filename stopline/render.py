@@ -234,6 +234,8 @@ def recovery_lines(case: hub_pb2.CaseView) -> list[str]:
                      f"outstanding {money(r.outstanding)}, lost {money(r.lost)}; 72-hour window ends {local_time(r.window_ends_at)}")  # fmt: skip
         for place in r.trail:
             lines.append(f"    moved on to {place.bic} {place.account}")
+        if not r.channels and r.events:  # not asked yet: why (e.g. no recall channel in the registry)
+            lines.append(f"    {r.events[-1].what}")
         for c in r.channels:
             cstate = _name(crossborder_pb2.ChannelState, c.state, "CHANNEL_STATE_")
             ref = f" ref {c.reference}" if c.reference else ""

@@ -170,7 +170,8 @@ class CrossBorderRecoveryWorkflow:
     @workflow.query
     def view(self) -> RecoveryView:
         returned, held, outstanding, lost = self._totals()
-        nexts = [(ch.next_at, ch.next_what) for ch in self._channels.values() if ch.next_at is not None]
+        nexts = [(ch.next_at, ch.next_what) for ch in self._channels.values()
+                 if ch.next_at is not None and not ch.view.state.ended]  # fmt: skip
         if not self._channels and self._lookup_next_at is not None:
             nexts.append((self._lookup_next_at, "the registry is read again for recall channels"))
         if self._escalate_at is not None and not self._escalated_to and self._state is RecoveryState.ACTIVE:
@@ -179,7 +180,7 @@ class CrossBorderRecoveryWorkflow:
             nexts.append((self._window_ends_at, "the 72-hour recovery window ends"))
         now = workflow.now()
         upcoming = sorted((n for n in nexts if n[0] >= now), key=lambda n: n[0])
-        next_at, next_what = upcoming[0] if upcoming and self._state is RecoveryState.ACTIVE else (None, "")
+        next_at, next_what = upcoming[0] if upcoming and not self._over() else (None, "")
         return RecoveryView(
             recovery_id=workflow.info().workflow_id, case_id=self._in.case_id, from_account=self._in.from_account,
             destination=self._in.destination, amount=self._in.amount, sent_at=self._in.sent_at,
