@@ -107,3 +107,28 @@ async def test_a_whole_case_history_replays_deterministically(client, tmp_path):
     if os.environ.get("STOPLINE_RECORD_HISTORIES"):
         for workflow_id, history in zip(ids, histories, strict=True):
             (HISTORIES / f"{workflow_id.replace('/', '~')}.json").write_text(history.to_json())
+
+
+async def test_a_cross_border_history_replays_deterministically(client, tmp_path):
+    """The Jining case: a payment sent abroad, recalled through three channels, followed to the
+    next bank, partly returned, the rest given up for. Its case and recovery histories replay
+    (STOPLINE_RECORD_HISTORIES=1 records them for test_recorded_histories_still_replay)."""
+    from stopline.v1 import crossborder_pb2
+
+    case_id = "JN-REPLAY-XB"
+    async with hub_world(client, tmp_path, scenario_name="jining") as w:
+        await w.hub.report_case(w.report(case_id))
+        channels = [w.institutions[i] for i in ("gpi-recall-desk", "pboc-international", "interpol-ncb-beijing")]
+        await w.wait_for_case(case_id, lambda c: len(c.recoveries) == 1 and len(c.recoveries[0].channels) == 3
+                              and all(ch.reference for ch in c.recoveries[0].channels))  # fmt: skip
+        for inst in channels:
+            await inst.deliver_recall_updates()
+        case = await w.wait_for_case(case_id, lambda c: c.status == hub_pb2.CASE_STATUS_CLOSED)
+        assert case.recoveries[0].state == crossborder_pb2.RECOVERY_STATE_ENDED
+        ids = [f"case-{case_id}", case.recoveries[0].recovery_id]
+        histories = [await client.get_workflow_handle(i).fetch_history() for i in ids]
+    for history in histories:
+        await Replayer(workflows=WORKFLOWS).replay_workflow(history)
+    if os.environ.get("STOPLINE_RECORD_HISTORIES"):
+        for workflow_id, history in zip(ids, histories, strict=True):
+            (HISTORIES / f"{workflow_id.replace('/', '~')}.json").write_text(history.to_json())
