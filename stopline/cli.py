@@ -254,6 +254,8 @@ async def follow_recoveries(hub: HubClient, sandbox, case_id: str, started: floa
         outbox = [u.state for inst in channels for u in inst.recall_updates()]
         applied = sum(c.updates for r in case.recoveries for c in r.channels)
         settled = all(r.state != crossborder_pb2.RECOVERY_STATE_ACTIVE for r in case.recoveries)
+        if asked and not outbox:
+            return case  # the channels have nothing scripted to say: the recall waits on
         if asked and PENDING not in outbox and applied >= outbox.count(DELIVERED):
             # Said all they will say: a recovery whose channels have all ended closes a moment later.
             quiet_since = quiet_since or time.monotonic()

@@ -64,6 +64,17 @@ NUMBER_INSTITUTIONS = (
     {"id": "donghai-bank-regulator", "name": "Donghai Financial Regulatory Bureau (sandbox bank regulator)",
      "kind": "bank_regulator", "port": 50110},
 )  # fmt: skip
+# The three recall channels for the money that goes abroad (no scripted answers: they
+# acknowledge and stay silent, so the demo shows the recall asked and waiting). Ports of the
+# shared block 50121-50129 (this block of ten is full).
+RECALL_CHANNELS = (
+    {"id": "gpi-recall-desk", "name": "Correspondent recall desk, SWIFT gpi Stop and Recall (sandbox correspondent channel)",
+     "kind": "correspondent_channel", "port": 50121},
+    {"id": "pboc-international", "name": "Central bank international cooperation channel (sandbox central bank channel)",
+     "kind": "central_bank_channel", "port": 50122},
+    {"id": "interpol-ncb-beijing", "name": "INTERPOL National Central Bureau Beijing, I-GRIP (sandbox police channel)",
+     "kind": "police_channel", "port": 50123},
+)  # fmt: skip
 BICS = ("FICTKHPPXXX", "FICTMMYGXXX", "FICTPHMMXXX", "FICTLALAXXX")
 SURNAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun", "Ma", "Zhu",
             "Hu", "Guo", "He", "Lin", "Gao", "Luo", "Zheng", "Liang", "Xie", "Song", "Tang", "Han", "Feng", "Deng")  # fmt: skip
@@ -325,7 +336,7 @@ def generate() -> dict:
         if books.moves[inst_id]:
             entry["moves"] = sorted(books.moves[inst_id], key=lambda m: m["after_seconds"])
         institutions.append(entry)
-    institutions += [dict(entry) for entry in NUMBER_INSTITUTIONS]
+    institutions += [dict(entry) for entry in NUMBER_INSTITUTIONS + RECALL_CHANNELS]
 
     return {
         "name": "layered-investment-fraud",
