@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import iso4217
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -26,6 +27,17 @@ BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
+def is_currency(code: str) -> bool:
+    """An ISO 4217 code of money with a minor unit (not XAU, XXX, XTS...): what an amount in
+    minor units can be in. A made-up code would fail wherever the amount is shown."""
+    if not CURRENCY.match(code):
+        return False
+    try:
+        return iso4217.Currency(code).exponent is not None
+    except ValueError:
+        return False
+
+
 def foreign_destination_of(msg: common_pb2.ForeignDestination, field: str) -> ForeignDestination:
     """A foreign destination as reported, checked enough that a recall can quote it
     (ValueError names the field)."""
@@ -37,7 +49,7 @@ def foreign_destination_of(msg: common_pb2.ForeignDestination, field: str) -> Fo
         raise ValueError(f"{field}.payment_reference: 1-64 characters required (e.g. the UETR)")
     amount = None
     if msg.HasField("amount"):
-        if msg.amount.minor_units <= 0 or not CURRENCY.match(msg.amount.currency):
+        if msg.amount.minor_units <= 0 or not is_currency(msg.amount.currency):
             raise ValueError(f"{field}.amount: a positive amount with an ISO 4217 currency code is required")
         amount = amount_of(msg.amount)
     return ForeignDestination(msg.bic, msg.account.strip(), msg.payment_reference.strip(), amount)

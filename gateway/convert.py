@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from activities.convert import (
-    CURRENCY,
     account_pb,
     amount_of,
     foreign_destination_of,
+    is_currency,
     money_pb,
     time_of,
     timestamp_pb,
@@ -277,7 +277,7 @@ def recall_update_of(update: crossborder_pb2.RecallUpdate, signer: str, fingerpr
     location = foreign_destination_of(update.location, "location") if update.HasField("location") else None
     amount = None
     if update.HasField("amount"):
-        if not CURRENCY.match(update.amount.currency):
+        if not is_currency(update.amount.currency):
             raise ValueError(f"amount.currency: {update.amount.currency[:8]!r} is not an ISO 4217 code")
         amount = amount_of(update.amount)
     if len(update.return_reference) > MAX_REFERENCE_CHARS:

@@ -45,9 +45,10 @@ from gateway.validation import (
     validate_phone,
     validate_report,
 )
-from stopline.caseindex import CaseIndex, account_key, device_key, phone_key
+from stopline.caseindex import CaseIndex, account_key, device_key, payment_key, phone_key
 from stopline.domain import (
     ACKNOWLEDGE_ESCALATION_UPDATE,
+    APPLIED_UPDATE_QUERY,
     CASE_WORKFLOW,
     CONCLUDE_CASE_UPDATE,
     DECIDE_HOLD_UPDATE,
@@ -82,6 +83,7 @@ from stopline.domain import (
     HoldView,
     LinkCaseInput,
     NumberView,
+    RecallUpdateInput,
     RecoveryView,
     ReturnCallback,
     UnblockDecisionInput,
@@ -160,9 +162,11 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         deadlines: AnswerDeadlines | None = None,
         escalation: EscalationPolicy | None = None,
         estimate_rates: tuple[EstimateRate, ...] = (),
+        recall_give_up_days: int = 0,
     ):
         self._chase_max_depth = chase_max_depth
         self._estimate_rates = tuple(estimate_rates)
+        self._recall_give_up_days = recall_give_up_days
         # Without an index every case runs alone (no linking, FindCases answers from nothing).
         self._index = case_index
         self._deadlines = deadlines or AnswerDeadlines()
@@ -245,6 +249,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             case = dataclasses.replace(
                 validate_report(report, self._registry(), signer=envelope.signer), max_depth=self._chase_max_depth,
                 deadlines=self._deadlines, escalation=self._escalation, estimate_rates=self._estimate_rates,
+                recall_give_up_days=self._recall_give_up_days,
             )  # fmt: skip
         except InvalidReport as e:
             await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT, str(e), case_id=report.case_id[:64])
@@ -312,6 +317,8 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
     def _link_keys(case: CaseInput) -> list[str]:
         """What links cases: the accounts the victims paid, the suspect numbers, the devices."""
         keys = [account_key(t.to_account) for t in case.transfers if t.to_account is not None]
+        # A payment sent abroad is one recall, whichever unit reports it.
+        keys += [payment_key(t.abroad.bic, t.abroad.payment_reference) for t in case.transfers if t.abroad is not None]
         keys += [phone_key(n) for n in case.suspect_phone_numbers]
         keys += [device_key(d) for d in case.device_ids]
         return list(dict.fromkeys(keys))
@@ -755,6 +762,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         if not recovery_id.startswith(prefix) or not recovery_id[len(prefix):].isdigit():
             await self._refuse(context, envelope, grpc.StatusCode.NOT_FOUND, unknown, case_id=case_id)
         handle = self._client.get_workflow_handle(recovery_id)
+        await self._recovery_running(context, envelope, handle, converted, unknown)
         view = await self._update_workflow(
             context, envelope, handle, RECALL_UPDATE_UPDATE, converted, update.case_id,
             missing=(grpc.StatusCode.NOT_FOUND, unknown),
@@ -764,6 +772,29 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                  sequence=update.sequence, status=converted.status.value, recovery_state=view.state.value)  # fmt: skip
         receipt = hub_pb2.CallbackReceipt(idempotency_key=update.idempotency_key)
         return hub_pb2.ReportRecallUpdateResponse(envelope=await self._signed_receipt(receipt, where))
+
+    async def _recovery_running(self, context, envelope, handle, update: RecallUpdateInput, unknown: str) -> None:
+        """Refuse an update for a recovery that does not exist (NOT_FOUND) or has closed: an
+        identical repeat of one it applied is ALREADY_EXISTS (the channel's outbox lost our
+        receipt and may stop), anything else FAILED_PRECONDITION (too late)."""
+        try:
+            description = await handle.describe()
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await self._refuse(context, envelope, grpc.StatusCode.NOT_FOUND, unknown, case_id=update.case_id)
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return
+        try:
+            applied = await handle.query(APPLIED_UPDATE_QUERY, f"{update.institution} {update.sequence}", result_type=str,
+                                         rpc_timeout=QUERY_TIMEOUT)  # fmt: skip
+        except (RPCError, WorkflowQueryFailedError):
+            applied = ""
+        if applied and applied == update.fingerprint:
+            await self._refuse(context, envelope, grpc.StatusCode.ALREADY_EXISTS,
+                               f"update {update.sequence} from {update.institution} was applied already", case_id=update.case_id)  # fmt: skip
+        await self._refuse(context, envelope, grpc.StatusCode.FAILED_PRECONDITION,
+                           f"recovery {handle.id!r} has ended: update {update.sequence} comes too late", case_id=update.case_id)  # fmt: skip
 
     # --- FindCases ------------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ from google.protobuf import json_format
 from sandbox.faults import Faults
 from sandbox.scenario import BIC_PATTERN, RecallScript, ScriptedUpdate
 from sandbox.signed import IdempotencyConflict, SignedServicer
-from sandbox.store import SqliteStore
+from sandbox.store import SqliteStore, utc_text, utc_time_or_none
 from sandbox.wire import InvalidField, check_money, require, to_datetime
 from stopline.v1 import common_pb2, crossborder_pb2, crossborder_pb2_grpc, envelope_pb2
 from trust.keys import SigningKey
@@ -118,18 +118,6 @@ CREATE TABLE IF NOT EXISTS updates (
 );
 CREATE INDEX IF NOT EXISTS updates_by_state_due ON updates (state, due_at);
 """
-
-
-def _ts(at: datetime) -> str:
-    """Fixed-width UTC text, so SQL string comparison orders times correctly."""
-    if at.tzinfo is None:
-        raise ValueError(f"{at!r} has no time zone: the channel's times are UTC")
-    at = at.astimezone(UTC)
-    return f"{at.year:04d}-{at:%m-%dT%H:%M:%S.%f}Z"
-
-
-def _dt(text: str | None) -> datetime | None:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) if text is not None else None
 
 
 def channel_name(channel: int) -> str:
@@ -220,7 +208,7 @@ class RecallStore(SqliteStore):
             if opened:
                 cur = conn.execute(
                     "INSERT INTO recoveries (recovery_id, case_id, first_key, opened_at) VALUES (?, ?, ?, ?)",
-                    (order.recovery_id, order.case_id, key, _ts(now)),
+                    (order.recovery_id, order.case_id, key, utc_text(now)),
                 )
                 reference = f"{self.channel_id}-RC-{cur.lastrowid:06d}"
                 conn.execute("UPDATE recoveries SET reference = ? WHERE id = ?", (reference, cur.lastrowid))
@@ -236,7 +224,7 @@ class RecallStore(SqliteStore):
             conn.execute(
                 "INSERT INTO orders (idempotency_key, fingerprint, recovery_id, reminder, envelope, ack_payload,"
                 " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, fingerprint, order.recovery_id, order.reminder, envelope.SerializeToString(), payload, _ts(now)),
+                (key, fingerprint, order.recovery_id, order.reminder, envelope.SerializeToString(), payload, utc_text(now)),
             )
             scheduled = 0
             if opened and script is not None:
@@ -244,7 +232,7 @@ class RecallStore(SqliteStore):
                     update = recall_update(scripted, key, order.recovery_id, order.case_id, sequence)
                     conn.execute(
                         "INSERT INTO updates (recovery_id, sequence, due_at, payload) VALUES (?, ?, ?, ?)",
-                        (order.recovery_id, sequence, _ts(now + timedelta(seconds=scripted.after_seconds)),
+                        (order.recovery_id, sequence, utc_text(now + timedelta(seconds=scripted.after_seconds)),
                          update.SerializeToString(deterministic=True)),
                     )  # fmt: skip
                     scheduled += 1
@@ -291,7 +279,7 @@ class RecallStore(SqliteStore):
                 raise LookupError(f"no pending update {sequence} of recovery {recovery_id!r}")
             payload, due_at, reported_at, _ = row
             if reported_at is None:
-                reported_at = min(due_at, _ts(now))
+                reported_at = min(due_at, utc_text(now))
             conn.execute(
                 "UPDATE updates SET reported_at = ?, attempts = attempts + 1 WHERE recovery_id = ? AND sequence = ?",
                 (reported_at, recovery_id, sequence),
@@ -305,7 +293,7 @@ class RecallStore(SqliteStore):
             lambda conn: conn.execute(
                 "UPDATE updates SET state = 'delivered', delivered_at = ? WHERE recovery_id = ? AND sequence = ?"
                 " AND state = 'pending'",
-                (_ts(at), recovery_id, sequence),
+                (utc_text(at), recovery_id, sequence),
             )
         )
 
@@ -339,7 +327,7 @@ class RecallStore(SqliteStore):
 
         return [
             ReceivedRecall(r[0], r[1], r[2], r[3], envelope_pb2.Envelope.FromString(bytes(r[4])),
-                           crossborder_pb2.RecallAcknowledgement.FromString(bytes(r[5])), _dt(r[6]))  # fmt: skip
+                           crossborder_pb2.RecallAcknowledgement.FromString(bytes(r[5])), utc_time_or_none(r[6]))  # fmt: skip
             for r in self._read(work)
         ]
 
@@ -364,16 +352,16 @@ _UPDATE_COLUMNS = (
 def _scheduled(row) -> ScheduledUpdate:
     recovery_id, sequence, due_at, payload, reported_at, state, attempts, delivered_at, code, details = row
     return ScheduledUpdate(
-        recovery_id=recovery_id, sequence=sequence, due_at=_dt(due_at), state=state,
+        recovery_id=recovery_id, sequence=sequence, due_at=utc_time_or_none(due_at), state=state,
         update=_with_reported_at(bytes(payload), reported_at), attempts=attempts,
-        delivered_at=_dt(delivered_at), refused_code=code, refused_details=details,
+        delivered_at=utc_time_or_none(delivered_at), refused_code=code, refused_details=details,
     )  # fmt: skip
 
 
 def _with_reported_at(payload: bytes, reported_at: str | None) -> crossborder_pb2.RecallUpdate:
     update = crossborder_pb2.RecallUpdate.FromString(payload)
     if reported_at is not None:
-        update.reported_at.FromDatetime(_dt(reported_at))
+        update.reported_at.FromDatetime(utc_time_or_none(reported_at))
     return update
 
 

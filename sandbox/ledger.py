@@ -28,7 +28,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from google.protobuf.message import Message
@@ -36,7 +36,7 @@ from google.protobuf.message import Message
 from sandbox.freezes import check_freeze, check_release, freeze_fingerprint, release_fingerprint
 from sandbox.returns import check_return, return_fingerprint
 from sandbox.stops import MAX_STOPS_PER_CASE, AccountState, decide, format_money, order_fingerprint
-from sandbox.store import SqliteStore
+from sandbox.store import SqliteStore, utc_text, utc_time, utc_time_or_none
 from sandbox.wire import InvalidField, require, to_datetime, to_timedelta
 from stopline.v1 import bank_pb2, common_pb2
 
@@ -236,26 +236,9 @@ _ABROAD_COLUMNS = {
 }
 
 
-def _ts(at: datetime) -> str:
-    """Fixed-width UTC text, so SQL string comparison orders times correctly. The year is padded
-    by hand: strftime's %Y gives "999", not "0999", and "999-..." would sort after "2026-..."."""
-    if at.tzinfo is None:
-        raise ValueError(f"{at!r} has no time zone: ledger times are UTC")
-    at = at.astimezone(UTC)
-    return f"{at.year:04d}-{at:%m-%dT%H:%M:%S.%f}Z"
-
-
 def _abroad_row(abroad: Abroad) -> tuple:
     """An abroad_transfers row's values after transfer_id."""
     return (abroad.bic, abroad.account, abroad.reference, abroad.amount_minor, abroad.currency)
-
-
-def _dt(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def _dt_or_none(text: str | None) -> datetime | None:
-    return _dt(text) if text is not None else None
 
 
 @dataclass(frozen=True)
@@ -440,15 +423,15 @@ _RETURNS = (
 
 
 def _hold_row(r) -> Hold:
-    return Hold(*r[:6], _dt(r[6]), _dt(r[7]), _dt_or_none(r[8]), _dt_or_none(r[9]), r[10])
+    return Hold(*r[:6], utc_time(r[6]), utc_time(r[7]), utc_time_or_none(r[8]), utc_time_or_none(r[9]), r[10])
 
 
 def _freeze_row(r) -> Freeze:
-    return Freeze(*r[:6], _dt(r[6]), _dt_or_none(r[7]), _dt_or_none(r[8]), _dt(r[9]), *r[10:13], _dt_or_none(r[13]))
+    return Freeze(*r[:6], utc_time(r[6]), utc_time_or_none(r[7]), utc_time_or_none(r[8]), utc_time(r[9]), *r[10:13], utc_time_or_none(r[13]))
 
 
 def _return_row(r) -> FundsReturn:
-    return FundsReturn(*r[:10], _dt(r[10]), _dt(r[11]))
+    return FundsReturn(*r[:10], utc_time(r[10]), utc_time(r[11]))
 
 
 def _money(minor_units: int, currency: str) -> common_pb2.Money:
@@ -514,10 +497,10 @@ def _gone(thing: Hold | Freeze) -> str:
     else:
         what = f"freeze {thing.freeze_id}"
         if thing.returned_at is not None:
-            return f"{what} was returned in full at {_ts(thing.returned_at)}"
+            return f"{what} was returned in full at {utc_text(thing.returned_at)}"
     if thing.released_at is not None:
-        return f"{what} was released at {_ts(thing.released_at)}"
-    return f"{what} lapsed at {_ts(thing.lapsed_at)}"
+        return f"{what} was released at {utc_text(thing.released_at)}"
+    return f"{what} lapsed at {utc_text(thing.lapsed_at)}"
 
 
 class IdempotencyConflict(Exception):
@@ -572,7 +555,7 @@ class Ledger(SqliteStore):
                 added += cur.rowcount
             for t in transfers:
                 row = (t.account, t.to_institution, t.to_account, t.amount_minor, t.currency,
-                       _ts(t.transferred_at + shift), t.channel)  # fmt: skip
+                       utc_text(t.transferred_at + shift), t.channel)  # fmt: skip
                 conn.execute(
                     "INSERT OR IGNORE INTO transfers_out (account, to_institution, to_account,"
                     " amount_minor, currency, transferred_at, channel) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -651,7 +634,7 @@ class Ledger(SqliteStore):
                 )
             available = max(0, balance - held) if status == "open" else 0
             sent = min(wanted, available)
-            at = _ts(transfer.transferred_at)
+            at = utc_text(transfer.transferred_at)
             transfer_id = None
             if sent > 0:
                 conn.execute(
@@ -676,7 +659,7 @@ class Ledger(SqliteStore):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (move_id, transfer.account, wanted, sent, transfer_id, at),
             )
-            return MoveRecord(move_id, transfer.account, wanted, sent, _dt(at), replayed=False)
+            return MoveRecord(move_id, transfer.account, wanted, sent, utc_time(at), replayed=False)
 
         return self._write(work)
 
@@ -686,7 +669,7 @@ class Ledger(SqliteStore):
             "SELECT move_id, account, wanted_minor, sent_minor, done_at FROM moves_done WHERE move_id = ?",
             (move_id,),
         ).fetchone()
-        return MoveRecord(*row[:4], _dt(row[4]), replayed=True) if row else None
+        return MoveRecord(*row[:4], utc_time(row[4]), replayed=True) if row else None
 
     def move_record(self, move_id: str) -> MoveRecord | None:
         """The move's record if it has run on this ledger (replayed=True), else None."""
@@ -720,7 +703,7 @@ class Ledger(SqliteStore):
             conn.execute(
                 "INSERT INTO credits_in (move_id, from_institution, from_account, account, amount_minor, currency,"
                 " credited_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (move_id, from_institution, from_account, account, amount_minor, currency, _ts(at)),
+                (move_id, from_institution, from_account, account, amount_minor, currency, utc_text(at)),
             )
             return True
 
@@ -752,7 +735,7 @@ class Ledger(SqliteStore):
         payload = answer.SerializeToString(deterministic=True)
         conn.execute(
             "INSERT INTO idempotency (key, order_fingerprint, answer_payload, created_at) VALUES (?, ?, ?, ?)",
-            (key, fingerprint, payload, _ts(now)),
+            (key, fingerprint, payload, utc_text(now)),
         )
         return OrderResult(payload, answer, replayed=False)
 
@@ -811,8 +794,8 @@ class Ledger(SqliteStore):
                         decision.held_minor,
                         order.amount.currency,
                         order.idempotency_key,
-                        _ts(now),
-                        _ts(expires),
+                        utc_text(now),
+                        utc_text(expires),
                     ),
                 )
                 hold_id = f"{self.institution_id}-H{cur.lastrowid:06d}"
@@ -857,12 +840,12 @@ class Ledger(SqliteStore):
         )
         new_expires = hold.expires_at + duration
         conn.execute(
-            "UPDATE holds SET expires_at = ? WHERE hold_id = ?", (_ts(new_expires), order.extends_hold_id)
+            "UPDATE holds SET expires_at = ? WHERE hold_id = ?", (utc_text(new_expires), order.extends_hold_id)
         )
         conn.execute(
             "INSERT INTO hold_extensions (idempotency_key, hold_id, old_expires_at, new_expires_at, extended_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (order.idempotency_key, order.extends_hold_id, _ts(hold.expires_at), _ts(new_expires), _ts(now)),
+            (order.idempotency_key, order.extends_hold_id, utc_text(hold.expires_at), utc_text(new_expires), utc_text(now)),
         )
         held = min(hold.amount_minor, order.amount.minor_units)
         full = held == order.amount.minor_units
@@ -870,7 +853,7 @@ class Ledger(SqliteStore):
             bank_pb2.STOP_PAYMENT_OUTCOME_HELD if full else bank_pb2.STOP_PAYMENT_OUTCOME_PARTIALLY_HELD
         )
         answer.held.CopyFrom(common_pb2.Money(minor_units=held, currency=hold.currency))
-        answer.detail = f"hold {order.extends_hold_id} extended to {_ts(new_expires)}"
+        answer.detail = f"hold {order.extends_hold_id} extended to {utc_text(new_expires)}"
         answer.hold_id = order.extends_hold_id
         answer.held_at.FromDatetime(now)
         answer.hold_expires_at.FromDatetime(new_expires)
@@ -882,7 +865,7 @@ class Ledger(SqliteStore):
         itself), once each. A hold in force is one neither lapsed, released nor frozen (a frozen
         hold's money is the freeze's now); a freeze in force is one neither lapsed, released nor
         returned in full."""
-        at = _ts(now)
+        at = utc_text(now)
         holds = conn.execute(
             "SELECT h.hold_id, h.account, h.amount_minor FROM holds h WHERE h.expires_at <= ?"
             " AND NOT EXISTS (SELECT 1 FROM holds_lapsed l WHERE l.hold_id = h.hold_id)"
@@ -973,13 +956,13 @@ class Ledger(SqliteStore):
         amount = order.amount.minor_units
         expires = now + duration
         approval = order.approval
-        approved_at = _ts(to_datetime(approval.approved_at, "approval.approved_at"))
+        approved_at = utc_text(to_datetime(approval.approved_at, "approval.approved_at"))
         cur = conn.execute(
             "INSERT INTO freezes (account, case_id, amount_minor, currency, hold_id, document_ref, approved_by,"
             " officer, approved_at, idempotency_key, frozen_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (number, order.case_id, amount, hold.currency, hold.hold_id, approval.document_ref,
-             approval.approved_by, approval.officer, approved_at, order.idempotency_key, _ts(now), _ts(expires)),
+             approval.approved_by, approval.officer, approved_at, order.idempotency_key, utc_text(now), utc_text(expires)),
         )  # fmt: skip
         freeze_id = f"{self.institution_id}-F{cur.lastrowid:06d}"
         conn.execute("UPDATE freezes SET freeze_id = ? WHERE id = ?", (freeze_id, cur.lastrowid))
@@ -1004,12 +987,12 @@ class Ledger(SqliteStore):
             return
         try:
             new_expires = freeze.expires_at + duration
-            new_text = _ts(new_expires)
+            new_text = utc_text(new_expires)
         except OverflowError:
             raise InvalidField("freeze_duration", "the renewed expiry would be past 9999-12-31") from None
         amount = order.amount.minor_units
         approval = order.approval
-        approved_at = _ts(to_datetime(approval.approved_at, "approval.approved_at"))
+        approved_at = utc_text(to_datetime(approval.approved_at, "approval.approved_at"))
         conn.execute(
             "UPDATE freezes SET amount_minor = ?, expires_at = ? WHERE freeze_id = ?",
             (amount, new_text, freeze.freeze_id),
@@ -1021,9 +1004,9 @@ class Ledger(SqliteStore):
             "INSERT INTO freeze_renewals (idempotency_key, freeze_id, old_amount_minor, new_amount_minor,"
             " old_expires_at, new_expires_at, document_ref, approved_by, officer, approved_at, renewed_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (order.idempotency_key, freeze.freeze_id, freeze.amount_minor, amount, _ts(freeze.expires_at),
+            (order.idempotency_key, freeze.freeze_id, freeze.amount_minor, amount, utc_text(freeze.expires_at),
              new_text, approval.document_ref, approval.approved_by, approval.officer,
-             approved_at, _ts(now)),
+             approved_at, utc_text(now)),
         )  # fmt: skip
         detail = (
             f"freeze {freeze.freeze_id} renewed until {new_text}: {_amount_text(amount, freeze.currency)}"
@@ -1083,7 +1066,7 @@ class Ledger(SqliteStore):
                         order.reason,
                         order.decided_by,
                         order.idempotency_key,
-                        _ts(now),
+                        utc_text(now),
                     ),
                 )
                 conn.execute(
@@ -1190,7 +1173,7 @@ class Ledger(SqliteStore):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (freeze.freeze_id, number, order.case_id, amount, currency, to.institution, to.account_number,
              "credit" if in_house else "transfer", order.decided_by, order.officer, order.document_ref,
-             _ts(due_by), order.idempotency_key, _ts(now)),
+             utc_text(due_by), order.idempotency_key, utc_text(now)),
         )  # fmt: skip
         return_id = f"{self.institution_id}-R{cur.lastrowid:06d}"
         conn.execute("UPDATE freeze_returns SET return_id = ? WHERE id = ?", (return_id, cur.lastrowid))
@@ -1208,7 +1191,7 @@ class Ledger(SqliteStore):
             conn.execute("UPDATE freezes SET amount_minor = ? WHERE freeze_id = ?", (left, freeze.freeze_id))
         else:  # the last of it: the freeze ends (its amount_minor keeps what this return took)
             conn.execute(
-                "INSERT INTO freezes_returned (freeze_id, returned_at) VALUES (?, ?)", (freeze.freeze_id, _ts(now))
+                "INSERT INTO freezes_returned (freeze_id, returned_at) VALUES (?, ?)", (freeze.freeze_id, utc_text(now))
             )
         paid = (
             "paid into the victim's account here"
@@ -1254,10 +1237,10 @@ class Ledger(SqliteStore):
             " t.channel, a.bic, a.account, a.reference, a.amount_minor, a.currency FROM transfers_out t"
             " LEFT JOIN abroad_transfers a ON a.transfer_id = t.id"
             " WHERE t.account = ? AND t.transferred_at >= ? ORDER BY t.transferred_at, t.id",
-            (number, _ts(since) if since else ""),
+            (number, utc_text(since) if since else ""),
         ).fetchall()
         return [
-            Transfer(*r[:5], _dt(r[5]), r[6], Abroad(*r[7:12]) if r[7] is not None else None) for r in rows
+            Transfer(*r[:5], utc_time(r[5]), r[6], Abroad(*r[7:12]) if r[7] is not None else None) for r in rows
         ]
 
     def account(self, number: str) -> Account | None:

@@ -16,13 +16,13 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from google.protobuf.message import Message
 
 from sandbox.signed import IdempotencyConflict
-from sandbox.store import SqliteStore
+from sandbox.store import SqliteStore, utc_text, utc_time_or_none
 from stopline.v1 import telecom_pb2
 
 _SCHEMA = """
@@ -68,18 +68,6 @@ CREATE TABLE IF NOT EXISTS answered (
 
 _ACTIVE = "SELECT block_id, blocked_at FROM blocks b WHERE number = ? AND case_id = ?" \
           " AND NOT EXISTS (SELECT 1 FROM unblocks u WHERE u.block_id = b.block_id)"  # fmt: skip
-
-
-def _ts(at: datetime) -> str:
-    """Fixed-width UTC text (sorts as it reads)."""
-    if at.tzinfo is None:
-        raise ValueError(f"{at!r} has no time zone: carrier times are UTC")
-    at = at.astimezone(UTC)
-    return f"{at.year:04d}-{at:%m-%dT%H:%M:%S.%f}Z"
-
-
-def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def fingerprint(content: list) -> str:
@@ -168,7 +156,7 @@ class NumberStore(SqliteStore):
         conn.execute(
             "INSERT INTO answered (order_type, idempotency_key, order_fingerprint, answer_payload, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (order_type, key, print_, payload, _ts(now)),
+            (order_type, key, print_, payload, utc_text(now)),
         )
         return OrderResult(payload, answer, replayed=False)
 
@@ -219,7 +207,7 @@ class NumberStore(SqliteStore):
             cur = conn.execute(
                 "INSERT INTO blocks (case_id, number, reason, requested_by, idempotency_key, blocked_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (order.case_id, number, order.reason, order.requested_by, order.idempotency_key, _ts(now)),
+                (order.case_id, number, order.reason, order.requested_by, order.idempotency_key, utc_text(now)),
             )
             block_id = f"{self.carrier_id}-B{cur.lastrowid:06d}"
             conn.execute("UPDATE blocks SET block_id = ? WHERE id = ?", (block_id, cur.lastrowid))
@@ -244,7 +232,7 @@ class NumberStore(SqliteStore):
             conn.execute(
                 "INSERT INTO unblocks (block_id, reason, decided_by, officer, idempotency_key, unblocked_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (active[0], order.reason, order.decided_by, order.officer, order.idempotency_key, _ts(now)),
+                (active[0], order.reason, order.decided_by, order.officer, order.idempotency_key, utc_text(now)),
             )
             return telecom_pb2.NumberResult(phone_number=number, outcome=telecom_pb2.NUMBER_OUTCOME_UNBLOCKED,
                                             block_id=active[0], detail="block lifted")  # fmt: skip
@@ -276,7 +264,7 @@ class NumberStore(SqliteStore):
         )
         rows = self._read(lambda conn: conn.execute(sql, (number, case_id)).fetchall())
         return [
-            Block(*r[:6], _dt(r[6]), _dt(r[7]), r[8] or "", r[9] or "", r[10] or "")  # type: ignore[arg-type]
+            Block(*r[:6], utc_time_or_none(r[6]), utc_time_or_none(r[7]), r[8] or "", r[9] or "", r[10] or "")  # type: ignore[arg-type]
             for r in rows
         ]
 

@@ -30,7 +30,7 @@ import structlog
 
 from sandbox.faults import Faults
 from sandbox.signed import IdempotencyConflict, SignedServicer
-from sandbox.store import SqliteStore
+from sandbox.store import SqliteStore, utc_text
 from sandbox.wire import InvalidField, check_phone_numbers, require, to_datetime
 from stopline.v1 import envelope_pb2, regulator_pb2, regulator_pb2_grpc
 from trust.keys import SigningKey
@@ -59,11 +59,6 @@ CREATE TABLE IF NOT EXISTS received (
     UNIQUE (what, idempotency_key)
 );
 """
-
-
-def _ts(at: datetime) -> str:
-    at = at.astimezone(UTC)
-    return f"{at.year:04d}-{at:%m-%dT%H:%M:%S.%f}Z"
 
 
 def _fingerprint(content: list) -> str:
@@ -123,7 +118,7 @@ class RegulatorStore(SqliteStore):
             cur = conn.execute(
                 "INSERT INTO received (what, idempotency_key, fingerprint, case_id, about, envelope,"
                 " receipt_payload, received_at) VALUES (?, ?, ?, ?, ?, ?, x'', ?)",
-                (what, key, fingerprint, case_id, about, envelope.SerializeToString(), _ts(now)),
+                (what, key, fingerprint, case_id, about, envelope.SerializeToString(), utc_text(now)),
             )
             reference = f"{self.regulator_id}-{prefix}-{cur.lastrowid:06d}"
             receipt = regulator_pb2.RegulatorReceipt(idempotency_key=key, reference=reference)
@@ -221,7 +216,7 @@ def _check_breach(report: regulator_pb2.BreachReport) -> tuple[str, str]:
         require(f"evidence[{i}].index", ref.index < report.log_size,
                 f"entry {ref.index} is not in a log of {report.log_size} entries")  # fmt: skip
     content = [report.case_id, report.institution, report.request_type, report.request_idempotency_key,
-               _ts(asked), _ts(due)]  # fmt: skip
+               utc_text(asked), utc_text(due)]  # fmt: skip
     return _fingerprint(content), report.institution
 
 
@@ -238,5 +233,5 @@ def _check_interception(notice: regulator_pb2.InterceptionNotice) -> tuple[str, 
     require("reason", bool(notice.reason.strip()), "required")
     require("acted_at", notice.HasField("acted_at"), "required")
     acted = to_datetime(notice.acted_at, "acted_at")
-    content = [notice.case_id, notice.carrier, numbers, notice.kind, notice.reason, _ts(acted)]
+    content = [notice.case_id, notice.carrier, numbers, notice.kind, notice.reason, utc_text(acted)]
     return _fingerprint(content), notice.carrier

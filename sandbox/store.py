@@ -5,7 +5,26 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
+
+
+def utc_text(at: datetime) -> str:
+    """Fixed-width UTC text, so SQL string comparison orders times correctly. The year is padded
+    by hand: strftime's %Y gives "999", not "0999", and "999-..." would sort after "2026-..."."""
+    if at.tzinfo is None:
+        raise ValueError(f"{at!r} has no time zone: sandbox times are UTC")
+    at = at.astimezone(UTC)
+    return f"{at.year:04d}-{at:%m-%dT%H:%M:%S.%f}Z"
+
+
+def utc_time(text: str) -> datetime:
+    """The time utc_text wrote."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def utc_time_or_none(text: str | None) -> datetime | None:
+    return utc_time(text) if text is not None else None
 
 
 class SqliteStore:

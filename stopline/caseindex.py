@@ -46,9 +46,12 @@ CHASED = "chased"
 ACCOUNT_PREFIX = "account:"
 PHONE_PREFIX = "phone:"
 DEVICE_PREFIX = "device:"
-_PREFIXES = (ACCOUNT_PREFIX, PHONE_PREFIX, DEVICE_PREFIX)
+PAYMENT_PREFIX = "payment:"
+_PREFIXES = (ACCOUNT_PREFIX, PHONE_PREFIX, DEVICE_PREFIX, PAYMENT_PREFIX)
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _PRINTABLE = re.compile(r"^[!-~]+$")  # visible ASCII, no spaces: ids, codes and numbers
+_BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+_REFERENCE = re.compile(r"^[ -~]{1,64}$")  # a payment reference may hold spaces ("UETR 7d3f...")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -78,6 +81,16 @@ def device_key(device_id: str) -> str:
     if not isinstance(device_id, str) or not _PRINTABLE.match(device_id) or len(device_id) > 128:
         raise ValueError(f"device id {device_id!r} is not 1-128 visible characters without spaces")
     return f"{DEVICE_PREFIX}{device_id}"
+
+
+def payment_key(bic: str, payment_reference: str) -> str:
+    """'payment:<BIC>/<reference>' for a payment sent abroad (its UETR, say): two reports of the
+    same payment are one case's, and one recall."""
+    if not _BIC.match(bic):
+        raise ValueError(f"{bic!r} is not a BIC")
+    if not isinstance(payment_reference, str) or not _REFERENCE.match(payment_reference):
+        raise ValueError(f"payment reference {payment_reference!r} is not 1-64 printable characters")
+    return f"{PAYMENT_PREFIX}{bic}/{payment_reference}"
 
 
 # --- the interface -----------------------------------------------------------------------------

@@ -77,6 +77,9 @@ class Settings:
     # unit, and the date of the rate). An estimate is always labelled with both.
     estimate_rates: str = "EUR=7.6120@2026-11-20, USD=7.1030@2026-11-20"
     estimate_currency: str = "CNY"
+    # A recall channel that says nothing (or cannot be reached) for this many days is given up
+    # for; what did not come back then counts lost once every channel has ended.
+    recall_give_up_days: int = 90
     # Logs: "auto" (JSON unless a terminal), "json" or "console".
     log_format: str = "auto"
     log_level: str = "INFO"

@@ -163,6 +163,8 @@ class CaseInput:
     escalation: EscalationPolicy | None = None
     # Rates for the estimates shown beside amounts recovered abroad (see EstimateRate).
     estimate_rates: tuple[EstimateRate, ...] = ()
+    # A recall channel silent (or unreachable) this long is given up for; 0: RECALL_GIVE_UP_AFTER.
+    recall_give_up_days: int = 0
 
     @property
     def currency(self) -> str:
@@ -929,6 +931,9 @@ LIST_RECALL_CHANNELS = "list_recall_channels"
 REQUEST_RECALL = "request_recall"
 RECALL_UPDATE_UPDATE = "recall_update"
 RECOVERY_CHANGED_SIGNAL = "recovery_changed"
+# "<institution> <sequence>" -> the fingerprint of that update as applied ("" if none): answers
+# a channel's repeat after the recovery has closed.
+APPLIED_UPDATE_QUERY = "applied_update"
 # The callback names a request the recovery never sent (NOT_FOUND), or repeats an update the
 # recovery applied already (ALREADY_EXISTS: the channel's outbox may stop sending it).
 ERR_UNKNOWN_REQUEST = "UnknownRequest"
@@ -1018,6 +1023,11 @@ class RecoveryInput:
     reason: str
     province_unit: str = ""  # escalated to when channels stay silent ("": no escalation)
     estimate_rate: EstimateRate | None = None
+    give_up_days: int = 0  # 0: RECALL_GIVE_UP_AFTER
+
+    @property
+    def give_up_after(self) -> timedelta:
+        return timedelta(days=self.give_up_days) if self.give_up_days > 0 else RECALL_GIVE_UP_AFTER
 
 
 @dataclass(frozen=True)

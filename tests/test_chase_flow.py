@@ -75,3 +75,21 @@ def test_every_fen_ends_in_exactly_one_place(seed):
     onward = sum(f.amount.minor_units for f in flows if f.kind is FlowKind.ONWARD)
     assert held + lost.minor_units + abroad.minor_units + at_large.minor_units == disputed
     assert at_large.minor_units == onward + sum(f.amount.minor_units for f in flows if f.kind.at_large)
+
+
+def test_only_the_disputed_share_of_a_payment_abroad_is_followed_in_its_own_currency():
+    """800,000.00 CNY left as 104,000.00 EUR, of which 400,000.00 CNY was the victims' money: the
+    recall counts 52,000.00 EUR, never the mule's own half."""
+    from stopline.domain import ForeignDestination
+
+    where = ForeignDestination("FICTFRPPXXX", "FR76300060000112345678", "uetr-1", Amount(10_400_000, "EUR"))
+    payment = OnwardTransfer(cny(80_000_000), T0 + timedelta(minutes=1), Channel.ABROAD, abroad=where)
+    (half,) = follow(MULE, cny(40_000_000), cny(0), T0, [payment], depth=1, max_depth=8)
+    assert (half.kind, half.amount, half.abroad.amount) == (FlowKind.ABROAD, cny(40_000_000), Amount(5_200_000, "EUR"))
+    assert (half.abroad.bic, half.abroad.payment_reference) == ("FICTFRPPXXX", "uetr-1")
+    (whole,) = follow(MULE, cny(90_000_000), cny(10_000_000), T0, [payment], depth=1, max_depth=8)
+    assert whole.abroad == where  # all of it disputed: the payment as sent
+    # A third of 1.00 EUR is rounded down to the cent: the recall never claims more than the share.
+    odd = OnwardTransfer(cny(300), T0, Channel.ABROAD, abroad=ForeignDestination("FICTFRPPXXX", "a", "r", Amount(100, "EUR")))
+    (third,) = follow(MULE, cny(100), cny(0), T0, [odd], depth=1, max_depth=8)
+    assert third.abroad.amount == Amount(33, "EUR")

@@ -279,8 +279,14 @@ async def test_callbacks_that_do_not_fit_are_refused_audited_and_change_nothing(
         central_key = w.institutions[CENTRAL].recall_orders()[0].idempotency_key
         await send(update(2, crossborder_pb2.RECALL_STATUS_REFUSED, reason="beneficiary bank refuses (camt.029)"))
         await send(update(1, crossborder_pb2.RECALL_STATUS_REFUSED, key=police_key, reason="no legal basis abroad"), POLICE_CHANNEL)
-        await send(update(1, crossborder_pb2.RECALL_STATUS_NO_ANSWER, key=central_key, reason="no answer"), CENTRAL)
-        case = await w.wait_for_case(case_id, lambda c: recovery(c).state == crossborder_pb2.RECOVERY_STATE_ENDED)
+        gave_up = update(1, crossborder_pb2.RECALL_STATUS_NO_ANSWER, key=central_key, reason="no answer")
+        await send(gave_up, CENTRAL)
+        case = await w.wait_for_case(case_id, lambda c: c.status == hub_pb2.CASE_STATUS_CLOSED)
+        # The recovery has closed. The central bank's outbox lost our receipt and sends the same
+        # update again: it is told the update was applied (ALREADY_EXISTS), not that it is late.
+        with pytest.raises(grpc.aio.AioRpcError) as repeat:
+            await send(gave_up, CENTRAL)
+        assert repeat.value.code() == grpc.StatusCode.ALREADY_EXISTS, repeat.value.details()
         assert (recovery(case).held_abroad, recovery(case).lost) == (eur(119_600_000), eur(SENT - 119_600_000))
         with pytest.raises(grpc.aio.AioRpcError) as late:
             await send(update(3, crossborder_pb2.RECALL_STATUS_RETURNED, return_reference="R-LATE"))
@@ -371,3 +377,71 @@ async def test_payments_the_chase_finds_abroad_are_recovered_in_their_own_curren
         assert [(m.currency, m.minor_units) for m in case.abroad_held] == [("USD", 800_000)]
         assert [(m.currency, m.minor_units) for m in case.abroad_lost] == [("EUR", 3_200_000)]
         assert conserved(case)
+
+
+async def test_the_same_payment_reported_by_a_second_unit_is_one_case_and_one_recall(fresh_time_skipping_env, tmp_path):
+    """The company's bank reports it in Jining; the provincial centre reports the same payment
+    (its UETR) under its own case id, writing the time a minute off: the second report joins the
+    first case, the victim's loss counts once, and the payment is recalled once."""
+    env = fresh_time_skipping_env
+    async with hub_world(env.client, tmp_path, scenario_name="jining") as w:
+        await w.hub.report_case(w.report("JN-XB-FIRST"))
+        await w.wait_for_case("JN-XB-FIRST", all_acknowledged)
+        second = w.report("JN-XB-SECOND")
+        moved = time_of(second.transfers[0].transferred_at) + timedelta(minutes=1)
+        second.transfers[0].transferred_at.FromDatetime(moved)
+        receipt = await w.hub.report_case(second)
+        assert receipt.workflow_id == "case-JN-XB-FIRST" and receipt.created
+        case = await w.wait_for_case("JN-XB-FIRST", lambda c: len(c.linked_cases) == 1)
+        assert "payment FICTDEFFXXX/" + UETR in case.linked_cases[0].shared
+        assert len(case.recoveries) == 1 and case.total_reported == eur(SENT)  # the loss counted once
+        assert all(len(w.institutions[i].recall_orders()) == 1 for i in CHANNELS)  # one recall, each channel asked once
+
+
+async def test_a_refused_reminder_does_not_end_a_channel_that_holds_money(fresh_time_skipping_env, tmp_path):
+    env = fresh_time_skipping_env
+    case_id = "JN-XB-REMIND"
+    async with hub_world(env.client, tmp_path, scenario_name="jining") as w:
+        desk = w.institutions[DESK]
+        await w.hub.report_case(w.report(case_id))
+        await w.wait_for_case(case_id, all_acknowledged)
+        first_two = desk.recall_updates()[:2]  # located at Lisbon, then 1,196,000.00 held at Frankfurt
+        await desk.deliver_recall_updates(due_by=first_two[1].due_at)
+        await w.wait_for_case(case_id, lambda c: channel(recovery(c), DESK).state == crossborder_pb2.CHANNEL_STATE_HELD)
+        # The desk's gateway starts refusing our messages; a day of silence brings a reminder,
+        # which it refuses. Its part goes on: the money it holds still counts.
+        desk.faults.refuse_all_with = grpc.StatusCode.INVALID_ARGUMENT
+        await env.sleep(timedelta(hours=24, minutes=5))
+        case = await w.wait_for_case(case_id, lambda c: "refused" in channel(recovery(c), DESK).detail)
+        assert channel(recovery(case), DESK).state == crossborder_pb2.CHANNEL_STATE_HELD
+        assert recovery(case).held_abroad == eur(119_600_000)
+        desk.faults.refuse_all_with = None
+        await desk.deliver_recall_updates(due_by=desk.recall_updates()[2].due_at)  # the return
+        case = await w.wait_for_case(case_id, lambda c: recovery(c).returned == eur(119_600_000))
+        assert adds_up(recovery(case))
+
+
+async def test_a_channel_never_reached_is_given_up_and_the_history_stays_small(fresh_time_skipping_env, tmp_path):
+    """Given up after `recall_give_up_days` (90 by default; 5 here, so the test skips days, not
+    months), whether silent or unreachable."""
+    env = fresh_time_skipping_env
+    case_id = "JN-XB-NEVER"
+    async with hub_world(env.client, tmp_path, scenario_name="jining", recall_give_up_days=5) as w:
+        await w.institutions[POLICE_CHANNEL].stop()
+        await w.hub.report_case(w.report(case_id))
+        await w.wait_for_case(case_id, lambda c: len(c.recoveries) == 1 and len(recovery(c).channels) == 3
+                              and channel(recovery(c), DESK).state == ACK)  # fmt: skip
+        for _ in range(6):  # a day at a time: one skip over many tries would outlast the skip's own RPC
+            await env.sleep(timedelta(days=1))
+        case = await w.wait_for_case(case_id, lambda c: c.status == hub_pb2.CASE_STATUS_CLOSED)
+        rec = recovery(case)
+        police = channel(rec, POLICE_CHANNEL)
+        assert police.state == crossborder_pb2.CHANNEL_STATE_SILENT and "unreachable" in police.detail
+        assert all(channel(rec, i).state == crossborder_pb2.CHANNEL_STATE_SILENT for i in (DESK, CENTRAL))
+        assert rec.state == crossborder_pb2.RECOVERY_STATE_ENDED and rec.lost == eur(SENT) and adds_up(rec)
+        # Hourly tries on the first day of the outage, then every six hours (about 40 in 5 days):
+        # weeks of outage stay far from Temporal's 51,200-event limit, and the case was told of
+        # them at tries 1, 2, 4, 8, ... only.
+        assert 25 <= police.attempts <= 50, police.attempts
+        events = len((await env.client.get_workflow_handle(rec.recovery_id).fetch_history()).events)
+        assert events < 25 * police.attempts, events

@@ -35,14 +35,21 @@ def test_returns_beyond_what_was_sent_are_a_bug_not_a_number():
         recovery_totals(SENT, {"R1": 189_600_000, "R2": 1}, {}, ended=True)
 
 
-def test_a_return_takes_from_the_bank_that_returned_it_then_from_the_others_in_order():
+def test_a_return_lowers_only_the_hold_of_the_bank_that_returned_it():
     held = {"FICTDEFFXXX": 119_600_000, "FICTPTPLXXX": 65_000_000}
     release_hold(held, 65_000_000, "FICTPTPLXXX")
     assert held == {"FICTDEFFXXX": 119_600_000, "FICTPTPLXXX": 0}
-    release_hold(held, 20_000_000, None)  # origin not said: the first reported hold
-    assert held == {"FICTDEFFXXX": 99_600_000, "FICTPTPLXXX": 0}
-    release_hold(held, 500_000_000, "FICTXXXXXXX")  # more than all holds: they go to zero, no further
+    release_hold(held, 20_000_000, "FICTXXXXXXX")  # a bank with no hold on record: no one else's hold moves
+    assert held == {"FICTDEFFXXX": 119_600_000, "FICTPTPLXXX": 0}
+    release_hold(held, 500_000_000, "FICTDEFFXXX")  # more than it held: to zero, no further
     assert held == {"FICTDEFFXXX": 0, "FICTPTPLXXX": 0}
+    # Sent 100.00: Lisbon holds 50.00, Frankfurt (no hold on record) returns 50.00. Lisbon still
+    # holds its 50.00; nothing is lost.
+    held = {"FICTPTPLXXX": 5_000}
+    release_hold(held, 5_000, "FICTDEFFXXX")
+    sent = Amount(10_000, "EUR")
+    assert recovery_totals(sent, {"R": 5_000}, held, ended=True) == (
+        Amount(5_000, "EUR"), Amount(5_000, "EUR"), Amount(0, "EUR"), Amount(0, "EUR"))
 
 
 def test_partial_returns_in_two_currencies_always_add_up_exactly():
@@ -56,7 +63,7 @@ def test_partial_returns_in_two_currencies_always_add_up_exactly():
             piece = rng.randint(1, left)
             returns[f"R{i}"] = piece
             left -= piece
-            release_hold(held, piece, rng.choice([None, "A", "B"]))
+            release_hold(held, piece, rng.choice(["A", "B", "C"]))
             if rng.random() < 0.5:
                 held[rng.choice(["A", "B"])] = rng.randint(0, sent.minor_units)
         for ended in (False, True):

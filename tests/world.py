@@ -143,7 +143,7 @@ async def _end_cases(client: Client, case_ids: set[str]) -> None:
 async def hub_world(
     client: Client, tmp_path: Path, *, bank_timeout_seconds: float | None = None,
     escalation: EscalationPolicy | None = None, deadlines: AnswerDeadlines | None = None, scenario_name: str = "boxing",
-    estimate_rates: tuple[EstimateRate, ...] = (),
+    estimate_rates: tuple[EstimateRate, ...] = (), recall_give_up_days: int = 0,
 ) -> AsyncIterator[World]:  # fmt: skip
     """The scenario's institutions and a hub around them; `w.hub` speaks as the unit that
     reports the scenario's case."""
@@ -186,7 +186,8 @@ async def hub_world(
     try:
         async with worker:
             hub_servicer = HubServicer(client, lambda: holder[0], keys["hub"], task_queue, audit, case_index=case_index,
-                                       escalation=escalation, deadlines=deadlines, estimate_rates=estimate_rates)  # fmt: skip
+                                       escalation=escalation, deadlines=deadlines, estimate_rates=estimate_rates,
+                                       recall_give_up_days=recall_give_up_days)  # fmt: skip
             server, port = await start_gateway("127.0.0.1:0", hub_servicer, tls["hub"])
             # Where institutions call the hub back (e.g. a freeze result they acknowledged).
             endpoints = {i: inst.endpoint for i, inst in institutions.items()} | {"hub": f"127.0.0.1:{port}"}

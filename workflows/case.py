@@ -154,7 +154,10 @@ def _by_currency(amounts) -> list[Amount]:
 
 
 def _transfer_key(t) -> tuple:
-    """One victim transfer, whichever case reported it."""
+    """One victim transfer, whichever case reported it. A payment sent abroad is known by its
+    reference (two units may write its time differently)."""
+    if t.to_account is None and t.abroad is not None:
+        return (t.from_account, t.abroad.bic, t.abroad.payment_reference)
     return (t.from_account, t.to_account, t.amount, t.transferred_at)
 
 
@@ -192,6 +195,7 @@ class CaseWorkflow:
         # any of them still works on getting money back.
         self._recoveries: list[asyncio.Task] = []
         self._recovery_views: dict[str, RecoveryView] = {}
+        self._recalled: set[tuple[str, str]] = set()  # (BIC, payment reference) of each payment recalled
 
     @workflow.run
     async def run(self, case: CaseInput) -> CaseView:
@@ -647,6 +651,10 @@ class CaseWorkflow:
             return
         destination = flow.abroad
         amount = destination.amount or flow.amount  # the payment as sent abroad, in its own currency
+        payment = (destination.bic, destination.payment_reference)
+        if payment in self._recalled or amount.minor_units <= 0:
+            return  # one recall per payment, however many reports or pieces lead to it
+        self._recalled.add(payment)
         policy = self._case.escalation
         recovery_id = recovery_workflow_id(workflow.info().workflow_id, len(self._recovery_views) + 1)
         recovery = RecoveryInput(
@@ -657,6 +665,7 @@ class CaseWorkflow:
             province_unit=policy.province_unit if policy is not None else "",
             estimate_rate=next((r for r in self._case.estimate_rates if r.currency == amount.currency
                                 and r.to != amount.currency), None),
+            give_up_days=self._case.recall_give_up_days,
         )  # fmt: skip
         zero = Amount.zero(amount.currency)
         self._recovery_views[recovery_id] = RecoveryView(

@@ -31,6 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from stopline.domain import (
+        APPLIED_UPDATE_QUERY,
         CROSS_BORDER_WORKFLOW,
         ERR_ALREADY_APPLIED,
         ERR_ANSWER_REJECTED,
@@ -41,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         ERR_UNKNOWN_REQUEST,
         LIST_RECALL_CHANNELS,
         RECALL_ESCALATE_AFTER,
-        RECALL_GIVE_UP_AFTER,
         RECALL_REMINDER_AFTER,
         RECALL_REMINDER_AFTER_WINDOW,
         RECALL_UPDATE_UPDATE,
@@ -75,6 +75,11 @@ RECALL_CALL_TIMEOUT = timedelta(seconds=10)
 RECALL_RETRY = RetryPolicy(maximum_attempts=1, non_retryable_error_types=[ERR_ANSWER_REJECTED, ERR_REQUEST_REJECTED])
 UNREACHABLE_WAIT = timedelta(seconds=30)
 UNREACHABLE_MAX_WAIT = timedelta(hours=1)
+UNREACHABLE_LONG_WAIT = timedelta(hours=6)  # after a day down
+# Bounds on what one channel can make the recovery (and the case's history) carry.
+MAX_UPDATES_PER_CHANNEL = 200
+MAX_TRAIL = 20  # banks the money can be located at, one after another
+EVENTS_SHOWN = 100  # the view carries the latest events (the audit log has every one)
 # Reading the registry (which channels exist) heals when an operator fixes it: asked again on the
 # same timer as an unreachable channel.
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=1)
@@ -148,8 +153,10 @@ class CrossBorderRecoveryWorkflow:
 
     async def _channels_listed(self) -> list[RecallChannelRef]:
         """The recall channels the registry lists. None listed: said in the view, and asked again
-        hourly until an operator adds one (the money is not given up for a registry's gap)."""
+        (hourly, then every few hours) until an operator adds one: the money is not given up for
+        a gap in the registry."""
         wait = UNREACHABLE_WAIT
+        first_failure: datetime | None = None
         while True:
             try:
                 return await workflow.execute_activity(
@@ -158,12 +165,14 @@ class CrossBorderRecoveryWorkflow:
                 )  # fmt: skip
             except ActivityError as err:
                 message = err.cause.message if err.cause is not None else str(err)
+                now = workflow.now()
+                first_failure = first_failure or now
                 if not self._events or self._events[-1].what != message:
                     self._event(message)
-                self._lookup_next_at = workflow.now() + wait
-                self._changed = True
+                self._lookup_next_at = now + wait
+                cap = UNREACHABLE_MAX_WAIT if now - first_failure < timedelta(days=1) else UNREACHABLE_LONG_WAIT
             await workflow.sleep(wait)
-            wait = min(wait * 2, UNREACHABLE_MAX_WAIT)
+            wait = min(wait * 2, cap)
 
     # --- what operators see --------------------------------------------------------------------
 
@@ -189,8 +198,15 @@ class CrossBorderRecoveryWorkflow:
             returned=returned, held_abroad=held, outstanding=outstanding, lost=lost,
             estimate=estimate(self._in.amount, self._in.estimate_rate),
             next_deadline=next_at, next_deadline_what=next_what, escalated_to=self._escalated_to,
-            events=list(self._events),
+            events=list(self._events[-EVENTS_SHOWN:]),
         )  # fmt: skip
+
+    @workflow.query(name=APPLIED_UPDATE_QUERY)
+    def applied_update(self, which: str) -> str:
+        """The fingerprint of update "<institution> <sequence>" as applied, "" if none was."""
+        institution, _, sequence = which.rpartition(" ")
+        ch = self._channels.get(institution)
+        return ch.fingerprints.get(int(sequence), "") if ch is not None and sequence.isdigit() else ""
 
     def _totals(self) -> tuple[Amount, Amount, Amount, Amount]:
         return recovery_totals(self._in.amount, self._returns, self._held, ended=self._state is not RecoveryState.ACTIVE)
@@ -237,7 +253,7 @@ class CrossBorderRecoveryWorkflow:
             assert ch.quiet_since is not None and ch.last_asked_at is not None
             every = RECALL_REMINDER_AFTER if now < self._window_ends_at else RECALL_REMINDER_AFTER_WINDOW
             remind_at = max(ch.quiet_since, ch.last_asked_at) + every
-            give_up_at = ch.quiet_since + RECALL_GIVE_UP_AFTER
+            give_up_at = ch.quiet_since + self._in.give_up_after
             ch.next_at, ch.next_what = (
                 (remind_at, f"{ch.view.institution} is reminded if still silent") if remind_at < give_up_at
                 else (give_up_at, f"{ch.view.institution} is given up for if still silent")
@@ -254,7 +270,7 @@ class CrossBorderRecoveryWorkflow:
             if workflow.now() >= give_up_at:
                 ch.view.state = ChannelState.SILENT
                 ch.view.detail = f"nothing heard since {ch.quiet_since.isoformat()}: given up"
-                self._event(f"{ch.view.institution} silent for {RECALL_GIVE_UP_AFTER.days} days: given up for")
+                self._event(f"{ch.view.institution} silent for {self._in.give_up_after.days} days: given up for")
                 break
             ch.view.reminders += 1
             self._event(f"{ch.view.institution} reminded (reminder {ch.view.reminders}): nothing heard since "
@@ -265,14 +281,17 @@ class CrossBorderRecoveryWorkflow:
 
     async def _ask(self, ch: _Channel, reminder: int = 0) -> bool:
         """Send one request (a first request, a reminder, or the money's new place) until the
-        channel acknowledges it; False when the channel refused it or the recovery ended first."""
+        channel acknowledges it. False when the channel's part ended: it refused the first
+        request, or stayed unreachable as long as a silent channel is waited for, or the recovery ended first. A
+        refused reminder or follow-up is noted; the channel's part goes on (what it reports about
+        the money it holds must still count)."""
         view = ch.view
         n = len(ch.keys) + 1
         info = workflow.info()
         key = f"{info.workflow_id}/recall/{view.channel.value}/{n}"
         ch.keys.append(key)  # before the call: an update about it may come as fast as its answer
         ch.told = len(self._trail)
-        destination = self._trail[-1] if self._trail else self._in.destination
+        destination = self._place()
         request = RecallInput(
             idempotency_key=key, recovery_id=info.workflow_id, case_id=self._in.case_id,
             requested_by=self._in.requested_by, channel=view.channel, institution=view.institution,
@@ -280,6 +299,7 @@ class CrossBorderRecoveryWorkflow:
             sent_at=self._in.sent_at, reason=self._in.reason, reminder=reminder,
         )  # fmt: skip
         wait = UNREACHABLE_WAIT
+        down_since: datetime | None = None
         while True:
             try:
                 ack = await workflow.execute_activity(
@@ -290,20 +310,35 @@ class CrossBorderRecoveryWorkflow:
             except ActivityError as err:
                 cause = err.cause
                 message = cause.message if cause is not None else str(err)
+                now = workflow.now()
                 if isinstance(cause, ApplicationError) and cause.type in (ERR_REQUEST_REJECTED, ERR_ANSWER_REJECTED):
-                    view.state, view.detail = ChannelState.REFUSED, f"request refused: {message}"
                     self._event(f"{view.institution}: request {n} refused ({message})")
-                    return False
+                    ch.last_asked_at = now  # a refused reminder is not sent again at once
+                    if n == 1:
+                        view.state, view.detail = ChannelState.REFUSED, f"request refused: {message}"
+                        return False
+                    view.detail = f"request {n} refused: {message}"
+                    return True
                 view.attempts += 1
-                retry_at = workflow.now() + wait
-                view.detail = f"unreachable ({message}); trying again at {retry_at.isoformat()}"
+                down_since = down_since or now
+                if view.attempts & (view.attempts - 1) == 0:
+                    self._changed = True  # the case is told at tries 1, 2, 4, 8...: not every hour for weeks
+                if now - down_since >= self._in.give_up_after:
+                    view.state = ChannelState.SILENT
+                    view.detail = f"unreachable since {down_since.isoformat()}: given up ({message})"
+                    self._event(f"{view.institution} unreachable for {self._in.give_up_after.days} days: given up for")
+                    return False
+                # Hourly at most on the first day of an outage, then every few hours: a channel
+                # down for weeks must not fill the recovery's history.
+                cap = UNREACHABLE_MAX_WAIT if now - down_since < timedelta(days=1) else UNREACHABLE_LONG_WAIT
+                retry_at = now + wait
+                view.detail = f"unreachable since {down_since.isoformat()} ({message}); trying again at {retry_at.isoformat()}"
                 ch.next_at, ch.next_what = retry_at, f"request {n} to {view.institution} is sent again"
-                self._changed = True
             try:
-                await workflow.wait_condition(self._over, timeout=wait)
+                await workflow.wait_condition(lambda: self._over() or view.state.ended, timeout=wait)
                 return False
             except TimeoutError:
-                wait = min(wait * 2, UNREACHABLE_MAX_WAIT)
+                wait = min(wait * 2, cap)
         now = workflow.now()
         view.attempts += ack.attempts
         view.reference = view.reference or ack.reference
@@ -360,9 +395,10 @@ class CrossBorderRecoveryWorkflow:
         if update.status is RecallStatus.LOCATED:
             assert location is not None
             view.state = ChannelState.LOCATED
-            if location != self._place():
+            here = self._place()
+            if (location.bic, location.account) != (here.bic, here.account):
                 self._trail.append(location)
-                ch.told = len(self._trail)  # it knows: the others are sent the new place
+            ch.told = len(self._trail)  # it knows: the others are sent the new place
             self._event(f"{who}: located at {location.bic} ({location.account}): the payment moved on")
         elif update.status is RecallStatus.HELD:
             assert location is not None and update.amount is not None
@@ -376,7 +412,8 @@ class CrossBorderRecoveryWorkflow:
                 self._event(f"{who}: return {update.return_reference} ({amount}) reported again: counted once")
             else:
                 self._returns[update.return_reference] = update.amount.minor_units
-                release_hold(self._held, update.amount.minor_units, location.bic if location is not None else None)
+                if location is not None:
+                    release_hold(self._held, update.amount.minor_units, location.bic)
                 self._event(f"{who}: {amount} returned ({update.return_reference})")
         elif update.status is RecallStatus.REFUSED:
             view.state, view.detail = ChannelState.REFUSED, update.reason
@@ -409,12 +446,16 @@ class CrossBorderRecoveryWorkflow:
                                        type=ERR_ALREADY_APPLIED)  # fmt: skip
             raise ApplicationError(f"update {seq} from {update.institution} was applied already, with other content",
                                    type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
-        if self._state is not RecoveryState.ACTIVE:
-            raise ApplicationError(f"the recovery has {self._state.value}: update {seq} comes too late",
+        if self._state is not RecoveryState.ACTIVE or self._over():
+            state = self._state.value if self._state is not RecoveryState.ACTIVE else "ended"
+            raise ApplicationError(f"the recovery has {state}: update {seq} comes too late",
                                    type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
         if ch.view.state.ended:
             raise ApplicationError(f"{update.institution}'s part has ended ({ch.view.state.value}): update {seq} "
                                    "comes too late", type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
+        if seq > MAX_UPDATES_PER_CHANNEL:
+            raise ApplicationError(f"update {seq}: at most {MAX_UPDATES_PER_CHANNEL} updates per channel and recovery",
+                                   type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
         if seq > applied + 1:
             raise ApplicationError(f"update {seq} from {update.institution} came before update {applied + 1}: "
                                    f"send update {applied + 1} first", type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
@@ -429,6 +470,9 @@ class CrossBorderRecoveryWorkflow:
 
         if status in (RecallStatus.LOCATED, RecallStatus.HELD) and update.location is None:
             raise invalid(f"location: required for {status.value}")
+        if status is RecallStatus.LOCATED and len(self._trail) >= MAX_TRAIL:
+            raise ApplicationError(f"location: the payment was located at {MAX_TRAIL} banks already; the recovery "
+                                   "follows it no further", type=ERR_DECISION_NOT_APPLICABLE)  # fmt: skip
         if status in (RecallStatus.HELD, RecallStatus.RETURNED):
             amount = update.amount
             if amount is None or amount.minor_units <= 0:

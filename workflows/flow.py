@@ -12,9 +12,10 @@ followed: a mule's own money that leaves after the stop is not chased.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
-from stopline.domain import Account, Amount, Channel, FlowKind, MoneyFlow, OnwardTransfer
+from stopline.domain import Account, Amount, Channel, FlowKind, ForeignDestination, MoneyFlow, OnwardTransfer
 
 
 def follow(
@@ -49,7 +50,7 @@ def follow(
                 kind=_kind(transfer, depth, max_depth),
                 to_account=transfer.to_account,
                 moved_at=transfer.transferred_at,
-                abroad=transfer.abroad,
+                abroad=_share_abroad(transfer, piece),
             )
         )
         remaining -= piece
@@ -63,6 +64,18 @@ def follow(
             )
         )
     return flows
+
+
+def _share_abroad(transfer: OnwardTransfer, piece: int) -> ForeignDestination | None:
+    """The destination of the disputed piece of a payment abroad. When only part of the payment
+    is disputed (the rest was the mule's own money), its amount as sent abroad is that part's
+    share, rounded down to the foreign currency's minor unit: only the disputed amount is ever
+    followed, abroad too."""
+    abroad = transfer.abroad
+    if abroad is None or abroad.amount is None or piece >= transfer.amount.minor_units:
+        return abroad
+    share = abroad.amount.minor_units * piece // transfer.amount.minor_units
+    return replace(abroad, amount=Amount(share, abroad.amount.currency))
 
 
 def _kind(transfer: OnwardTransfer, depth: int, max_depth: int) -> FlowKind:

@@ -39,18 +39,12 @@ def recovery_totals(
             Amount(lost, currency))  # fmt: skip
 
 
-def release_hold(held: dict[str, int], amount: int, bic: str | None) -> None:
-    """A return of `amount` came from the bank `bic` (None: not said): what it holds goes down by
-    that much; a return larger than that bank's hold (or of unknown origin) takes from the other
-    holds in the order they were reported."""
-    left = amount
-    order = ([bic] if bic in held else []) + [b for b in held if b != bic]
-    for b in order:
-        taken = min(held[b], left)
-        held[b] -= taken
-        left -= taken
-        if left == 0:
-            break
+def release_hold(held: dict[str, int], amount: int, bic: str) -> None:
+    """A return of `amount` came from the bank `bic`: what it holds goes down by that much (never
+    below zero). Other banks' holds are theirs: a return from a bank with no hold on record
+    touches none of them (recovery_totals caps the sum at what has not come back)."""
+    if bic in held:
+        held[bic] = max(0, held[bic] - amount)
 
 
 def _exponent(currency: str) -> int:
