@@ -241,7 +241,8 @@ class CrossBorderRecoveryWorkflow:
 
     async def _work(self, ch: _Channel) -> None:
         """One channel: ask, then remind while it is silent, send it where the money moved on,
-        and give it up after 90 days of silence; until the recovery is over or its part ended."""
+        and give it up after `give_up_after` of silence; until the recovery is over or its part
+        ended."""
         if not await self._ask(ch):
             return
         while not self._over() and not ch.view.state.ended:
@@ -282,9 +283,9 @@ class CrossBorderRecoveryWorkflow:
     async def _ask(self, ch: _Channel, reminder: int = 0) -> bool:
         """Send one request (a first request, a reminder, or the money's new place) until the
         channel acknowledges it. False when the channel's part ended: it refused the first
-        request, or stayed unreachable as long as a silent channel is waited for, or the recovery ended first. A
-        refused reminder or follow-up is noted; the channel's part goes on (what it reports about
-        the money it holds must still count)."""
+        request, or stayed unreachable for `give_up_after`, or the recovery ended first. A refused
+        reminder or follow-up is noted; the channel's part goes on (what it reports about the
+        money it holds must still count)."""
         view = ch.view
         n = len(ch.keys) + 1
         info = workflow.info()
