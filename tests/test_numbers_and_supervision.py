@@ -72,17 +72,23 @@ async def test_a_silent_institution_is_reported_to_its_regulator_once_not_once_p
         huaxia = w.institutions["huaxia-pay"]
         huaxia.faults.refuse_all_with = grpc.StatusCode.UNAVAILABLE  # up, but answers nothing
         await w.hub.report_case(w.report("BX-SILENT"))
-        case = await w.wait_for_case("BX-SILENT", lambda c: len(c.breaches) >= 1, within=30)
-        breach = case.breaches[0]
-        assert breach.institution == "huaxia-pay" and breach.request_type == regulator_pb2.REQUEST_TYPE_STOP_PAYMENT
-        assert breach.regulator == "zibo-bank-regulator" and breach.reference
-        # The hub keeps asking (Temporal retries) for a few more seconds: each request it left
-        # unanswered is reported once (huaxia-pay keeps two of the accounts the chase reaches).
-        await w.wait_for_case("BX-SILENT", lambda c: huaxia.requests_received >= 8, within=30)
+        # huaxia-pay keeps two of the accounts the chase reaches (mule 3, and where mule 2's
+        # money went on, found by qilu-bank's answer): both stop-payments go unanswered past their
+        # deadline. Wait for both breaches rather than the first: on a loaded machine the second
+        # stop starts, and its deadline passes, seconds after the first, so a snapshot taken
+        # between them saw one report and then a second arrive after it.
+        case = await w.wait_for_case("BX-SILENT", lambda c: len(c.breaches) == 2, within=60)
+        for breach in case.breaches:
+            assert breach.institution == "huaxia-pay" and breach.request_type == regulator_pb2.REQUEST_TYPE_STOP_PAYMENT
+            assert breach.regulator == "zibo-bank-regulator" and breach.reference
+        # The hub keeps asking (Temporal retries) after the breaches: each request it left
+        # unanswered is reported once, not once per retry.
+        received = huaxia.requests_received
+        await w.wait_for_case("BX-SILENT", lambda c: huaxia.requests_received >= received + 4, within=30)
         regulator = w.institutions["zibo-bank-regulator"].reports
         reports = regulator.breach_reports()
         requests = [r.message.request_idempotency_key for r in reports]
-        assert 1 <= len(requests) == len(set(requests)) <= 2
+        assert len(requests) == len(set(requests)) == 2
         leaves = {i: leaf for i, leaf, _ in w.audit.store.leaves()}
         for report in reports:
             sent = report.message
@@ -96,7 +102,7 @@ async def test_a_silent_institution_is_reported_to_its_regulator_once_not_once_p
                 assert sent.request_idempotency_key.encode() in entry.payload
         # It answers at last: the stops go through, and nothing more is reported.
         huaxia.faults.refuse_all_with = None
-        case = await w.answered("BX-SILENT", within=30)
+        case = await w.answered("BX-SILENT", within=60)
         assert all(s.state == hub_pb2.STOP_STATE_HELD for s in case.stops if s.account.institution == "huaxia-pay")
         assert [r.message.request_idempotency_key for r in regulator.breach_reports()] == requests
         assert len(case.breaches) == len(requests)
