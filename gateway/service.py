@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -37,11 +38,13 @@ from audit.entry import AuditEntry, Direction
 from audit.log import AuditLog
 from audit.record import envelope_entry, refusal_entry
 from gateway.convert import CASE_STATUS_OF_PB, CASE_STATUS_PB, HOLD_STATE_PB, case_view_pb, recall_update_of
+from gateway.ratelimit import CallerRateLimit
 from gateway.validation import (
     CASE_ID_PATTERN,
     DEVICE_ID_PATTERN,
     MAX_REPORT_BYTES,
     InvalidReport,
+    validate_account_shape,
     validate_phone,
     validate_report,
 )
@@ -163,7 +166,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         escalation: EscalationPolicy | None = None,
         estimate_rates: tuple[EstimateRate, ...] = (),
         recall_give_up_days: int = 0,
+        report_limit: CallerRateLimit | None = None,
     ):
+        # None: no limit (tests, benchmarks); `stopline up` and `stopline gateway` set one.
+        self._report_limit = report_limit
         self._chase_max_depth = chase_max_depth
         self._estimate_rates = tuple(estimate_rates)
         self._recall_give_up_days = recall_give_up_days
@@ -243,6 +249,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
 
     @temporal_unavailable_is_unavailable
     async def ReportCase(self, request, context: grpc.aio.ServicerContext):
+        await self._within_report_limit(request, context)
         report = await self._open(request, context, hub_pb2.CaseReport, Role.REPORT, "report cases", MAX_REPORT_BYTES)
         envelope = request.envelope
         try:
@@ -261,6 +268,25 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         if lead != case.case_id:
             return await self._link(context, envelope, case, lead)
         return await self._start_case(context, envelope, case)
+
+    async def _within_report_limit(self, request, context) -> None:
+        """RESOURCE_EXHAUSTED for a caller past its report rate, before anything else: no
+        signature checked, no nonce spent (the very same envelope may be sent again), nothing
+        audited (a flood must not fill the audit log either), no workflow started."""
+        if self._report_limit is None:
+            return
+        peer = tls_peer(context)
+        # The TLS identity the CA vouched for; on a plaintext debugging server, the claimed signer.
+        caller = peer.common_name if peer is not None else request.envelope.signer
+        wait = self._report_limit.take(caller)
+        if wait > 0:
+            log.warning("report rate exceeded", caller=caller[:64], retry_after_seconds=round(wait, 3))
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{caller[:64]!r} is sending reports faster than {self._report_limit.rate:g} per second "
+                f"(bursts of {self._report_limit.burst}): slow down and send this report again in "
+                f"{max(wait, 0.001):.3f} s; nothing was recorded or started",
+            )
 
     async def _start_case(self, context, envelope, case: CaseInput):
         """Start the case's workflow (once, ever) and answer with the signed receipt."""
@@ -473,14 +499,26 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         query = f"WorkflowType = '{CASE_WORKFLOW}'"
         if wanted.status != hub_pb2.CASE_STATUS_UNSPECIFIED:
             query += f" AND {SA_STATUS.name} = '{CASE_STATUS_OF_PB[wanted.status].value}'"
+        temporal_token = None
+        if wanted.page_token:
+            temporal_token = self._page_token_of(wanted.page_token)
+            if temporal_token is None:
+                await self._refuse(context, request.envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                                   "page_token: not a token from a previous page of this list; start from the first page")  # fmt: skip
         page = self._client.list_workflows(
-            query, page_size=wanted.page_size or DEFAULT_PAGE_SIZE, next_page_token=wanted.page_token or None
+            query, page_size=wanted.page_size or DEFAULT_PAGE_SIZE, next_page_token=temporal_token
         )
         try:
             await page.fetch_next_page()
         except RPCError as e:
-            if e.status == RPCStatusCode.INVALID_ARGUMENT:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_token: {e.message}")
+            # A page token the server cannot read is the caller's error, not an outage: Temporal
+            # answers a corrupt one with a masked internal error ("something went wrong, please
+            # retry"), which, passed on as UNAVAILABLE, would have the client retry it forever.
+            if e.status == RPCStatusCode.INVALID_ARGUMENT or (
+                wanted.page_token and e.status in (RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN)
+            ):
+                await self._refuse(context, request.envelope, grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"page_token: not a token from a previous page of this list ({e.message})")  # fmt: skip
             raise
         cases = []
         for execution in page.current_page or []:
@@ -495,7 +533,29 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             )
             summary.started_at.FromDatetime(execution.start_time)
             cases.append(summary)
-        return hub_pb2.ListCasesResponse(cases=cases, next_page_token=page.next_page_token or b"")
+        next_token = self._page_token_for(page.next_page_token) if page.next_page_token else b""
+        return hub_pb2.ListCasesResponse(cases=cases, next_page_token=next_token)
+
+    # Page tokens go out tagged with an HMAC, so a made-up or altered one is refused here, at
+    # once, instead of reaching Temporal's visibility store (which answers a corrupt token after
+    # seconds of retries with an internal error). The HMAC key comes from the hub's own key (an
+    # Ed25519 signature is deterministic): the same on every gateway, across restarts.
+    _PAGE_TAG = 16
+
+    def _page_secret(self) -> bytes:
+        key = self._hub_key()
+        if getattr(self, "_page_secret_for", None) is not key:
+            self._page_secret_for = key
+            self._page_secret_bytes = hashlib.sha256(key.private_key.sign(b"stopline ListCases page tokens v1")).digest()
+        return self._page_secret_bytes
+
+    def _page_token_for(self, temporal_token: bytes) -> bytes:
+        return hmac.new(self._page_secret(), temporal_token, "sha256").digest()[: self._PAGE_TAG] + temporal_token
+
+    def _page_token_of(self, token: bytes) -> bytes | None:
+        tag, temporal_token = token[: self._PAGE_TAG], token[self._PAGE_TAG :]
+        expected = hmac.new(self._page_secret(), temporal_token, "sha256").digest()[: self._PAGE_TAG]
+        return temporal_token if temporal_token and hmac.compare_digest(tag, expected) else None
 
     # --- DecideHold ---------------------------------------------------------------------------
 
@@ -811,7 +871,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             if not search.account.institution or not search.account.account_number:
                 problem = "account: institution and account_number are required"
             else:
-                key = account_key(account_of(search.account))
+                try:  # the shape every reported account has, so a case can be found by it
+                    key = account_key(validate_account_shape(search.account, "account"))
+                except InvalidReport as e:
+                    problem = str(e)
         elif subject == "phone_number":
             try:
                 key = phone_key(validate_phone(search.phone_number, "phone_number"))

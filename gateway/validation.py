@@ -206,6 +206,11 @@ def validate_device_ids(device_ids) -> list[str]:
     return devices
 
 
+def validate_account_shape(ref: common_pb2.AccountRef, field: str) -> Account:
+    """Any account's institution code and number, or InvalidReport naming `field`'s part."""
+    return _account_shape(ref, field)
+
+
 def validate_phone(number: str, field: str) -> str:
     """An E.164 number, or InvalidReport naming `field`."""
     return _phone(number, field)

@@ -352,7 +352,7 @@ async def cmd_gateway(settings: Settings, args) -> int:
             SqliteNonceCache(settings.nonces_db), chase_max_depth=settings.chase_max_depth,
             case_index=SqliteCaseIndex(settings.case_index_db), deadlines=settings.deadlines,
             escalation=settings.escalation, estimate_rates=settings.rates,
-            recall_give_up_days=settings.recall_give_up_days,
+            recall_give_up_days=settings.recall_give_up_days, report_limit=settings.report_limit,
         )  # fmt: skip
         server, port = await start_gateway(settings.gateway_address, hub, tls_identity(settings, HUB_ID))
         console.print(f"HubService on port {port}", highlight=False)

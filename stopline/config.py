@@ -80,9 +80,21 @@ class Settings:
     # A recall channel that says nothing (or cannot be reached) for this many days is given up
     # for; what did not come back then counts lost once every channel has ended.
     recall_give_up_days: int = 90
+    # ReportCase per caller (its TLS identity): this many a second on average, bursts of
+    # report_burst at once; past that RESOURCE_EXHAUSTED, nothing recorded or started. A busy
+    # unit's real reports come minutes apart; a batch upload of a night's reports fits the burst.
+    report_rate_per_second: float = 5.0
+    report_burst: int = 50
     # Logs: "auto" (JSON unless a terminal), "json" or "console".
     log_format: str = "auto"
     log_level: str = "INFO"
+
+    @property
+    def report_limit(self):
+        """The gateway's per-caller ReportCase limit."""
+        from gateway.ratelimit import CallerRateLimit
+
+        return CallerRateLimit(self.report_rate_per_second, self.report_burst)
 
     @property
     def registry_path(self) -> Path:
@@ -169,6 +181,10 @@ def _coerce(name: str, kind: type, value, source: str):
             if isinstance(value, bool):
                 raise ValueError(value)
             return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
         if kind is Path:
             return Path(value)
         return str(value)
@@ -215,6 +231,8 @@ def load(path: Path | None = None, env: dict[str, str] | None = None, **override
         raise ConfigError(f"chase_max_depth = {settings.chase_max_depth}: use 1 to 64")
     if settings.sandbox_ports not in {"scenario", "auto"}:
         raise ConfigError(f"sandbox_ports = {settings.sandbox_ports!r}: use scenario or auto")
+    if not 0 < settings.report_rate_per_second < float("inf") or settings.report_burst < 1:
+        raise ConfigError("report_rate_per_second must be a number above 0 and report_burst at least 1")
     if settings.escalation_acknowledge_minutes < 1:
         raise ConfigError("escalation_acknowledge_minutes must be at least 1")
     settings.deadlines  # noqa: B018 - parsed now, so a bad value fails at start, not at the first case

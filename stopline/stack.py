@@ -239,7 +239,7 @@ class Stack:
                 self.client, registry, hub_key_file(s), s.task_queue, audit, SqliteNonceCache(s.nonces_db),
                 chase_max_depth=s.chase_max_depth, case_index=self._case_index(), deadlines=s.deadlines,
                 escalation=s.escalation, estimate_rates=s.rates,
-                recall_give_up_days=s.recall_give_up_days,
+                recall_give_up_days=s.recall_give_up_days, report_limit=s.report_limit,
             )  # fmt: skip
             server, self.gateway_port = await start_gateway(s.gateway_address, hub, tls_identity(s, HUB_ID))
             self._exit.push_async_callback(server.stop, 2)
