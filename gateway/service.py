@@ -113,6 +113,7 @@ DEFAULT_PAGE_SIZE = 100
 QUERY_TIMEOUT = timedelta(seconds=6)
 MAX_PAGE_SIZE = 500
 MAX_QUERY_BYTES = 4096
+MAX_PROBLEM_CHARS = 1000
 # Linking a case: how often to try (a lead closing meanwhile, a lead still being started), and
 # how long to wait for a lead whose workflow is being started.
 LINK_ATTEMPTS = 8
@@ -194,6 +195,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self, context, envelope, code: grpc.StatusCode, problem: str, case_id: str = ""
     ) -> NoReturn:
         """Every refusal is logged and audited, then answered; nothing else happens."""
+        if len(problem) > MAX_PROBLEM_CHARS:
+            # A refusal quoting a huge field would not fit gRPC's 16 KiB of trailing metadata: the
+            # caller would see RESOURCE_EXHAUSTED "Stream removed" instead of what is wrong.
+            problem = problem[:MAX_PROBLEM_CHARS] + "... (cut)"
         log.warning("request refused", signer=envelope.signer, case_id=case_id, code=code.name, problem=problem)
         await self._record(
             refusal_entry(envelope, case_id=case_id, institution=envelope.signer, direction=Direction.IN,
@@ -671,8 +676,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                     ("idempotency_key", bool(msg.idempotency_key))]  # fmt: skip
         if not all(present for _, present in required):
             names = [name for name, _ in required]
+            missing = ", ".join(name for name, present in required if not present)
             await self._refuse(context, envelope, grpc.StatusCode.INVALID_ARGUMENT,
-                               f"{', '.join(names[:-1])} and {names[-1]} are required", case_id=case_id)  # fmt: skip
+                               f"{missing}: missing or not valid ({', '.join(names[:-1])} and {names[-1]} are required)",
+                               case_id=case_id)  # fmt: skip
         try:
             result = convert(msg)
         except ValueError as e:

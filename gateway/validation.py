@@ -32,7 +32,9 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 class InvalidReport(ValueError):
     def __init__(self, field: str, problem: str):
         self.field = field
-        super().__init__(f"{field}: {problem}")
+        if len(problem) > 300:  # a hostile value quoted whole would make the answer itself too big
+            problem = problem[:300] + "... (cut)"
+        super().__init__(f"{field[:120]}: {problem}")
 
 
 def _time(ts, field: str, now: datetime) -> datetime:
