@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import pytest
 
 from sandbox.ledger import Ledger
 from stopline import config
@@ -222,10 +223,12 @@ async def test_a_worker_killed_with_sigkill_among_20_running_cases_is_replaced_a
         await server.stop()
 
 
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 async def test_the_temporal_dev_server_stopped_and_started_again_on_its_file_mid_case_resumes_the_case(
-    tmp_path,
+    tmp_path, how
 ):
-    """Stop the dev server while a case is being chased (one bank slow), start it again on the
+    """Stop the dev server (SIGTERM, or SIGKILL: no clean shut-down) while a case is being
+    chased (one bank slow), start it again on the
     same SQLite file and ports: the worker and gateway reconnect by themselves and the case
     completes with the same money held as a clean run."""
     server = dev_server(tmp_path)
@@ -244,7 +247,11 @@ async def test_the_temporal_dev_server_stopped_and_started_again_on_its_file_mid
 
             await wait_until(some_held, 30, 0.05, "a first hold")
             assert (await hub.get_case("RESTART-1")).status not in CHASE_DONE
-            await server.stop()
+            if how == "sigkill":
+                server.process.kill()
+                await asyncio.to_thread(server.process.wait, 30)
+            else:
+                await server.stop()
             await asyncio.sleep(1)
             server = dev_server(tmp_path, server.address, server.ui_port)
             await server.start()
@@ -255,7 +262,7 @@ async def test_the_temporal_dev_server_stopped_and_started_again_on_its_file_mid
                 return case.status in CHASE_DONE and case
 
             case = await wait_until(done, 60, 0.2, "the case answered after the restart")
-            print(f"\ncase answered {time.monotonic() - restarted:.1f} s after the dev server came back")
+            print(f"\n{how}: case answered {time.monotonic() - restarted:.1f} s after the dev server came back")
             holds = holds_by_case(stack)["RESTART-1"]
             await hub.close()
         assert max(Counter(h.account for h in holds).values()) == 1
