@@ -212,8 +212,7 @@ class SqliteCaseIndex:
         keys = _check_keys(keys)
         at_us = _micros(at)
         with self._transaction():
-            if self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
-                raise ValueError(f"case {case_id!r} is not in the case index: claim it first")
+            self._require_case(case_id)
             lead = case_id if alone else (self._open_lead_touching(keys, besides=case_id) or case_id)
             self._conn.execute("UPDATE cases SET lead_case_id = ? WHERE case_id = ?", (lead, case_id))
             if lead == case_id:
@@ -227,9 +226,12 @@ class SqliteCaseIndex:
         keys = _check_keys(keys)
         at_us = _micros(at)
         with self._transaction():
-            if self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
-                raise ValueError(f"case {case_id!r} is not in the case index: claim it first")
+            self._require_case(case_id)
             self._insert_links(case_id, keys, CHASED, at_us)
+
+    def _require_case(self, case_id: str) -> None:
+        if self._conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+            raise ValueError(f"case {case_id!r} is not in the case index: claim it first")
 
     def close_group(self, lead_case_id: str) -> None:
         _check_case_id(lead_case_id)

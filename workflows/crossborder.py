@@ -88,6 +88,13 @@ RECORD_TIMEOUT = timedelta(seconds=10)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 
 
+def _next_wait(wait: timedelta, failing_since: datetime, now: datetime) -> timedelta:
+    """The wait before the next try at something still failing: doubled, hourly at most on the
+    first day, then every few hours (weeks of outage must not fill the recovery's history)."""
+    cap = UNREACHABLE_MAX_WAIT if now - failing_since < timedelta(days=1) else UNREACHABLE_LONG_WAIT
+    return min(wait * 2, cap)
+
+
 @dataclass
 class _Channel:
     view: RecallChannelView
@@ -170,9 +177,8 @@ class CrossBorderRecoveryWorkflow:
                 if not self._events or self._events[-1].what != message:
                     self._event(message)
                 self._lookup_next_at = now + wait
-                cap = UNREACHABLE_MAX_WAIT if now - first_failure < timedelta(days=1) else UNREACHABLE_LONG_WAIT
             await workflow.sleep(wait)
-            wait = min(wait * 2, cap)
+            wait = _next_wait(wait, first_failure, workflow.now())
 
     # --- what operators see --------------------------------------------------------------------
 
@@ -329,9 +335,6 @@ class CrossBorderRecoveryWorkflow:
                     view.detail = f"unreachable since {down_since.isoformat()}: given up ({message})"
                     self._event(f"{view.institution} unreachable for {self._in.give_up_after.days} days: given up for")
                     return False
-                # Hourly at most on the first day of an outage, then every few hours: a channel
-                # down for weeks must not fill the recovery's history.
-                cap = UNREACHABLE_MAX_WAIT if now - down_since < timedelta(days=1) else UNREACHABLE_LONG_WAIT
                 retry_at = now + wait
                 view.detail = f"unreachable since {down_since.isoformat()} ({message}); trying again at {retry_at.isoformat()}"
                 ch.next_at, ch.next_what = retry_at, f"request {n} to {view.institution} is sent again"
@@ -339,7 +342,7 @@ class CrossBorderRecoveryWorkflow:
                 await workflow.wait_condition(lambda: self._over() or view.state.ended, timeout=wait)
                 return False
             except TimeoutError:
-                wait = min(wait * 2, cap)
+                wait = _next_wait(wait, down_since, workflow.now())
         now = workflow.now()
         view.attempts += ack.attempts
         view.reference = view.reference or ack.reference
