@@ -19,59 +19,17 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
-from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from audit.entry import AuditEntry, Direction, EntryKind
 from audit.log import AuditLog
+from bench.bare import BARE_ACTIVITIES, BARE_WORKFLOWS, BareFanOut, BareSequence, bare_worker, noop  # noqa: F401
 from stopline.domain import SEARCH_ATTRIBUTES
 from stopline.embedded import FAST_SQLITE_ARGS, temporal_cli
 
 RESULTS = Path(__file__).parent / "results"
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-
-
-# --- the bare-Temporal baseline ----------------------------------------------------------------
-
-
-@activity.defn(name="bench_noop")
-async def noop(step: int) -> float:
-    """Does nothing; says when it ran (perf_counter: comparable within one process)."""
-    return time.perf_counter()
-
-
-@workflow.defn(name="BareSequence")
-class BareSequence:
-    """`n` no-op activities one after the other; when each ran."""
-
-    @workflow.run
-    async def run(self, n: int) -> list[float]:
-        return [
-            await workflow.execute_activity(noop, i, start_to_close_timeout=ACTIVITY_TIMEOUT) for i in range(n)
-        ]
-
-
-@workflow.defn(name="BareFanOut")
-class BareFanOut:
-    """`n` no-op activities at once, as a case asks every reported account's bank at once."""
-
-    @workflow.run
-    async def run(self, n: int) -> list[float]:
-        calls = [workflow.execute_activity(noop, i, start_to_close_timeout=ACTIVITY_TIMEOUT) for i in range(n)]
-        return list(await asyncio.gather(*calls))
-
-
-BARE_WORKFLOWS = [BareSequence, BareFanOut]
-BARE_ACTIVITIES = [noop]
-
-
-def bare_worker(client: Client, task_queue: str, **options) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=BARE_WORKFLOWS, activities=BARE_ACTIVITIES, **options)
 
 
 # --- the dev server --------------------------------------------------------------------------
@@ -153,15 +111,18 @@ def machine() -> dict:
 
 @dataclass
 class _CaseClock:
-    answers: list[float] = field(default_factory=list)  # perf_counter of each stop answer recorded
-    waiters: list[tuple[int, asyncio.Future]] = field(default_factory=list)
+    answers: dict[str, list[float]] = field(default_factory=dict)  # step kind -> perf_counter of each
+    waiters: list[tuple[str, int, asyncio.Future]] = field(default_factory=list)
 
 
 class AnswerClock:
-    """Notes the moment the hub's audit log durably records each signed stop-payment answer
-    (direction IN, indexed under a stop step's idempotency key), per case: the point at which
-    the hub knows money is held. Installed on the AuditLog instance the worker's activities
-    write through, so it measures the real path, fsync included."""
+    """Notes the moment the hub's audit log durably records each signed answer to a stop-payment
+    ("stop") or an account query ("query"), per case: direction IN, indexed under the request's
+    idempotency key, whose step names the kind. A recorded stop answer is the point at which the
+    hub knows money is held. Installed on the AuditLog instance the worker's activities write
+    through, so it measures the real path, fsync included."""
+
+    KINDS = ("stop", "query")
 
     def __init__(self, audit: AuditLog, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -172,31 +133,34 @@ class AnswerClock:
         def append(*entries: AuditEntry, idempotency_key: str | None = None) -> int:
             index = real_append(*entries, idempotency_key=idempotency_key)
             at = time.perf_counter()
-            if idempotency_key and "/stop/" in idempotency_key:
+            kind = next((k for k in self.KINDS if idempotency_key and f"/{k}/" in idempotency_key), None)
+            if kind is not None:
                 for entry in entries:
                     if entry.kind is EntryKind.ENVELOPE and entry.direction is Direction.IN:
-                        self._answered(entry.case_id, at)
+                        self._answered(entry.case_id, kind, at)
             return index
 
         audit.append = append  # type: ignore[method-assign]
 
-    def _answered(self, case_id: str, at: float) -> None:
+    def _answered(self, case_id: str, kind: str, at: float) -> None:
         with self._lock:
             clock = self._cases.setdefault(case_id, _CaseClock())
-            clock.answers.append(at)
-            ready = [f for n, f in clock.waiters if len(clock.answers) >= n]
-            clock.waiters = [(n, f) for n, f in clock.waiters if len(clock.answers) < n]
+            answers = clock.answers.setdefault(kind, [])
+            answers.append(at)
+            ready = [f for k, n, f in clock.waiters if k == kind and len(answers) >= n]
+            clock.waiters = [(k, n, f) for k, n, f in clock.waiters if not (k == kind and len(answers) >= n)]
         for future in ready:
             self._loop.call_soon_threadsafe(lambda f=future: f.done() or f.set_result(None))
 
-    async def nth_answer(self, case_id: str, n: int, within: float = 30.0) -> float:
-        """When the case's `n`-th stop answer was recorded (waits for it)."""
+    async def nth(self, case_id: str, n: int, kind: str = "stop", within: float = 30.0) -> float:
+        """When the case's `n`-th answer of `kind` was recorded (waits for it)."""
         with self._lock:
             clock = self._cases.setdefault(case_id, _CaseClock())
-            if len(clock.answers) >= n:
-                return sorted(clock.answers)[n - 1]
+            answers = clock.answers.get(kind, [])
+            if len(answers) >= n:
+                return sorted(answers)[n - 1]
             future = self._loop.create_future()
-            clock.waiters.append((n, future))
+            clock.waiters.append((kind, n, future))
         await asyncio.wait_for(future, within)
         with self._lock:
-            return sorted(self._cases[case_id].answers)[n - 1]
+            return sorted(self._cases[case_id].answers[kind])[n - 1]
