@@ -100,7 +100,7 @@ class CrossBorderActivities(ExchangeActivities):
         ack, bound = await self._exchange(
             order, self._channels.request_recall, crossborder_pb2.RecallAcknowledgement,
             lambda answer, attempt: _check_ack(req, answer, attempt),
-            case_id=req.case_id, institution=req.institution, what="recall",
+            case_id=req.case_id, institution=req.institution, what="recall", attempt=req.try_number,
         )  # fmt: skip
         bound.info("recall acknowledged", channel=req.channel.value, reference=ack.reference, reminder=req.reminder)
         return ack

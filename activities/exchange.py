@@ -34,6 +34,25 @@ log = structlog.get_logger("activities.exchange")
 # calls the request is marked for an operator.
 HEALABLE_ATTEMPTS = 10
 
+# A call still waiting for its institution after this long tells Temporal the worker is alive
+# (and again at this pace, which the SDK throttles further): the activity's heartbeat timeout
+# then notices a dead worker in seconds, while the call itself may wait as long as its deadline.
+# Calls answered sooner send no heartbeat at all.
+WAITING_HEARTBEAT_SECONDS = 2.0
+
+
+async def _heartbeating(call):
+    """Await `call`, heartbeating every WAITING_HEARTBEAT_SECONDS while it is outstanding."""
+    task = asyncio.ensure_future(call)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=WAITING_HEARTBEAT_SECONDS)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()  # the activity was cancelled (no-op once the call is done)
+
 
 class ExchangeActivities:
     """Base of the activity classes: the hub's key, the registry, the audit log and the nonce
@@ -59,10 +78,14 @@ class ExchangeActivities:
         if self._audit is not None:
             await asyncio.to_thread(functools.partial(self._audit.append, entry, idempotency_key=idempotency_key))
 
-    async def _exchange(self, request, send, answer_type, check, *, case_id: str, institution: str, what: str):
-        """Seal `request`, record it, send it with `send(institution, envelope)`, then open the
-        institution's signed answer as `answer_type` and `check(answer, attempt)` it. Raises what
-        Temporal should retry, or a final ApplicationError for what no retry can mend."""
+    async def _exchange(
+        self, request, send, answer_type, check, *, case_id: str, institution: str, what: str, attempt: int | None = None
+    ):
+        """Seal `request`, record it, send it with `send(institution, envelope, attempt)`, then
+        open the institution's signed answer as `answer_type` and `check(answer, attempt)` it.
+        `attempt` (the call's deadline grows with it) is Temporal's, unless the workflow retries
+        on its own timer and says which try this is. Raises what Temporal should retry, or a final
+        ApplicationError for what no retry can mend."""
         info = activity.info()
         bound = self._log.bind(case_id=case_id, workflow_id=info.workflow_id, institution=institution,
                          step=info.activity_id, attempt=info.attempt)  # fmt: skip
@@ -75,7 +98,7 @@ class ExchangeActivities:
         # Recorded before it leaves: the log never lacks a message an institution received.
         await self._record(envelope_entry(request_envelope, direction=Direction.OUT, **where), key)
         try:
-            answer_envelope = await send(institution, request_envelope)
+            answer_envelope = await _heartbeating(send(institution, request_envelope, attempt or info.attempt))
         except InstitutionError as err:
             bound.warning(f"{what} call failed", code=err.code.name if err.code else None, error=err.message)
             if err.code in NON_RETRYABLE_CODES:  # the institution refused our message itself

@@ -55,13 +55,23 @@ class ChannelPool:
             await channel.close()
 
 
-# An institution answers in seconds: a stop-payment, a block, a regulator's receipt.
+# An institution answers in seconds: a stop-payment, a block, a regulator's receipt. That is the
+# deadline of a first call; each retry doubles it up to MAX_TIMEOUT_SECONDS, so an institution that
+# is merely slow (10 s, 30 s under load) is heard by a later attempt instead of being cut off at the
+# same point for ever, while a hung connection is still given up on fast the first time.
 DEFAULT_TIMEOUT_SECONDS = 5.0
+MAX_TIMEOUT_SECONDS = 60.0
+
+
+def call_deadline(first_seconds: float, attempt: int) -> float:
+    """The deadline of call number `attempt` (1, 2, ...): `first_seconds` doubled per retry, capped."""
+    return min(first_seconds * 2 ** (max(attempt, 1) - 1), max(first_seconds, MAX_TIMEOUT_SECONDS))
 
 
 class InstitutionClient:
     """What every institution client shares: the institution's endpoint from the registry, one
-    pooled channel per endpoint, a deadline on every call, and failures as InstitutionError.
+    pooled channel per endpoint, a deadline on every call (growing with the attempt), and
+    failures as InstitutionError.
     A subclass names its gRPC stub (`STUB`) and its calls."""
 
     STUB: type = type(None)
@@ -79,10 +89,11 @@ class InstitutionClient:
             raise InstitutionError(institution, grpc.StatusCode.UNAVAILABLE, str(e)) from None
         return self.STUB(self._channels.get(endpoint, institution))
 
-    async def _call(self, institution: str, method: str, request):
-        """One call with the deadline; the signed envelope of the answer, unopened."""
+    async def _call(self, institution: str, method: str, request, attempt: int):
+        """Call `attempt` with its deadline; the signed envelope of the answer, unopened."""
         try:
-            response = await getattr(self._stub(institution), method)(request, timeout=self._timeout)
+            stub = self._stub(institution)
+            response = await getattr(stub, method)(request, timeout=call_deadline(self._timeout, attempt))
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(institution, err) from None
         return response.envelope

@@ -12,6 +12,6 @@ from stopline.v1 import crossborder_pb2, crossborder_pb2_grpc, envelope_pb2
 class CrossBorderClient(InstitutionClient):
     STUB = crossborder_pb2_grpc.CrossBorderServiceStub
 
-    async def request_recall(self, channel: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+    async def request_recall(self, channel: str, order: envelope_pb2.Envelope, attempt: int = 1) -> envelope_pb2.Envelope:
         """Send a signed RecallOrder; return the channel's signed RecallAcknowledgement, unopened."""
-        return await self._call(channel, "RequestRecall", crossborder_pb2.RequestRecallRequest(envelope=order))
+        return await self._call(channel, "RequestRecall", crossborder_pb2.RequestRecallRequest(envelope=order), attempt)

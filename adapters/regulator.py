@@ -11,12 +11,12 @@ from stopline.v1 import envelope_pb2, regulator_pb2, regulator_pb2_grpc
 class RegulatorClient(InstitutionClient):
     STUB = regulator_pb2_grpc.RegulatorServiceStub
 
-    async def report_breach(self, regulator: str, report: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+    async def report_breach(self, regulator: str, report: envelope_pb2.Envelope, attempt: int = 1) -> envelope_pb2.Envelope:
         """Send a signed BreachReport; return the regulator's signed RegulatorReceipt, unopened."""
-        return await self._call(regulator, "ReportBreach", regulator_pb2.ReportBreachRequest(envelope=report))
+        return await self._call(regulator, "ReportBreach", regulator_pb2.ReportBreachRequest(envelope=report), attempt)
 
-    async def notify_interception(self, regulator: str, notice: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+    async def notify_interception(self, regulator: str, notice: envelope_pb2.Envelope, attempt: int = 1) -> envelope_pb2.Envelope:
         """Send a signed InterceptionNotice; return the regulator's signed RegulatorReceipt, unopened."""
         return await self._call(
-            regulator, "NotifyInterception", regulator_pb2.NotifyInterceptionRequest(envelope=notice)
+            regulator, "NotifyInterception", regulator_pb2.NotifyInterceptionRequest(envelope=notice), attempt
         )

@@ -11,14 +11,14 @@ from stopline.v1 import envelope_pb2, telecom_pb2, telecom_pb2_grpc
 class TelecomClient(InstitutionClient):
     STUB = telecom_pb2_grpc.TelecomServiceStub
 
-    async def block_numbers(self, carrier: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+    async def block_numbers(self, carrier: str, order: envelope_pb2.Envelope, attempt: int = 1) -> envelope_pb2.Envelope:
         """Send a signed NumberBlockOrder; return the carrier's signed NumberBlockAnswer, unopened."""
-        return await self._call(carrier, "BlockNumbers", telecom_pb2.BlockNumbersRequest(envelope=order))
+        return await self._call(carrier, "BlockNumbers", telecom_pb2.BlockNumbersRequest(envelope=order), attempt)
 
-    async def unblock_numbers(self, carrier: str, order: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+    async def unblock_numbers(self, carrier: str, order: envelope_pb2.Envelope, attempt: int = 1) -> envelope_pb2.Envelope:
         """Send a signed NumberUnblockOrder; return the carrier's signed NumberBlockAnswer, unopened."""
-        return await self._call(carrier, "UnblockNumbers", telecom_pb2.UnblockNumbersRequest(envelope=order))
+        return await self._call(carrier, "UnblockNumbers", telecom_pb2.UnblockNumbersRequest(envelope=order), attempt)
 
-    async def query_number(self, carrier: str, query: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+    async def query_number(self, carrier: str, query: envelope_pb2.Envelope, attempt: int = 1) -> envelope_pb2.Envelope:
         """Send a signed NumberQuery; return the carrier's signed NumberReport, unopened."""
-        return await self._call(carrier, "QueryNumber", telecom_pb2.QueryNumberRequest(envelope=query))
+        return await self._call(carrier, "QueryNumber", telecom_pb2.QueryNumberRequest(envelope=query), attempt)

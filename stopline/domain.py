@@ -1044,6 +1044,7 @@ class RecallInput:
     sent_at: datetime
     reason: str
     reminder: int = 0
+    try_number: int = 1  # of this request: the recovery retries an unreachable channel itself
 
 
 @dataclass(frozen=True)

@@ -86,18 +86,16 @@ with workflow.unsafe.imports_passed_through():
         stop_step_id,
         stop_targets,
     )
+    from workflows.calls import CALL_HEARTBEAT_TIMEOUT, CALL_TIMEOUT
     from workflows.flow import follow, totals
     from workflows.returns import FrozenPool, plan_returns
     from workflows.supervision import answered_within
 
 MAX_CALLS_IN_FLIGHT = 64
 
-# An account query is answered in seconds too.
-QUERY_CALL_TIMEOUT = timedelta(seconds=10)
-
-# A bank answers a stop-payment in seconds; a call that takes longer than this is treated as
-# lost and retried (the idempotency key makes the retry safe).
-STOP_CALL_TIMEOUT = timedelta(seconds=10)
+# A bank answers a stop-payment or an account query in seconds; a call past its deadline is
+# treated as lost and retried with a longer one (the idempotency key makes the retry safe).
+QUERY_CALL_TIMEOUT = STOP_CALL_TIMEOUT = CALL_TIMEOUT
 
 # Retry until the institution answers: a stop that arrives late still saves money, and the
 # idempotency key means a retry never holds twice. Backoff is short at first (outages are
@@ -737,6 +735,7 @@ class CaseWorkflow:
                         result_type=AccountQueryResult,
                         activity_id=step,
                         start_to_close_timeout=QUERY_CALL_TIMEOUT,
+                        heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
                         retry_policy=STOP_RETRY,
                     ),
                     RequestType.ACCOUNT_QUERY, stop.account.institution, request.idempotency_key,
@@ -770,6 +769,7 @@ class CaseWorkflow:
                         result_type=StopPaymentResult,
                         activity_id=step,
                         start_to_close_timeout=STOP_CALL_TIMEOUT,
+                        heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
                         retry_policy=STOP_RETRY,
                     ),
                     RequestType.STOP_PAYMENT, stop.account.institution, request.idempotency_key,

@@ -22,7 +22,7 @@ signalled to the case (its view lists the recovery), and the end is recorded in 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -65,9 +65,10 @@ with workflow.unsafe.imports_passed_through():
         RecoveryView,
     )
     from stopline.money import format_amount
+    from workflows.calls import CALL_HEARTBEAT_TIMEOUT, CALL_TIMEOUT
     from workflows.recall import estimate, recovery_totals, release_hold
 
-RECALL_CALL_TIMEOUT = timedelta(seconds=10)
+RECALL_CALL_TIMEOUT = CALL_TIMEOUT
 # One call per attempt: a channel that cannot be reached is tried again by the workflow on a timer
 # (UNREACHABLE_WAIT doubling to UNREACHABLE_MAX_WAIT), so a day-long outage costs a few dozen
 # calls, operators see "unreachable" and the next try meanwhile, and the wait survives restarts.
@@ -307,11 +308,14 @@ class CrossBorderRecoveryWorkflow:
         )  # fmt: skip
         wait = UNREACHABLE_WAIT
         down_since: datetime | None = None
+        tries = 0
         while True:
+            tries += 1  # the call's deadline grows with it, as with Temporal's own retries
             try:
                 ack = await workflow.execute_activity(
-                    REQUEST_RECALL, request, result_type=RecallAck, activity_id=f"recall/{view.channel.value}/{n}",
-                    start_to_close_timeout=RECALL_CALL_TIMEOUT, retry_policy=RECALL_RETRY,
+                    REQUEST_RECALL, replace(request, try_number=tries), result_type=RecallAck, activity_id=f"recall/{view.channel.value}/{n}",
+                    start_to_close_timeout=RECALL_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
+                    retry_policy=RECALL_RETRY,
                 )  # fmt: skip
                 break
             except ActivityError as err:

@@ -26,10 +26,11 @@ with workflow.unsafe.imports_passed_through():
         BreachView,
         RequestType,
     )
+    from workflows.calls import CALL_HEARTBEAT_TIMEOUT, CALL_TIMEOUT
 
 T = TypeVar("T")
 
-BREACH_CALL_TIMEOUT = timedelta(seconds=10)
+BREACH_CALL_TIMEOUT = CALL_TIMEOUT
 # A regulator that is down is asked again until it answers: the breach is a fact either way.
 BREACH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 
@@ -98,7 +99,8 @@ async def report_breach(
     )  # fmt: skip
     result = await workflow.execute_activity(
         REPORT_BREACH, report, result_type=BreachResult, activity_id=f"breach/{request_key.split('/', 1)[-1]}",
-        start_to_close_timeout=BREACH_CALL_TIMEOUT, retry_policy=BREACH_RETRY,
+        start_to_close_timeout=BREACH_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
+        retry_policy=BREACH_RETRY,
     )  # fmt: skip
     view = BreachView(institution=institution, request_type=request_type, regulator=result.regulator,
                       reference=result.reference, reported_at=result.reported_at, answer_due_at=due)  # fmt: skip
