@@ -309,6 +309,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 # One case, one workflow, ever: a repeated report must never start the work twice.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                # When this process runs a worker on the same client (stopline up), the case's first
+                # task comes back with the start: its stop-payments leave a trip through matching
+                # sooner. Elsewhere (workers in processes of their own) this is a normal start.
+                request_eager_start=True,
                 memo={MEMO_REPORT_SHA256: fingerprint},
                 search_attributes=TypedSearchAttributes(
                     [
