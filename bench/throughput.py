@@ -334,6 +334,10 @@ async def history_counts(client, workflow_id: str) -> dict:
         history = await client.get_workflow_handle(wid).fetch_history()
         for event in history.events:
             counts[EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")] += 1
+            if event.HasField("marker_recorded_event_attributes"):
+                # A local activity (the case's first calls may be: workflows/case.py _chase_call)
+                # leaves a marker, not ACTIVITY_TASK_SCHEDULED; a patch leaves one too.
+                counts[f"MARKER:{event.marker_recorded_event_attributes.marker_name}"] += 1
             if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
                 pending.append(event.start_child_workflow_execution_initiated_event_attributes.workflow_id)
     return {"workflows": workflows, "events": dict(counts)}
@@ -532,8 +536,13 @@ async def _run(stack, hub, watcher, cpu, procs, env, data, address, bare_queue, 
         cpu.pids |= {name: proc.pid for name, proc in procs.running.items()}
         if not expected:
             await first_case()
-            activities = expected["history"]["events"].get("ACTIVITY_TASK_SCHEDULED", 0)
-            out["stopline_case"] = dict(expected) | {"activities": activities}
+            events = expected["history"]["events"]
+            # Every activity the case ran: regular ones and local ones (a call tried locally first).
+            regular, local = (
+                events.get("ACTIVITY_TASK_SCHEDULED", 0),
+                events.get("MARKER:core_local_activity", 0),
+            )
+            out["stopline_case"] = dict(expected) | {"activities": regular + local, "local_activities": local}
         activities = out["stopline_case"]["activities"]
 
         async def one_case(i: int) -> dict:
@@ -692,7 +701,8 @@ def _table(result: dict) -> tuple[list[dict], list[str]]:
         row(f"scaling from {min(peaks)} to {max(peaks)} worker processes (peak over peak)",
             f"x{s2 / s1:.2f}", f"x{b2 / b1:.2f}", round((s2 / s1) / (b2 / b1), 2), None, None)  # fmt: skip
     row("activities per case (the baseline's size), from the case's histories",
-        f"{case['activities']} activities in {case['history']['workflows']} workflows, {case['stops']} stops",
+        f"{case['activities']} activities ({case['local_activities']} of them local) in "
+        f"{case['history']['workflows']} workflows, {case['stops']} stops",
         f"BareFanOut of {case['activities']} no-op activities", None, None, None)  # fmt: skip
     bare = result.get("bare_workflow", {"workflows": 0, "events": {}})
     row("Temporal work per case: workflows / workflow tasks / timers / search-attribute upserts",
