@@ -99,7 +99,8 @@ class CrossBorderActivities(ExchangeActivities):
         )  # fmt: skip
         ack, bound = await self._exchange(
             order, self._channels.request_recall, crossborder_pb2.RecallAcknowledgement,
-            lambda answer, attempt: _check_ack(req, answer, attempt),
+            # One call per activity: the recovery counts the calls it made itself.
+            lambda answer, attempt: _check_ack(req, answer, activity.info().attempt),
             case_id=req.case_id, institution=req.institution, what="recall", attempt=req.try_number,
         )  # fmt: skip
         bound.info("recall acknowledged", channel=req.channel.value, reference=ack.reference, reminder=req.reminder)

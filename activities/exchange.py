@@ -42,7 +42,10 @@ WAITING_HEARTBEAT_SECONDS = 2.0
 
 
 async def _heartbeating(call):
-    """Await `call`, heartbeating every WAITING_HEARTBEAT_SECONDS while it is outstanding."""
+    """Await `call`, heartbeating every WAITING_HEARTBEAT_SECONDS while it is outstanding (a
+    local activity has no heartbeat: it lives inside its workflow task)."""
+    if activity.info().is_local:
+        return await call
     task = asyncio.ensure_future(call)
     try:
         while True:
@@ -83,13 +86,15 @@ class ExchangeActivities:
     ):
         """Seal `request`, record it, send it with `send(institution, envelope, attempt)`, then
         open the institution's signed answer as `answer_type` and `check(answer, attempt)` it.
-        `attempt` (the call's deadline grows with it) is Temporal's, unless the workflow retries
-        on its own timer and says which try this is. Raises what Temporal should retry, or a final
+        `attempt` (the call's deadline grows with it) is Temporal's, unless the workflow says
+        which call this is (it retries on its own timer, or tried once already as a local
+        activity). Raises what Temporal should retry, or a final
         ApplicationError for what no retry can mend."""
         info = activity.info()
+        attempt = attempt or info.attempt
         bound = self._log.bind(case_id=case_id, workflow_id=info.workflow_id, institution=institution,
-                         step=info.activity_id, attempt=info.attempt)  # fmt: skip
-        healable = info.attempt < HEALABLE_ATTEMPTS
+                         step=info.activity_id, attempt=attempt)  # fmt: skip
+        healable = attempt < HEALABLE_ATTEMPTS
         request_envelope = seal(request, self._hub_key())
         where = {"case_id": case_id, "institution": institution}
         # Every entry of this exchange is indexed under the request's idempotency key: each
@@ -98,14 +103,14 @@ class ExchangeActivities:
         # Recorded before it leaves: the log never lacks a message an institution received.
         await self._record(envelope_entry(request_envelope, direction=Direction.OUT, **where), key)
         try:
-            answer_envelope = await _heartbeating(send(institution, request_envelope, attempt or info.attempt))
+            answer_envelope = await _heartbeating(send(institution, request_envelope, attempt))
         except InstitutionError as err:
             bound.warning(f"{what} call failed", code=err.code.name if err.code else None, error=err.message)
             if err.code in NON_RETRYABLE_CODES:  # the institution refused our message itself
                 await self._record(refusal_entry(request_envelope, direction=Direction.OUT, reason=str(err), **where), key)
             if err.retryable or (err.code == grpc.StatusCode.UNAUTHENTICATED and healable):
                 raise  # Temporal retries with the workflow's policy
-            raise _final(str(err), ERR_REQUEST_REJECTED, info.attempt) from None
+            raise _final(str(err), ERR_REQUEST_REJECTED, attempt) from None
 
         # The answer counts only if the institution asked signed it, about this very request.
         # Anything else is refused and not acted on.
@@ -113,18 +118,18 @@ class ExchangeActivities:
             answer = open_envelope(
                 answer_envelope, answer_type, self._registry(), expected_signer=institution, replay=self._replay
             )
-            result = check(answer, info.attempt)
+            result = check(answer, attempt)
         except (UnknownSigner, KeyNotValid, StaleEnvelope, ReplayedEnvelope) as err:
             bound.error(f"{what} answer not verifiable", reason=str(err), will_retry=healable)
             await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where), key)
             message = f"answer from {institution} not verifiable: {err}"
             if healable:
                 raise ApplicationError(message, type=ERR_ANSWER_UNVERIFIED) from None
-            raise _final(message, ERR_ANSWER_REJECTED, info.attempt) from None
+            raise _final(message, ERR_ANSWER_REJECTED, attempt) from None
         except (TrustError, ValueError) as err:
             bound.error(f"{what} answer refused", reason=str(err))
             await self._record(refusal_entry(answer_envelope, direction=Direction.IN, reason=str(err), **where), key)
-            raise _final(f"answer from {institution} refused: {err}", ERR_ANSWER_REJECTED, info.attempt) from None
+            raise _final(f"answer from {institution} refused: {err}", ERR_ANSWER_REJECTED, attempt) from None
         await self._record(envelope_entry(answer_envelope, direction=Direction.IN, **where), key)
         return result, bound
 

@@ -112,6 +112,7 @@ class InstitutionActivities(ExchangeActivities):
             order, self._banks.stop_payment, bank_pb2.StopPaymentAnswer,
             lambda answer, attempt: _check_answer(req, answer, attempt=attempt),
             case_id=req.case_id, institution=req.account.institution, what="stop-payment",
+            attempt=activity.info().attempt + req.prior_attempts,
         )  # fmt: skip
         if self._case_index is not None:
             try:
@@ -211,6 +212,7 @@ class InstitutionActivities(ExchangeActivities):
             query, self._banks.query_account, bank_pb2.AccountReport,
             lambda report, attempt: _check_report(req, report, registry, attempt=attempt),
             case_id=req.case_id, institution=req.account.institution, what="account query",
+            attempt=activity.info().attempt + req.prior_attempts,
         )  # fmt: skip
         bound.info("account query answered", found=result.found, transfers=len(result.transfers))
         return result

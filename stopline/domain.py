@@ -233,6 +233,7 @@ class StopPaymentInput:
     holder_name: str = ""
     hold_seconds: int = int(STOP_PAYMENT_HOLD.total_seconds())
     extends_hold_id: str = ""  # the second stop of an account: the first's hold, to extend
+    prior_attempts: int = 0  # calls already made with this key (a first quick try as a local activity)
 
 
 class StopOutcome(StrEnum):
@@ -265,6 +266,7 @@ class AccountQueryInput:
     requested_by: str
     account: Account
     transfers_since: datetime
+    prior_attempts: int = 0  # calls already made with this key (a first quick try as a local activity)
 
 
 class Channel(StrEnum):

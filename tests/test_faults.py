@@ -257,12 +257,23 @@ async def test_the_temporal_dev_server_stopped_and_started_again_on_its_file_mid
             await server.start()
             restarted = time.monotonic()
 
+            unreadable: list[float] = []
+
             async def done():
-                case = await hub.get_case("RESTART-1")
+                try:
+                    case = await hub.get_case("RESTART-1")
+                except grpc.aio.AioRpcError as e:
+                    # A workflow task in flight when the server died (a local activity's, say)
+                    # must time out (10 s) before the case answers queries again.
+                    if e.code() != grpc.StatusCode.UNAVAILABLE or "cannot be read now" not in (e.details() or ""):
+                        raise
+                    unreadable.append(time.monotonic() - restarted)
+                    return False
                 return case.status in CHASE_DONE and case
 
             case = await wait_until(done, 60, 0.2, "the case answered after the restart")
-            print(f"\n{how}: case answered {time.monotonic() - restarted:.1f} s after the dev server came back")
+            print(f"\n{how}: case answered {time.monotonic() - restarted:.1f} s after the dev server came back"
+                  + (f" (unreadable until {max(unreadable):.1f} s)" if unreadable else ""))
             holds = holds_by_case(stack)["RESTART-1"]
             await hub.close()
         assert max(Counter(h.account for h in holds).values()) == 1

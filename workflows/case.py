@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -131,6 +131,22 @@ class _Reached:
 _PATCH_WHOLE_CASE = "whole-case-2026-11"
 # Recorded in new histories only: money found abroad starts a cross-border recovery.
 _PATCH_CROSS_BORDER = "cross-border-2026-11"
+# Recorded in new histories only: the chase's stops and queries are tried first as local activities.
+_PATCH_LOCAL_FIRST = "local-first-2026-11"
+
+# The chase's first calls are tried first as local activities: one runs in the worker that runs
+# the case, inside the case's workflow task, so the next step follows in the same task, without a
+# trip through Temporal's matching for the activity and another for its result (docs/benchmarks.md).
+# One try of at most LOCAL_TRY_TIMEOUT; a try that fails in a way a retry can mend, or runs out of
+# time, becomes a regular activity (durable, retried with STOP_RETRY, visible as pending,
+# heartbeating), told the call was made once already. The bank sees the same idempotency key
+# either way, so it applies the request once however many tries.
+# Only the first LOCAL_FIRST_CALLS of a case: while local activities run, the case's workflow task
+# stays open and nobody can read the case, so a large chase goes on as regular activities after
+# its first wave (and a slow bank costs readers at most LOCAL_TRY_TIMEOUT).
+LOCAL_TRY = RetryPolicy(maximum_attempts=1)
+LOCAL_TRY_TIMEOUT = timedelta(seconds=3)
+LOCAL_FIRST_CALLS = 20
 
 # Decisions a case takes (not an institution): recorded in the audit log.
 RECORD_TIMEOUT = timedelta(seconds=10)
@@ -189,6 +205,8 @@ class CaseWorkflow:
         self._side: list[asyncio.Task] = []  # numbers being started, the escalation's clock
         self._whole_case = False  # set in run: this history has the patch
         self._cross_border = False  # set in run: payments abroad are recalled
+        self._local_first = False  # set in run: the chase's calls are tried first as local activities
+        self._local_calls = 0  # calls tried as local activities so far
         # One task per cross-border recovery (one per payment abroad); the case stays open while
         # any of them still works on getting money back.
         self._recoveries: list[asyncio.Task] = []
@@ -199,6 +217,7 @@ class CaseWorkflow:
     async def run(self, case: CaseInput) -> CaseView:
         self._whole_case = workflow.patched(_PATCH_WHOLE_CASE)
         self._cross_border = self._whole_case and workflow.patched(_PATCH_CROSS_BORDER)
+        self._local_first = self._cross_border and workflow.patched(_PATCH_LOCAL_FIRST)
         targets = stop_targets(case)
         workflow.logger.info(
             "case opened: asking %d institutions to stop payment, then following the money",
@@ -715,6 +734,35 @@ class CaseWorkflow:
             background=self._side,
         )  # fmt: skip
 
+    async def _chase_call(self, activity: str, request, result_type, step: str, call_timeout: timedelta):
+        """One stop-payment or account query of the chase: a first quick try as a local activity
+        (LOCAL_TRY_TIMEOUT; the case's first LOCAL_FIRST_CALLS only), then, unless that try's
+        failure is final, a regular activity."""
+        if self._local_first and self._local_calls < LOCAL_FIRST_CALLS:
+            self._local_calls += 1
+            try:
+                return await workflow.execute_local_activity(
+                    activity, request, result_type=result_type, activity_id=f"{step}/local",
+                    start_to_close_timeout=LOCAL_TRY_TIMEOUT, retry_policy=LOCAL_TRY,
+                )  # fmt: skip
+            except FailureError as err:
+                # A local activity's failure may come as its cause alone, not in an ActivityError.
+                cause = err.cause if isinstance(err, ActivityError) else err
+                if isinstance(cause, ApplicationError) and (
+                    cause.non_retryable or cause.type in (STOP_RETRY.non_retryable_error_types or ())
+                ):
+                    # Refused, or an answer that can never count: no retry mends it. Raised as
+                    # the regular activity's failure would be, for the callers to read alike.
+                    raise ActivityError(
+                        f"{activity} failed", scheduled_event_id=0, started_event_id=0, identity="",
+                        activity_type=activity, activity_id=f"{step}/local", retry_state=None,
+                    ) from cause  # fmt: skip
+            request = replace(request, prior_attempts=1)
+        return await workflow.execute_activity(
+            activity, request, result_type=result_type, activity_id=step,
+            start_to_close_timeout=call_timeout, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+        )  # fmt: skip
+
     async def _query(self, reached: _Reached) -> tuple[AccountQueryResult | None, str]:
         """The institution's verified account report, or why there is none."""
         stop = reached.stop
@@ -729,15 +777,7 @@ class CaseWorkflow:
         try:
             async with self._calls:
                 report = await self._supervised(
-                    workflow.execute_activity(
-                        REQUEST_ACCOUNT_QUERY,
-                        request,
-                        result_type=AccountQueryResult,
-                        activity_id=step,
-                        start_to_close_timeout=QUERY_CALL_TIMEOUT,
-                        heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
-                        retry_policy=STOP_RETRY,
-                    ),
+                    self._chase_call(REQUEST_ACCOUNT_QUERY, request, AccountQueryResult, step, QUERY_CALL_TIMEOUT),
                     RequestType.ACCOUNT_QUERY, stop.account.institution, request.idempotency_key,
                 )  # fmt: skip
         except ActivityError as err:
@@ -763,15 +803,7 @@ class CaseWorkflow:
         try:
             async with self._calls:
                 result = await self._supervised(
-                    workflow.execute_activity(
-                        REQUEST_STOP_PAYMENT,
-                        request,
-                        result_type=StopPaymentResult,
-                        activity_id=step,
-                        start_to_close_timeout=STOP_CALL_TIMEOUT,
-                        heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
-                        retry_policy=STOP_RETRY,
-                    ),
+                    self._chase_call(REQUEST_STOP_PAYMENT, request, StopPaymentResult, step, STOP_CALL_TIMEOUT),
                     RequestType.STOP_PAYMENT, stop.account.institution, request.idempotency_key,
                 )  # fmt: skip
         except ActivityError as err:
