@@ -37,6 +37,32 @@ async def test_a_fresh_case_history_replays_deterministically(client, tmp_path):
         (HISTORIES / "case-BX-REPLAY.json").write_text(history.to_json())
 
 
+async def test_a_chase_tried_first_as_local_activities_holds_once_and_replays(client, tmp_path):
+    """The chase's first calls run as local activities (decision 46). qilu-bank applies its
+    first stop-payment but the answer is lost: the local try fails, the regular activity sends
+    the same key again and gets the bank's stored answer. Every account is held once, that stop
+    took 2 calls, and the history (local activity markers, then the regular activity) replays
+    (STOPLINE_RECORD_HISTORIES=1 records it for test_recorded_histories_still_replay)."""
+    from tests.test_case_end_to_end import MULE_1, MULE_2, by_account
+
+    async with hub_world(client, tmp_path) as w:
+        qilu = w.institutions["qilu-bank"]
+        qilu.faults.fail_after_apply = 1
+        await w.hub.report_case(w.report("BX-REPLAY-LOCAL"))
+        case = await w.answered("BX-REPLAY-LOCAL")
+        history = await client.get_workflow_handle("case-BX-REPLAY-LOCAL").fetch_history()
+    stops = by_account(case)
+    assert sorted(h.account for h in qilu.ledger.holds()) == [MULE_2, MULE_1]  # once each
+    assert stops[MULE_1].attempts + stops[MULE_2].attempts == 1 + 2  # one answer was lost once
+    assert case.total_held.minor_units == 137_640_000
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    assert kinds.count("marker_recorded_event_attributes") >= 4  # two patches and local results
+    assert kinds.count("activity_task_scheduled_event_attributes") == 1  # only the lost answer's
+    await Replayer(workflows=WORKFLOWS).replay_workflow(history)
+    if os.environ.get("STOPLINE_RECORD_HISTORIES"):
+        (HISTORIES / "case-BX-REPLAY-LOCAL.json").write_text(history.to_json())
+
+
 async def test_a_hold_history_with_an_officers_freeze_replays_deterministically(client, tmp_path):
     from stopline.v1 import common_pb2
 
