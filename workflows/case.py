@@ -131,7 +131,8 @@ class _Reached:
 _PATCH_WHOLE_CASE = "whole-case-2026-11"
 # Recorded in new histories only: money found abroad starts a cross-border recovery.
 _PATCH_CROSS_BORDER = "cross-border-2026-11"
-# Recorded in new histories only: the chase's stops and queries are tried first as local activities.
+# Recorded in new histories only: the chase's stops and queries are tried first as local activities,
+# and a hold's workflow is started without holding up the chase.
 _PATCH_LOCAL_FIRST = "local-first-2026-11"
 
 # The chase's first calls are tried first as local activities: one runs in the worker that runs
@@ -637,7 +638,13 @@ class CaseWorkflow:
         await self._stop_payment(reached)
         held = stop.held or Amount.zero(stop.requested.currency)
         if held.minor_units > 0 and stop.hold_expires_at is not None:
-            await self._watch_hold(reached, held)
+            if self._local_first:
+                # The hold's workflow starts alongside: the chase goes on to the account query in
+                # this workflow task instead of waiting a round trip for the child's start. A
+                # start that fails still fails loudly (the run loop gathers _tasks).
+                self._tasks.append(asyncio.create_task(self._watch_hold(reached, held)))
+            else:
+                await self._watch_hold(reached, held)
         if held == stop.requested:
             flows: list[MoneyFlow] = []  # all of it held: nothing left to follow
         else:
