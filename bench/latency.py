@@ -1,18 +1,22 @@
 """How fast a report turns into held money, one case at a time, against bare Temporal.
 
-Both run on one embedded dev server (bench.common.dev_server) in one process: the hub as the
-tests run it (tests/world.py: gateway over mutual TLS, worker, sandbox banks with SQLite ledgers,
-the audit log), and a bare worker on its own task queue.
+The hub runs as `stopline up` runs it, on a private embedded dev server (the same fast SQLite
+settings): gateway and worker in this process on one client (so a case starts eagerly), the
+audit log, the case index. The banks run as `stopline sandbox` in a process of their own, as
+real banks are other parties' servers (in one process they would share the hub's interpreter
+lock, which no deployment does). The baseline is a bare worker in this process, on the same
+server, run right after.
 
-1. Report to first money held. A police unit's signed report of the Boxing case (three transfers
-   to three mule accounts at two banks; fresh accounts each time, so every stop really holds
-   money) goes through HubService.ReportCase; the clock runs from ReportCase returning to the
-   hub's audit log durably recording the first bank's signed "held" answer (bench.common
-   AnswerClock), and on to the third. Baseline: a bare workflow that starts the same three
-   activities at once (BareFanOut(3)), from start_workflow returning to its first and last
-   activity running. The baseline's activities do nothing; the hub's sign an order, send it over
-   TLS, the bank verifies it, writes its ledger, signs its answer, and the hub verifies and
-   records that: the ratio is what all of that costs.
+1. Report to first money held. A police unit's signed report of a copy of the Boxing case
+   (three transfers to three mule accounts at two banks, under account numbers of its own, so
+   every stop really holds money) goes through HubService.ReportCase; the clock runs from
+   ReportCase returning to the hub's audit log durably recording the first bank's signed "held"
+   answer (bench.common AnswerClock), and on to the third. Baseline: a bare workflow that starts
+   the same three activities at once (BareFanOut(3)), from start_workflow returning to its first
+   and last activity running. The baseline's activities do nothing; the hub's sign an order,
+   send it over TLS, the bank verifies it, writes its ledger, signs its answer, and the hub
+   verifies and records that: the ratio is what all of that costs. Also measured from
+   ReportCase being called (what the police unit waits, the gateway's own work included).
 
 2. A five-hop chase. Money that went victim -> A1 -> A2 -> A3 -> A4 -> A5 before the report, each
    mule keeping a tenth and A5 having withdrawn half in cash. The case stops A1 (part held),
@@ -28,78 +32,142 @@ import json
 import os
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench.common import (
-    AnswerClock,
-    BareFanOut,
-    BareSequence,
-    bare_worker,
-    dev_server,
-    ratio,
-    summary,
-)
-from sandbox.ledger import Account
-from sandbox.scenario import load_scenario, scenario_path
-from stopline.casefile import rebase_report, report_from_dict
-from tests.world import hub_world
+from bench.common import AnswerClock, BareFanOut, BareSequence, bare_worker, ratio, summary
+from bench.throughput import STOPLINE, Processes, free_port, hub_env, scenario_copies
+from stopline import config
+from stopline.casefile import report_from_dict
+from stopline.cli import hub_client
+from stopline.embedded import DevServer
+from stopline.stack import Stack, load_scenario_and_keys
+from trust.registry import Registry
 
 FIRST_HELD_CASES = int(os.environ.get("BENCH_FIRST_HELD_CASES", 100))
 CHASE_CASES = int(os.environ.get("BENCH_CHASE_CASES", 60))
 WARM_UP = 5  # channels, TLS sessions, caches and the workflow cache are warm before timing
 HOPS = 5
 HOP_BANKS = ("qilu-bank", "huaxia-pay")
-VICTIM = {"institution": "boxing-rcb", "account_number": "6217560000123456"}
+VICTIM = {"institution": "boxing-rcb", "account_number": "6217560000123456"}  # copy 0's victim
 
 
 def elapsed_ms(start: float, end: float) -> float:
     return (end - start) * 1000
 
 
+# --- the scenario: copies of the Boxing case, and five-hop chains -------------------------------
+
+
+def latency_scenario(first_held: int, chains: int, folder: Path) -> tuple[Path, list[dict], list[dict]]:
+    """The Boxing scenario with `first_held` unrelated copies of its case (bench.throughput's
+    copies) and `chains` five-hop mule chains from copy 0's victim, one case each. Every time is
+    the scenario's own, before its report: the chase finds each hop in the account query's
+    history, and a case is reported with the scenario's times, not rebased."""
+    path, copies = scenario_copies(first_held, folder)
+    scenario = json.loads(path.read_text("utf-8"))
+    reported_at = datetime.fromisoformat(scenario["case"]["reported_at"].replace("Z", "+00:00"))
+    at = lambda minutes: (reported_at - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    banks = {i["id"]: i for i in scenario["institutions"]}
+    victim_bank = banks[VICTIM["institution"]]
+    victim = next(a for a in victim_bank["accounts"] if a["number"] == VICTIM["account_number"])
+    sent = 100_000_000  # 1,000,000.00 CNY into each chain
+    victim["balance_minor"] += sent * chains
+    chase_cases = []
+    for c in range(chains):
+        # 16 digits from "622900" (the copies' bank numbers start "622911"), and "8800..." at
+        # huaxia-pay (the copies' are "HXP-..."): no number is in two chains or in a copy.
+        hops = [(HOP_BANKS[h % 2], f"{'622900' if h % 2 == 0 else '880000'}{c:05d}{h:05d}") for h in range(HOPS)]
+        victim_bank["transfers_out"].append({
+            "account": VICTIM["account_number"], "to": {"institution": hops[0][0], "account_number": hops[0][1]},
+            "amount_minor": sent, "currency": "CNY", "transferred_at": at(50), "channel": "transfer",
+        })  # fmt: skip
+        arrived = sent
+        for h, (bank, number) in enumerate(hops):
+            onward = arrived * 9 // 10 if h < HOPS - 1 else arrived // 2
+            banks[bank].setdefault("accounts", []).append(
+                {"number": number, "holder": f"Chain {c} hop {h + 1}", "currency": "CNY",
+                 "balance_minor": arrived - onward, "status": "open"}  # fmt: skip
+            )
+            out_transfer = {"account": number, "amount_minor": onward, "currency": "CNY",
+                            "transferred_at": at(45 - 5 * h), "channel": "transfer"}  # fmt: skip
+            if h < HOPS - 1:
+                out_transfer["to"] = {"institution": hops[h + 1][0], "account_number": hops[h + 1][1]}
+            else:
+                out_transfer["channel"] = "cash"
+            banks[bank].setdefault("transfers_out", []).append(out_transfer)
+            arrived = onward
+        chase_cases.append(scenario["case"] | {
+            "case_id": f"CHASE-{c:04d}", "suspect_phone_numbers": [],
+            "transfers": [{"from": VICTIM, "to": {"institution": hops[0][0], "account_number": hops[0][1]},
+                           "to_holder_name": f"Chain {c} hop 1", "amount": {"minor_units": sent, "currency": "CNY"},
+                           "transferred_at": at(50)}],
+        })  # fmt: skip
+    path.write_text(json.dumps(scenario))
+    return path, copies, chase_cases
+
+
+# --- the hub and the banks -------------------------------------------------------------------------
+
+
+@dataclass
+class Hub:
+    stack: Stack
+    hub: object  # HubClient speaking as the scenario's police unit
+    clock: AnswerClock
+
+
+@asynccontextmanager
+async def hub_and_banks(data: Path, scenario: Path) -> AsyncIterator[Hub]:
+    server = DevServer(address=f"127.0.0.1:{free_port()}", ui_port=free_port(),
+                       db_file=data / "temporal.db", log_file=data / "temporal.log")  # fmt: skip
+    procs = Processes()
+    await server.start()
+    try:
+        env = hub_env(data, server.address, scenario)
+        settings = config.load(env=env)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        load_scenario_and_keys(settings)  # keys, certificates and registry, before either side starts
+        before = Registry.load(settings.registry_path).endpoint("qilu-bank")
+        procs.start("banks", [STOPLINE, "sandbox"], env, data / "banks.log")
+        deadline = time.monotonic() + 60
+        while Registry.load(settings.registry_path).endpoint("qilu-bank") == before:  # the banks record where they listen
+            if time.monotonic() > deadline or procs.running["banks"].poll() is not None:
+                raise RuntimeError(f"the sandbox banks did not start: see {data / 'banks.log'}")
+            await asyncio.sleep(0.1)
+        async with Stack(settings, temporal=False, sandbox=False) as stack:
+            hub = hub_client(settings, stack.scenario.case["reporting_unit"], stack.gateway_address)
+            try:
+                yield Hub(stack, hub, AnswerClock(stack.audit, asyncio.get_running_loop()))
+            finally:
+                await hub.close()
+    finally:
+        await procs.stop_all()
+        await server.stop()  # open workflows (holds wait days) end with the server and its folder
+
+
 # --- 1. report to first money held ---------------------------------------------------------------
 
 
-async def first_held(env, data: Path, cases: int) -> dict:
-    async with hub_world(env.client, data) as w:
-        clock = AnswerClock(w.audit, asyncio.get_running_loop())
-        ledgers = {i: w.institutions[i].ledger for i in HOP_BANKS}
+async def first_held(h: Hub, cases: list[dict]) -> dict:
+    async def one(case: dict) -> tuple[float, float, float]:
+        report = report_from_dict(case)
+        called = time.perf_counter()
+        await h.hub.report_case(report)
+        reported = time.perf_counter()
+        first = await h.clock.nth(case["case_id"], 1)
+        last = await h.clock.nth(case["case_id"], len(report.transfers))
+        return elapsed_ms(reported, first), elapsed_ms(reported, last), elapsed_ms(called, first)
 
-        async def one(tag: str) -> tuple[float, float, float]:
-            case_id = f"FH-{tag}-{uuid.uuid4().hex[:8]}"
-            report = w.report(case_id)
-            report.suspect_phone_numbers[:] = []  # the money only: numbers run in workflows of their own
-            for transfer in report.transfers:
-                number = f"B{uuid.uuid4().int % 10**15:015d}"
-                transfer.to_account.account_number = number
-                transfer.to_account_holder_name = ""
-                ledgers[transfer.to_account.institution].seed(
-                    [Account(number, "bench mule", "CNY", transfer.amount.minor_units)]
-                )
-            called = time.perf_counter()
-            await w.hub.report_case(report)
-            reported = time.perf_counter()
-            first = await clock.nth(case_id, 1)
-            last = await clock.nth(case_id, len(report.transfers))
-            return elapsed_ms(reported, first), elapsed_ms(reported, last), elapsed_ms(called, first)
-
-        for i in range(WARM_UP):
-            await one(f"warm{i}")
-        times = [await one(str(i)) for i in range(cases)]
-        held = sum(len(ledger.holds()) for ledger in ledgers.values())
-        assert held == 3 * (cases + WARM_UP), f"{held} holds for {cases + WARM_UP} cases of three"
-
-    async with bare_worker(env.client, queue := f"bench-bare-{uuid.uuid4()}"):
-
-        async def bare(tag: str) -> tuple[float, float]:
-            handle = await env.client.start_workflow(BareFanOut.run, 3, id=f"bare-{tag}-{uuid.uuid4()}", task_queue=queue)
-            started = time.perf_counter()
-            ran = await handle.result()
-            return elapsed_ms(started, min(ran)), elapsed_ms(started, max(ran))
-
-        for i in range(WARM_UP):
-            await bare(f"warm{i}")
-        baseline = [await bare(str(i)) for i in range(cases)]
+    for case in cases[:WARM_UP]:
+        await one(case)
+    times = [await one(case) for case in cases[WARM_UP:]]
+    case = await h.hub.get_case(cases[-1]["case_id"])
+    assert len(case.stops) >= 3 and all(s.held.minor_units > 0 for s in case.stops[:3]), case.stops
+    baseline = await bare_runs(h, lambda: (BareFanOut.run, 3), len(times), lambda ran: (min(ran), max(ran)))
 
     first_s, all_s = summary([t[0] for t in times]), summary([t[1] for t in times])
     from_call = summary([t[2] for t in times])
@@ -127,93 +195,43 @@ async def first_held(env, data: Path, cases: int) -> dict:
     }
 
 
+async def bare_runs(h: Hub, workflow, n: int, points) -> list[tuple[float, float]]:
+    """`n` bare workflows one at a time (after WARM_UP), each timed from start_workflow returning
+    to `points(when each activity ran)`."""
+    client = h.stack.client
+    async with bare_worker(client, queue := f"bench-bare-{uuid.uuid4()}"):
+
+        async def bare() -> tuple[float, float]:
+            run, arg = workflow()
+            handle = await client.start_workflow(run, arg, id=f"bare-{uuid.uuid4()}", task_queue=queue)
+            started = time.perf_counter()
+            a, b = points(await handle.result())
+            return elapsed_ms(started, a), elapsed_ms(started, b)
+
+        for _ in range(WARM_UP):
+            await bare()
+        return [await bare() for _ in range(n)]
+
+
 # --- 2. a five-hop chase -------------------------------------------------------------------------
 
 
-def chain_scenario(copies: int, out: Path) -> tuple[Path, list[dict]]:
-    """The Boxing scenario's institutions with `copies` separate five-hop mule chains instead of
-    its accounts, one case per chain. Every time is before the report, so the chase finds each
-    hop in the account query's history."""
-    scenario = json.loads(scenario_path("boxing").read_text("utf-8"))
-    reported_at = datetime.fromisoformat(scenario["case"]["reported_at"].replace("Z", "+00:00"))
-    at = lambda minutes: (reported_at - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-    banks = {i["id"]: i for i in scenario["institutions"]}
-    for bank in HOP_BANKS:
-        banks[bank]["accounts"], banks[bank]["transfers_out"], banks[bank]["moves"] = [], [], []
-    victim_bank = banks[VICTIM["institution"]]
-    victim_bank["transfers_out"] = []
-    cases = []
-    sent = 100_000_000  # 1,000,000.00 CNY into each chain
-    for c in range(copies):
-        hops = [(HOP_BANKS[h % 2], f"{'6229' if h % 2 == 0 else '8800'}{c:06d}{h:06d}") for h in range(HOPS)]
-        victim_bank["transfers_out"].append({
-            "account": VICTIM["account_number"], "to": {"institution": hops[0][0], "account_number": hops[0][1]},
-            "amount_minor": sent, "currency": "CNY", "transferred_at": at(50), "channel": "transfer",
-        })  # fmt: skip
-        arrived = sent
-        for h, (bank, number) in enumerate(hops):
-            onward = arrived * 9 // 10 if h < HOPS - 1 else arrived // 2
-            banks[bank]["accounts"].append(
-                {"number": number, "holder": f"Chain {c} hop {h + 1}", "currency": "CNY",
-                 "balance_minor": arrived - onward, "status": "open"}  # fmt: skip
-            )
-            out_transfer = {"account": number, "amount_minor": onward, "currency": "CNY",
-                            "transferred_at": at(45 - 5 * h), "channel": "transfer"}  # fmt: skip
-            if h < HOPS - 1:
-                out_transfer["to"] = {"institution": hops[h + 1][0], "account_number": hops[h + 1][1]}
-            else:
-                out_transfer["channel"] = "cash"
-            banks[bank]["transfers_out"].append(out_transfer)
-            arrived = onward
-        cases.append(scenario["case"] | {
-            "case_id": f"CHASE-{c:04d}", "suspect_phone_numbers": [],
-            "transfers": [{"from": VICTIM, "to": {"institution": hops[0][0], "account_number": hops[0][1]},
-                           "to_holder_name": f"Chain {c} hop 1", "amount": {"minor_units": sent, "currency": "CNY"},
-                           "transferred_at": at(50)}],
-        })  # fmt: skip
-    scenario["case"] = cases[0]
-    victim = next(a for a in victim_bank["accounts"] if a["number"] == VICTIM["account_number"])
-    victim["balance_minor"] = max(victim["balance_minor"], sent * copies)
-    out.write_text(json.dumps(scenario))
-    load_scenario(out)  # fails here, naming the field, if the generator wrote something invalid
-    return out, cases
+async def chase(h: Hub, cases: list[dict]) -> dict:
+    async def one(case: dict) -> tuple[float, float]:
+        await h.hub.report_case(report_from_dict(case))
+        reported = time.perf_counter()
+        fifth_held = await h.clock.nth(case["case_id"], HOPS)
+        last_report = await h.clock.nth(case["case_id"], HOPS, kind="query")
+        return elapsed_ms(reported, fifth_held), elapsed_ms(reported, last_report)
 
-
-async def chase(env, data: Path, cases: int) -> dict:
-    path, reports = chain_scenario(cases + WARM_UP, data / "chain.json")
-    stops_per_chase = HOPS
-    async with hub_world(env.client, data, scenario_name=str(path)) as w:
-        clock = AnswerClock(w.audit, asyncio.get_running_loop())
-
-        async def one(case: dict) -> tuple[float, float]:
-            report = rebase_report(report_from_dict(case), datetime.now(UTC), case["case_id"])
-            w._case_ids.add(case["case_id"])
-            await w.hub.report_case(report)
-            reported = time.perf_counter()
-            fifth_held = await clock.nth(case["case_id"], stops_per_chase)
-            last_report = await clock.nth(case["case_id"], HOPS, kind="query")
-            return elapsed_ms(reported, fifth_held), elapsed_ms(reported, last_report)
-
-        for case in reports[:WARM_UP]:
-            await one(case)
-        times = [await one(case) for case in reports[WARM_UP:]]
-        case = await w.answered(reports[-1]["case_id"])
-        held = sorted(s.held.minor_units for s in case.stops)
-        assert len(case.stops) == HOPS and all(held), f"the chase held {held} at {len(case.stops)} accounts"
-
-    async with bare_worker(env.client, queue := f"bench-bare-{uuid.uuid4()}"):
-
-        async def bare(tag: str) -> tuple[float, float]:
-            handle = await env.client.start_workflow(
-                BareSequence.run, 2 * HOPS, id=f"bare-seq-{tag}-{uuid.uuid4()}", task_queue=queue
-            )
-            started = time.perf_counter()
-            ran = await handle.result()
-            return elapsed_ms(started, ran[2 * HOPS - 2]), elapsed_ms(started, ran[-1])
-
-        for i in range(WARM_UP):
-            await bare(f"warm{i}")
-        baseline = [await bare(str(i)) for i in range(cases)]
+    for case in cases[:WARM_UP]:
+        await one(case)
+    times = [await one(case) for case in cases[WARM_UP:]]
+    case = await h.hub.get_case(cases[-1]["case_id"])
+    held = [s.held.minor_units for s in case.stops]
+    assert len(case.stops) == HOPS and all(held), f"the chase held {held} at {len(case.stops)} accounts"
+    n = 2 * HOPS
+    baseline = await bare_runs(h, lambda: (BareSequence.run, n), len(times), lambda ran: (ran[n - 2], ran[-1]))
 
     five_s, all_s = summary([t[0] for t in times]), summary([t[1] for t in times])
     nine_b, ten_b = summary([t[0] for t in baseline]), summary([t[1] for t in baseline])
@@ -242,11 +260,10 @@ def _ms(s: dict) -> str:
 
 async def measure(data: Path, *, quick: bool = False) -> dict:
     n_first, n_chase = (10, 8) if quick else (FIRST_HELD_CASES, CHASE_CASES)
-    async with dev_server(data) as env:
-        (data / "first").mkdir()
-        (data / "chase").mkdir()
-        first = await first_held(env, data / "first", n_first)
-        chased = await chase(env, data / "chase", n_chase)
+    scenario, copies, chains = latency_scenario(n_first + WARM_UP, n_chase + WARM_UP, data)
+    async with hub_and_banks(data, scenario) as h:
+        first = await first_held(h, copies)
+        chased = await chase(h, chains)
     return {"first_held": first, "chase": chased, "table": first["table"] + chased["table"]}
 
 
