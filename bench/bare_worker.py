@@ -1,6 +1,6 @@
 """The bare-Temporal baseline's worker as a process of its own, as `stopline worker` is for the hub:
-bench.common's no-op workflows and activity on a task queue, with the SDK's default settings,
-until SIGTERM or SIGINT.
+bench.common's no-op workflows and activity, and bench.bare_shape's workflows of a case's shape, on
+a task queue, with the SDK's default settings, until SIGTERM or SIGINT.
 
     .venv/bin/python -m bench.bare_worker TEMPORAL_ADDRESS TASK_QUEUE
 """
@@ -13,13 +13,16 @@ import signal
 import sys
 
 from temporalio.client import Client
+from temporalio.worker import Worker
 
-from bench.common import bare_worker
+from bench.bare_shape import SHAPE_WORKFLOWS
+from bench.common import BARE_ACTIVITIES, BARE_WORKFLOWS
 
 
 async def main(address: str, task_queue: str) -> None:
     client = await Client.connect(address)
-    worker = bare_worker(client, task_queue)
+    worker = Worker(client, task_queue=task_queue, workflows=[*BARE_WORKFLOWS, *SHAPE_WORKFLOWS],
+                    activities=BARE_ACTIVITIES)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
