@@ -117,7 +117,8 @@ class _CaseClock:
 
 class AnswerClock:
     """Notes the moment the hub's audit log durably records each signed answer to a stop-payment
-    ("stop") or an account query ("query"), per case: direction IN, indexed under the request's
+    ("stop") or an account query ("query"), and each order about to leave ("stop-sent",
+    "query-sent": recorded just before it is sent), per case: direction IN, indexed under the request's
     idempotency key, whose step names the kind. A recorded stop answer is the point at which the
     hub knows money is held. Installed on the AuditLog instance the worker's activities write
     through, so it measures the real path, fsync included."""
@@ -138,6 +139,8 @@ class AnswerClock:
                 for entry in entries:
                     if entry.kind is EntryKind.ENVELOPE and entry.direction is Direction.IN:
                         self._answered(entry.case_id, kind, at)
+                    elif entry.kind is EntryKind.ENVELOPE and entry.direction is Direction.OUT:
+                        self._answered(entry.case_id, f"{kind}-sent", at)  # about to leave
             return index
 
         audit.append = append  # type: ignore[method-assign]

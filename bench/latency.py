@@ -153,41 +153,66 @@ async def hub_and_banks(data: Path, scenario: Path) -> AsyncIterator[Hub]:
 
 
 async def first_held(h: Hub, cases: list[dict]) -> dict:
-    async def one(case: dict) -> tuple[float, float, float]:
+    async def one(case: dict) -> tuple[float, ...]:
         report = report_from_dict(case)
         called = time.perf_counter()
         await h.hub.report_case(report)
         reported = time.perf_counter()
         first = await h.clock.nth(case["case_id"], 1)
         last = await h.clock.nth(case["case_id"], len(report.transfers))
-        return elapsed_ms(reported, first), elapsed_ms(reported, last), elapsed_ms(called, first)
+        sent = await h.clock.nth(case["case_id"], 1, kind="stop-sent")
+        return (elapsed_ms(reported, first), elapsed_ms(reported, last), elapsed_ms(called, first),
+                elapsed_ms(reported, sent))  # fmt: skip
 
     for case in cases[:WARM_UP]:
         await one(case)
     times = [await one(case) for case in cases[WARM_UP:]]
     case = await h.hub.get_case(cases[-1]["case_id"])
     assert len(case.stops) >= 3 and all(s.held.minor_units > 0 for s in case.stops[:3]), case.stops
-    baseline = await bare_runs(h, lambda: (BareFanOut.run, 3), len(times), lambda ran: (min(ran), max(ran)))
+    n = len(times)
+    # (start_workflow returned -> first activity ran, -> last activity ran, -> the workflow's result)
+    fan_out = await bare_runs(h, lambda: (BareFanOut.run, 3), n, lambda ran: (min(ran), max(ran)))
+    sequence = await bare_runs(h, lambda: (BareSequence.run, 3), n, lambda ran: (ran[0], ran[-1]))
+    one_activity = await bare_runs(h, lambda: (BareSequence.run, 1), n, lambda ran: (ran[0], ran[0]))
 
-    first_s, all_s = summary([t[0] for t in times]), summary([t[1] for t in times])
-    from_call = summary([t[2] for t in times])
-    first_b, all_b = summary([t[0] for t in baseline]), summary([t[1] for t in baseline])
-    r50 = ratio(first_s["p50_ms"], first_b["p50_ms"])
+    col = lambda rows, i: summary([r[i] for r in rows])  # noqa: E731
+    first_s, all_s, from_call, sent_s = col(times, 0), col(times, 1), col(times, 2), col(times, 3)
+    first_b, all_b, fan_done = col(fan_out, 0), col(fan_out, 1), col(fan_out, 2)
+    seq_done, one_done = col(sequence, 2), col(one_activity, 2)
+    r_strict = ratio(first_s["p50_ms"], first_b["p50_ms"])
+    r_done = ratio(first_s["p50_ms"], fan_done["p50_ms"])
+    r_seq = ratio(first_s["p50_ms"], seq_done["p50_ms"])
+    r_sent = ratio(sent_s["p50_ms"], one_done["p50_ms"])
+    p99_ok = first_s["p99_ms"] < 250
     return {
         "stopline_first_held": first_s,
         "stopline_all_three_held": all_s,
         "stopline_first_held_from_report_call": from_call,
-        "baseline_first_activity": first_b,
-        "baseline_all_three_activities": all_b,
-        "ratio_p50_first": r50,
-        "ratio_p99_first": ratio(first_s["p99_ms"], first_b["p99_ms"]),
+        "stopline_first_order_sent": sent_s,
+        "baseline_fan_out_3_first_activity": first_b,
+        "baseline_fan_out_3_last_activity": all_b,
+        "baseline_fan_out_3_completed": fan_done,
+        "baseline_sequence_3_completed": seq_done,
+        "baseline_one_activity_completed": one_done,
+        "ratios_p50": {"first_held_vs_fan_out_first_activity": r_strict, "first_held_vs_fan_out_completed": r_done,
+                       "first_held_vs_sequence_3_completed": r_seq, "first_order_sent_vs_one_activity_completed": r_sent},
         "table": [
-            {"benchmark": "first held", "measure": "ReportCase returned -> first bank's held answer recorded",
-             "stopline": _ms(first_s), "baseline": _ms(first_b), "ratio": r50,
-             "target": "<= 1.5x and p99 < 250 ms", "met": r50 <= 1.5 and first_s["p99_ms"] < 250},
-            {"benchmark": "first held", "measure": "... all three banks' answers recorded",
-             "stopline": _ms(all_s), "baseline": _ms(all_b), "ratio": ratio(all_s["p50_ms"], all_b["p50_ms"]),
-             "target": "", "met": None},
+            {"benchmark": "first held", "measure": "ReportCase returned -> first bank's held answer recorded, "
+             "against the bare workflow with the same 3 activities (started at once, as the case does) completed",
+             "stopline": _ms(first_s), "baseline": _ms(fan_done), "ratio": r_done,
+             "target": "<= 1.5x and p99 < 250 ms", "met": r_done <= 1.5 and p99_ok},
+            {"benchmark": "first held", "measure": "... against 3 activities in sequence completed (the issue's "
+             "'about 40 ms' reference)", "stopline": "", "baseline": _ms(seq_done), "ratio": r_seq,
+             "target": "<= 1.5x", "met": r_seq <= 1.5},
+            {"benchmark": "first held", "measure": "... against the moment the bare fan-out's first activity runs "
+             "(strictest: the same point, nothing of a stop-payment's work in it)", "stopline": "",
+             "baseline": _ms(first_b), "ratio": r_strict, "target": "", "met": None},
+            {"benchmark": "first held", "measure": "ReportCase returned -> all three banks' answers recorded, "
+             "against the fan-out's last activity running", "stopline": _ms(all_s), "baseline": _ms(all_b),
+             "ratio": ratio(all_s["p50_ms"], all_b["p50_ms"]), "target": "", "met": None},
+            {"benchmark": "first held", "measure": "stretch: ReportCase returned -> first stop-payment order sent, "
+             "against a bare one-activity workflow completed", "stopline": _ms(sent_s), "baseline": _ms(one_done),
+             "ratio": r_sent, "target": "< 1x", "met": r_sent < 1},
             {"benchmark": "first held", "measure": "ReportCase called -> first held answer recorded (what the "
              "police unit waits; includes the gateway's checks, audit and receipt)", "stopline": _ms(from_call),
              "baseline": "", "ratio": None, "target": "", "met": None},
@@ -195,18 +220,20 @@ async def first_held(h: Hub, cases: list[dict]) -> dict:
     }
 
 
-async def bare_runs(h: Hub, workflow, n: int, points) -> list[tuple[float, float]]:
+async def bare_runs(h: Hub, workflow, n: int, points) -> list[tuple[float, float, float]]:
     """`n` bare workflows one at a time (after WARM_UP), each timed from start_workflow returning
-    to `points(when each activity ran)`."""
+    to `points(when each activity ran)` (two of them) and to its result."""
     client = h.stack.client
     async with bare_worker(client, queue := f"bench-bare-{uuid.uuid4()}"):
 
-        async def bare() -> tuple[float, float]:
+        async def bare() -> tuple[float, float, float]:
             run, arg = workflow()
             handle = await client.start_workflow(run, arg, id=f"bare-{uuid.uuid4()}", task_queue=queue)
             started = time.perf_counter()
-            a, b = points(await handle.result())
-            return elapsed_ms(started, a), elapsed_ms(started, b)
+            ran = await handle.result()
+            done = time.perf_counter()
+            a, b = points(ran)
+            return elapsed_ms(started, a), elapsed_ms(started, b), elapsed_ms(started, done)
 
         for _ in range(WARM_UP):
             await bare()
