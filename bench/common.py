@@ -167,3 +167,18 @@ class AnswerClock:
         await asyncio.wait_for(future, within)
         with self._lock:
             return sorted(self._cases[case_id].answers[kind])[n - 1]
+
+    def at_the_banks(self, case_id: str, until: float) -> float:
+        """Seconds the case's calls spent with the banks before `until`: for each stop and query
+        answered by then, from its order being recorded (just before it leaves) to its answer
+        being recorded. In a chase the calls run one after another, so this is the part of the
+        chase's time the hub waited for banks (network, their checks, their ledger, signing)."""
+        with self._lock:
+            times = self._cases.get(case_id, _CaseClock()).answers
+            total = 0.0
+            for kind in self.KINDS:
+                sent, answered = sorted(times.get(f"{kind}-sent", [])), sorted(times.get(kind, []))
+                for out, back in zip(sent, answered, strict=False):
+                    if back <= until:
+                        total += back - out
+            return total

@@ -8,7 +8,8 @@
 Each benchmark starts its own embedded dev server with the settings `stopline up` uses and runs
 its baseline on it in the same run, so every figure is reported as a ratio to plain Temporal on
 the same machine at the same moment. The table is printed at the end; bench/results/latest.json
-holds every figure with the machine it was measured on (bench/results/quick.json for a quick run).
+holds every figure with the machine it was measured on (a partial run writes latest-<names>.json, a
+quick run quick-*.json, beside it).
 
     make bench                          # everything, about 15 minutes on 2 cores
     BENCH_ONLY=latency make bench       # one benchmark (comma-separated names)
@@ -59,7 +60,10 @@ async def main() -> None:
         raise SystemExit(f"BENCH_ONLY: unknown benchmark(s) {sorted(unknown)}; choose from {BENCHMARKS}")
     result = await run(names, quick)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("quick.json" if quick else "latest.json")
+    # latest.json is the record of a whole run (docs/benchmarks.md quotes it); a partial or quick
+    # run writes beside it and leaves it alone.
+    name = "latest" if set(names) == set(BENCHMARKS) else "latest-" + "-".join(names)
+    out = RESULTS / (f"quick-{name}.json" if quick else f"{name}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     print(f"\nmachine: {m['cpus']} cpus ({m['usable_cpus']} usable), {m['cpu']}, {m['memory_gb']} GB, "
