@@ -11,7 +11,7 @@ the same machine at the same moment. The table is printed at the end; bench/resu
 holds every figure with the machine it was measured on (a partial run writes latest-<names>.json, a
 quick run quick-*.json, beside it).
 
-    make bench                          # everything, about 15 minutes on 2 cores
+    make bench                          # everything, about 6 minutes on 2 cores
     BENCH_ONLY=latency make bench       # one benchmark (comma-separated names)
     BENCH_QUICK=1 make bench            # a smoke run with tiny sizes: the code works, not the numbers
 
