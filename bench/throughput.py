@@ -61,9 +61,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -82,7 +80,7 @@ from sandbox.ledger import Ledger
 from stopline import config, logs
 from stopline.casefile import rebase_report, report_from_dict
 from stopline.cli import CHASE_DONE, hub_client
-from stopline.embedded import DevServer
+from stopline.embedded import DevServer, free_port
 from stopline.stack import Stack
 from stopline.v1 import bank_pb2, envelope_pb2
 
@@ -106,22 +104,6 @@ CASE_WITHIN = 120.0  # a case not answered by then fails the run
 
 
 # --- the parts ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free port below the kernel's ephemeral range, as tests/test_cli.py picks them: a port
-    the OS handed out with bind(0) can be handed out again, e.g. to the dev server's own
-    outgoing connections, before the server binds it."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randint(20_000, 32_000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def _copy_number(number: str, n: int) -> str:

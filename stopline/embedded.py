@@ -16,6 +16,7 @@ synchronous=normal plus a higher transfer-queue poll rate give 21 ms and 52 work
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import socket
 import subprocess
@@ -218,3 +219,21 @@ async def register_search_attributes(client: Client) -> None:
     except RPCError as e:
         if e.status != RPCStatusCode.ALREADY_EXISTS:
             raise
+
+
+def free_port() -> int:
+    """A free port below the kernel's ephemeral range (32768 and up on Linux), for a dev server
+    or gateway started on a chosen port. A port the OS picked with bind(0) is ephemeral: after we
+    let it go it can be handed out again, as the local port of an outgoing connection (the dev
+    server opens many) or to a server asking for port 0, and a later start on the same settings
+    finds it taken ("Address already in use")."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")

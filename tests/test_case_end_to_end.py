@@ -86,6 +86,9 @@ async def test_repeated_report_returns_the_case_and_starts_nothing(client, tmp_p
         report = w.report("BX-TWICE")
         first = await w.hub.report_case(report)
         await w.answered("BX-TWICE")
+        # The suspect number's block and its notice to the regulator run on in their own
+        # workflow after the stops are answered: settled before the snapshot of who was asked.
+        await w.wait_for_case("BX-TWICE", lambda c: c.numbers and all(n.regulator_notified for n in c.numbers))
         run_id = (await client.get_workflow_handle("case-BX-TWICE").describe()).run_id
         asked = {i: inst.requests_received for i, inst in w.institutions.items()}
 

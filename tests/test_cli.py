@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -19,25 +18,9 @@ import pytest
 from sandbox.scenario import load_scenario
 from stopline.casefile import CaseFileError, report_from_dict
 from stopline.config import ConfigError, load
+from stopline.embedded import free_port  # noqa: F401 - tests/test_faults.py imports it from here
 
 STOPLINE = str(Path(sys.prefix) / "bin" / "stopline")
-
-
-def free_port() -> int:
-    """A free port below the kernel's ephemeral range (32768 and up on Linux). A port the OS
-    picked with bind(0) is ephemeral: after we let it go it can be handed out again, as the local
-    port of an outgoing connection (the dev server opens many) or to a server asking for port 0,
-    and a later run on the same settings finds it taken ("Address already in use")."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randint(20_000, 32_000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port between 20000 and 32000")
 
 
 @pytest.fixture
