@@ -93,10 +93,6 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_CALLS_IN_FLIGHT = 64
 
-# A bank answers a stop-payment or an account query in seconds; a call past its deadline is
-# treated as lost and retried with a longer one (the idempotency key makes the retry safe).
-QUERY_CALL_TIMEOUT = STOP_CALL_TIMEOUT = CALL_TIMEOUT
-
 # Retry until the institution answers: a stop that arrives late still saves money, and the
 # idempotency key means a retry never holds twice. Backoff is short at first (outages are
 # usually brief and the money moves in minutes) and capped so a returning bank is noticed fast.
@@ -741,7 +737,7 @@ class CaseWorkflow:
             background=self._side,
         )  # fmt: skip
 
-    async def _chase_call(self, activity: str, request, result_type, step: str, call_timeout: timedelta):
+    async def _chase_call(self, activity: str, request, result_type, step: str):
         """One stop-payment or account query of the chase: a first quick try as a local activity
         (LOCAL_TRY_TIMEOUT; the case's first LOCAL_FIRST_CALLS only), then, unless that try's
         failure is final, a regular activity."""
@@ -767,7 +763,7 @@ class CaseWorkflow:
             request = replace(request, prior_attempts=1)
         return await workflow.execute_activity(
             activity, request, result_type=result_type, activity_id=step,
-            start_to_close_timeout=call_timeout, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+            start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
         )  # fmt: skip
 
     async def _query(self, reached: _Reached) -> tuple[AccountQueryResult | None, str]:
@@ -784,7 +780,7 @@ class CaseWorkflow:
         try:
             async with self._calls:
                 report = await self._supervised(
-                    self._chase_call(REQUEST_ACCOUNT_QUERY, request, AccountQueryResult, step, QUERY_CALL_TIMEOUT),
+                    self._chase_call(REQUEST_ACCOUNT_QUERY, request, AccountQueryResult, step),
                     RequestType.ACCOUNT_QUERY, stop.account.institution, request.idempotency_key,
                 )  # fmt: skip
         except ActivityError as err:
@@ -810,7 +806,7 @@ class CaseWorkflow:
         try:
             async with self._calls:
                 result = await self._supervised(
-                    self._chase_call(REQUEST_STOP_PAYMENT, request, StopPaymentResult, step, STOP_CALL_TIMEOUT),
+                    self._chase_call(REQUEST_STOP_PAYMENT, request, StopPaymentResult, step),
                     RequestType.STOP_PAYMENT, stop.account.institution, request.idempotency_key,
                 )  # fmt: skip
         except ActivityError as err:

@@ -68,7 +68,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.calls import CALL_HEARTBEAT_TIMEOUT, CALL_TIMEOUT
     from workflows.recall import estimate, recovery_totals, release_hold
 
-RECALL_CALL_TIMEOUT = CALL_TIMEOUT
 # One call per attempt: a channel that cannot be reached is tried again by the workflow on a timer
 # (UNREACHABLE_WAIT doubling to UNREACHABLE_MAX_WAIT), so a day-long outage costs a few dozen
 # calls, operators see "unreachable" and the next try meanwhile, and the wait survives restarts.
@@ -314,7 +313,7 @@ class CrossBorderRecoveryWorkflow:
             try:
                 ack = await workflow.execute_activity(
                     REQUEST_RECALL, replace(request, try_number=tries), result_type=RecallAck, activity_id=f"recall/{view.channel.value}/{n}",
-                    start_to_close_timeout=RECALL_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
+                    start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
                     retry_policy=RECALL_RETRY,
                 )  # fmt: skip
                 break

@@ -73,8 +73,8 @@ with workflow.unsafe.imports_passed_through():
         stop_step_id,
     )
     from workflows.calendar import add_working_days
-    from workflows.calls import CALL_HEARTBEAT_TIMEOUT
-    from workflows.case import STOP_CALL_TIMEOUT, STOP_RETRY
+    from workflows.calls import CALL_HEARTBEAT_TIMEOUT, CALL_TIMEOUT
+    from workflows.case import STOP_RETRY
     from workflows.supervision import answered_within, report_breach
 
 # Recorded in new histories only: holds started before answer deadlines and returns replay as they ran.
@@ -320,7 +320,7 @@ class HoldWorkflow:
         async def returned() -> ReturnResult:
             result = await workflow.execute_activity(
                 REQUEST_RETURN_FUNDS, request, result_type=ReturnResult, activity_id=activity_id,
-                start_to_close_timeout=STOP_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+                start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
             )  # fmt: skip
             if result.outcome is ReturnOutcome.ACCEPTED:
                 r.state = ReturnState.ACCEPTED
@@ -397,7 +397,7 @@ class HoldWorkflow:
         try:
             result = await self._supervised(workflow.execute_activity(
                 REQUEST_FREEZE, request, result_type=FreezeResult, activity_id=f"{step}/{self._freezes}",
-                start_to_close_timeout=STOP_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+                start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
             ), RequestType.FREEZE, request.idempotency_key)  # fmt: skip
         except ActivityError as err:
             self._awaiting = self._callback = None
@@ -453,7 +453,7 @@ class HoldWorkflow:
         try:
             result = await self._supervised(workflow.execute_activity(
                 REQUEST_RELEASE, request, result_type=ReleaseResult, activity_id=f"{step}/{self._releases}",
-                start_to_close_timeout=STOP_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+                start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
             ), RequestType.RELEASE, request.idempotency_key)  # fmt: skip
         except ActivityError as err:
             view.state = self._before  # still held: an officer can decide again
@@ -557,7 +557,7 @@ class HoldWorkflow:
         try:
             result = await self._supervised(workflow.execute_activity(
                 REQUEST_STOP_PAYMENT, request, result_type=StopPaymentResult, activity_id=f"{step}/2",
-                start_to_close_timeout=STOP_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+                start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
             ), RequestType.STOP_PAYMENT, request.idempotency_key)  # fmt: skip
         except ActivityError as err:
             cause = err.cause

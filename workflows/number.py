@@ -41,10 +41,8 @@ with workflow.unsafe.imports_passed_through():
         UnblockDecisionInput,
     )
     from workflows.calls import CALL_HEARTBEAT_TIMEOUT, CALL_TIMEOUT
-    from workflows.case import STOP_CALL_TIMEOUT, STOP_RETRY
+    from workflows.case import STOP_RETRY
     from workflows.supervision import BREACH_RETRY, answered_within
-
-NOTICE_TIMEOUT = CALL_TIMEOUT
 
 
 @workflow.defn(name=NUMBER_WORKFLOW)
@@ -122,7 +120,7 @@ class NumberWorkflow:
             return await workflow.execute_activity(
                 LOCATE_NUMBER, LocateNumberInput(key, number.case_id, number.phone_number),
                 result_type=LocateNumberResult, activity_id="locate",
-                start_to_close_timeout=STOP_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+                start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
             )  # fmt: skip
         except ActivityError as err:
             self._failed("finding its carrier failed", err)
@@ -137,7 +135,7 @@ class NumberWorkflow:
             answer = await answered_within(
                 workflow.execute_activity(
                     REQUEST_NUMBER_BLOCK, request, result_type=NumberBlockResult, activity_id="block",
-                    start_to_close_timeout=STOP_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+                    start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
                 ),
                 deadline=number.deadlines.of(RequestType.BLOCK_NUMBERS), case_id=number.case_id,
                 institution=view.carrier, request_type=RequestType.BLOCK_NUMBERS, request_key=key, background=self._side,
@@ -169,7 +167,7 @@ class NumberWorkflow:
             answer = await answered_within(
                 workflow.execute_activity(
                     REQUEST_NUMBER_UNBLOCK, request, result_type=NumberBlockResult, activity_id=f"unblock/{self._unblocks}",
-                    start_to_close_timeout=STOP_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
+                    start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=STOP_RETRY,
                 ),
                 deadline=number.deadlines.of(RequestType.UNBLOCK_NUMBERS), case_id=number.case_id,
                 institution=view.carrier, request_type=RequestType.UNBLOCK_NUMBERS, request_key=key, background=self._side,
@@ -196,7 +194,7 @@ class NumberWorkflow:
         )  # fmt: skip
         await workflow.execute_activity(
             NOTIFY_TELECOM_REGULATOR, notice, result_type=RegulatorReceiptResult, activity_id=f"notice-{kind.value}",
-            start_to_close_timeout=NOTICE_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=BREACH_RETRY,
+            start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT, retry_policy=BREACH_RETRY,
         )  # fmt: skip
         view.regulator_notified = True
 

@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-BREACH_CALL_TIMEOUT = CALL_TIMEOUT
 # A regulator that is down is asked again until it answers: the breach is a fact either way.
 BREACH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 
@@ -99,7 +98,7 @@ async def report_breach(
     )  # fmt: skip
     result = await workflow.execute_activity(
         REPORT_BREACH, report, result_type=BreachResult, activity_id=f"breach/{request_key.split('/', 1)[-1]}",
-        start_to_close_timeout=BREACH_CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
+        start_to_close_timeout=CALL_TIMEOUT, heartbeat_timeout=CALL_HEARTBEAT_TIMEOUT,
         retry_policy=BREACH_RETRY,
     )  # fmt: skip
     view = BreachView(institution=institution, request_type=request_type, regulator=result.regulator,
