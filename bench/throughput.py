@@ -115,9 +115,12 @@ def _copy_number(number: str, n: int) -> str:
     return f"{number[:6]}{n:04d}{number[10:]}"
 
 
-def scenario_copies(copies: int, folder: Path) -> tuple[Path, list[dict]]:
+def scenario_copies(
+    copies: int, folder: Path, *, case_prefix: str = "TP", keep_moves: bool = False
+) -> tuple[Path, list[dict]]:
     """The boxing scenario with `copies` unrelated frauds, each under its own account numbers, and
-    a case per copy (the same case reported twice would be linked to the first, not chased)."""
+    a case per copy (the same case reported twice would be linked to the first, not chased). No
+    suspect phone numbers: this is about money. (tests/test_faults.py copies it this way too.)"""
     scenario = json.loads(SCENARIO.read_text())
     numbers = re.compile(r'"(62\d{14}|HXP-\d{4}-\d{4}-\d{4})"')
 
@@ -125,15 +128,16 @@ def scenario_copies(copies: int, folder: Path) -> tuple[Path, list[dict]]:
         return json.loads(numbers.sub(lambda m: f'"{_copy_number(m.group(1), n)}"', json.dumps(value)))
 
     for inst in scenario["institutions"]:
-        # No mule moves: a move runs `after_seconds` after the sandbox starts, so every case
-        # reported later than that (all but the first few here) would find that money gone, and
-        # cases would differ by when they ran. Every case is the clean run: the stop beats the mule.
-        inst.pop("moves", None)
-        for key in ("accounts", "transfers_out"):
+        # No mule moves unless asked: a move runs `after_seconds` after the sandbox starts, so
+        # every case reported later than that (all but the first few of a long run) would find
+        # that money gone, and cases would differ by when they ran.
+        if not keep_moves:
+            inst.pop("moves", None)
+        for key in ("accounts", "transfers_out", "moves"):
             if inst.get(key):
                 inst[key] = [item for n in range(copies) for item in copy(inst[key], n)]
     cases = [
-        copy(scenario["case"], n) | {"case_id": f"TP-{n:05d}", "suspect_phone_numbers": []}
+        copy(scenario["case"], n) | {"case_id": f"{case_prefix}-{n:05d}", "suspect_phone_numbers": []}
         for n in range(copies)
     ]
     path = folder / "boxing-copies.json"

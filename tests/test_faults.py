@@ -9,9 +9,7 @@ worker runs where each test says: in another OS process when it is to be SIGKILL
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 import subprocess
 import time
 from collections import Counter
@@ -21,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from bench.throughput import scenario_copies
 from sandbox.ledger import Ledger
 from stopline import config
 from stopline.casefile import rebase_report, report_from_dict
@@ -38,37 +37,11 @@ HELD = (hub_pb2.STOP_STATE_HELD, hub_pb2.STOP_STATE_PARTIALLY_HELD)
 HOLDS_PER_CASE = 4  # across 4 accounts at 2 institutions
 
 
-def _copy_number(number: str, n: int) -> str:
-    """The boxing scenario's account `number` in its n-th copy (copy 0 is the original)."""
-    if number.startswith("HXP-"):
-        return f"{number[:6]}{n:02d}{number[8:]}"
-    return f"{number[:8]}{n:02d}{number[10:]}"
-
-
 def boxing_times(copies: int, tmp_path: Path) -> tuple[Path, list[dict]]:
     """The boxing scenario with `copies` unrelated frauds: every account copied under its own
-    numbers, and a case per copy. (The same case reported 20 times is one chase: the hub links
-    the repeats to the first and does not stop the same transfers again.) No suspect phone
-    numbers: this is about money."""
-    scenario = json.loads(
-        (Path(__file__).parent.parent / "sandbox" / "scenarios" / "boxing.json").read_text()
-    )
-    numbers = re.compile(r'"(62\d{14}|HXP-\d{4}-\d{4}-\d{4})"')
-
-    def copy(value, n: int):
-        return json.loads(numbers.sub(lambda m: f'"{_copy_number(m.group(1), n)}"', json.dumps(value)))
-
-    for inst in scenario["institutions"]:
-        for key in ("accounts", "transfers_out", "moves"):
-            if inst.get(key):
-                inst[key] = [item for n in range(copies) for item in copy(inst[key], n)]
-    cases = [
-        copy(scenario["case"], n) | {"case_id": f"KILL-{n:02d}", "suspect_phone_numbers": []}
-        for n in range(copies)
-    ]
-    path = tmp_path / "boxing-times.json"
-    path.write_text(json.dumps(scenario))
-    return path, cases
+    numbers, and a case per copy, its mule moves kept. (The same case reported 20 times is one
+    chase: the hub links the repeats to the first and does not stop the same transfers again.)"""
+    return scenario_copies(copies, tmp_path, case_prefix="KILL", keep_moves=True)
 
 
 def private_env(tmp_path: Path, address: str, scenario: str = "boxing") -> dict[str, str]:
