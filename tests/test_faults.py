@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from bench.throughput import holds_by_case as holds_in
 from bench.throughput import scenario_copies
-from sandbox.ledger import Ledger
 from stopline import config
 from stopline.casefile import rebase_report, report_from_dict
 from stopline.cli import CHASE_DONE, hub_client
@@ -77,15 +77,7 @@ async def wait_until(check, within: float, every: float = 0.1, what: str = "cond
 
 def holds_by_case(stack: Stack) -> dict[str, list]:
     """Every hold the sandbox banks applied, read from their SQLite ledgers, by case."""
-    out: dict[str, list] = {}
-    for inst_id in BANKS:
-        ledger = Ledger(stack.settings.data_dir / "sandbox" / f"{inst_id}.db", inst_id)
-        try:
-            for hold in ledger.holds():
-                out.setdefault(hold.case_id, []).append(hold)
-        finally:
-            ledger.close()
-    return out
+    return holds_in(stack.settings.data_dir)
 
 
 async def audit_verifies(env: dict[str, str]) -> None:
