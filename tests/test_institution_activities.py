@@ -596,6 +596,53 @@ async def test_bank_too_slow_to_answer_is_retried(hub):
     assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and caught.value.retryable
 
 
+async def test_a_slow_bank_cut_off_at_the_first_call_is_heard_by_a_later_one(hub):
+    """The deadline doubles per call (0.2 s, 0.4 s, 0.8 s here): a bank answering in 0.5 s is cut
+    off at calls 1 and 2 and heard at call 3, whose answer counts 3 calls. A local first try
+    (prior_attempts=1) makes the regular activity's first call the second."""
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    hub.bank.delay = 0.5
+    hub.use_bank_timeout(0.2)
+    for attempt in (1, 2):
+        with pytest.raises(InstitutionError) as caught:
+            await request(hub, req, attempt)
+        assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and caught.value.retryable
+    result = await request(hub, req, 3)
+    assert result.outcome is StopOutcome.HELD and result.attempts == 3
+    result = await request(hub, dataclasses.replace(req, prior_attempts=2), 1)  # call 3 again
+    assert result.outcome is StopOutcome.HELD and result.attempts == 3
+
+
+def test_a_calls_deadline_doubles_per_attempt_up_to_a_minute():
+    from adapters.channels import MAX_TIMEOUT_SECONDS, call_deadline
+
+    assert [call_deadline(5.0, n) for n in range(1, 7)] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
+    assert MAX_TIMEOUT_SECONDS == 60.0
+    assert call_deadline(90.0, 3) == 90.0  # a first deadline set above the cap is kept, not cut
+
+
+async def test_a_call_still_waiting_heartbeats_so_a_dead_worker_is_noticed(hub):
+    """A call that waits on its bank tells Temporal the worker is alive every 2 s (the heartbeat
+    timeout, 10 s, then notices a dead worker however long the call may run); a quick call sends
+    none."""
+    from activities.exchange import WAITING_HEARTBEAT_SECONDS
+
+    req = order()
+    hub.bank.answer = answer(req, HELD)
+    beats: list[float] = []
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, activity_type=REQUEST_STOP_PAYMENT, workflow_id=f"case-{CASE_ID}")
+    env.on_heartbeat = lambda *details: beats.append(asyncio.get_running_loop().time())
+    await env.run(hub.activities.request_stop_payment, req)
+    assert beats == []
+    hub.bank.delay = 2 * WAITING_HEARTBEAT_SECONDS + 0.5
+    hub.use_bank_timeout(10.0)
+    result = await env.run(hub.activities.request_stop_payment, req)  # the same order, answered slowly
+    assert result.outcome is StopOutcome.HELD
+    assert len(beats) == 2
+
+
 @pytest.mark.parametrize("attempt", [1, HEALABLE_ATTEMPTS])
 @pytest.mark.parametrize(
     "code",
