@@ -111,6 +111,18 @@ DEFAULT_PAGE_SIZE = 100
 # Reading a running case asks its worker. A worker busy with a thousand-account chase may take
 # seconds to answer; with no worker at all, say so before the client's 10 s deadline.
 QUERY_TIMEOUT = timedelta(seconds=6)
+# What the answer needs to get back to the caller once the workflow has answered (or not).
+ANSWER_MARGIN = timedelta(seconds=1)
+
+
+def query_timeout(context: grpc.aio.ServicerContext) -> timedelta:
+    """QUERY_TIMEOUT, or less when the caller's own deadline is nearer: on a busy hub the steps
+    before the query (the envelope, the audit log, describing the workflow) can take seconds, and
+    "cannot be read now" must still reach the caller before it gives up."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return QUERY_TIMEOUT
+    return max(timedelta(milliseconds=200), min(QUERY_TIMEOUT, timedelta(seconds=remaining) - ANSWER_MARGIN))
 MAX_PAGE_SIZE = 500
 MAX_QUERY_BYTES = 4096
 MAX_PROBLEM_CHARS = 1000
@@ -475,12 +487,22 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             if e.status == RPCStatusCode.NOT_FOUND:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"no case {query.case_id!r}")
             raise
+        budget = query_timeout(context)
         try:
-            if description.status == WorkflowExecutionStatus.COMPLETED:
-                # A finished case answers from its result: no worker needed to replay it.
-                view = await handle.result(rpc_timeout=QUERY_TIMEOUT)
-            else:
-                view = await handle.query("status", result_type=CaseView, rpc_timeout=QUERY_TIMEOUT)
+            # The whole wait is bounded, not only each try: Temporal's client tries a query again
+            # when one times out.
+            async with asyncio.timeout(budget.total_seconds()):
+                if description.status == WorkflowExecutionStatus.COMPLETED:
+                    # A finished case answers from its result: no worker needed to replay it.
+                    view = await handle.result(rpc_timeout=budget)
+                else:
+                    view = await handle.query("status", result_type=CaseView, rpc_timeout=budget)
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"case {query.case_id!r} cannot be read now (is a worker running on task queue "
+                f"{self._task_queue!r}?): no answer within {budget.total_seconds():.1f} s",
+            )
         except (RPCError, WorkflowFailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,

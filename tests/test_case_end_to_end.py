@@ -424,6 +424,17 @@ async def test_case_without_a_worker_is_reported_unavailable_quickly(client, tmp
             await w.hub.get_case("BX-NOWORKER")
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "is a worker running" in err.value.details()
+        # A caller with a deadline shorter than the gateway's 6 s for the query hears why too,
+        # before its own deadline: the gateway waits on the workflow only as long as the caller.
+        from stopline.hubclient import HubClient
+
+        hasty = HubClient(w.gateway_address, w.registry, w.keys[POLICE], w.tls[POLICE], timeout_seconds=3.0)
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await hasty.get_case("BX-NOWORKER")
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value
+        finally:
+            await hasty.close()
         await client.get_workflow_handle("case-BX-NOWORKER").terminate()
 
 
