@@ -39,11 +39,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import AnswerClock, BareFanOut, BareSequence, bare_worker, ratio, summary
-from bench.throughput import STOPLINE, Processes, free_port, hub_env, scenario_copies
+from bench.throughput import STOPLINE, Processes, hub_env, scenario_copies
 from stopline import config
 from stopline.casefile import report_from_dict
 from stopline.cli import hub_client
-from stopline.embedded import DevServer
+from stopline.embedded import DevServer, free_port
 from stopline.stack import Stack, load_scenario_and_keys
 from trust.registry import Registry
 
